@@ -1,0 +1,10 @@
+/**
+ * The config block of every driver kind, registered explicitly in one place (model: Telegraf
+ * plugins/inputs/all). A new driver adds its schema here and its factory in drivers/index.ts;
+ * the core schema in config/schema.ts needs no change.
+ *
+ * Each schema is a strict zod object whose `driver` field is a literal (the discriminator).
+ */
+import { modbusDriverSchema } from "./modbus/schema.js";
+
+export const driverSchemas = [modbusDriverSchema] as const;
