@@ -10,5 +10,8 @@ export interface RunOptions {
 }
 
 export async function runAgent(_config: Config, _opts: RunOptions): Promise<void> {
-  throw new EdgeError(ErrorCode.DriverStart, "the agent cannot run yet: the store-and-forward pipeline is not built");
+  throw new EdgeError(
+    ErrorCode.DriverStart,
+    "the agent cannot run yet: the store-and-forward pipeline is not built",
+  );
 }

@@ -44,7 +44,14 @@ export function createLogger(opts: LogOptions = {}): Logger {
   if (pretty) {
     return pino({
       ...base,
-      transport: { target: "pino-pretty", options: { colorize: !process.env.NO_COLOR, translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname" } },
+      transport: {
+        target: "pino-pretty",
+        options: {
+          colorize: !process.env.NO_COLOR,
+          translateTime: "SYS:HH:MM:ss.l",
+          ignore: "pid,hostname",
+        },
+      },
     });
   }
   return pino(base, pino.destination({ sync: false }));

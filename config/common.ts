@@ -13,10 +13,20 @@ export const topicSegment = z
   });
 
 export function intRange(min: number, max: number) {
-  return z.number({ error: `expected integer ${min}..${max}` }).int({ error: `expected integer ${min}..${max}` }).min(min, { error: `expected integer ${min}..${max}` }).max(max, { error: `expected integer ${min}..${max}` });
+  return z
+    .number({ error: `expected integer ${min}..${max}` })
+    .int({ error: `expected integer ${min}..${max}` })
+    .min(min, { error: `expected integer ${min}..${max}` })
+    .max(max, { error: `expected integer ${min}..${max}` });
 }
 
-const durationUnits: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const durationUnits: Record<string, number> = {
+  ms: 1,
+  s: 1_000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+};
 
 /**
  * A duration with an explicit unit: "200ms", "10s", "15m", "2h", "7d". A bare number is refused:
@@ -36,7 +46,12 @@ export const duration = z
 
 /** Milliseconds → the compact string form accepted by `duration` (for defaults and docs). */
 export function formatDuration(ms: number): string {
-  for (const [u, f] of [["d", 86_400_000], ["h", 3_600_000], ["m", 60_000], ["s", 1_000]] as const) {
+  for (const [u, f] of [
+    ["d", 86_400_000],
+    ["h", 3_600_000],
+    ["m", 60_000],
+    ["s", 1_000],
+  ] as const) {
     if (ms % f === 0 && ms >= f) return `${ms / f}${u}`;
   }
   return `${ms}ms`;
@@ -47,24 +62,121 @@ export function formatDuration(ms: number): string {
  * Validation keeps "kwh" or "°C" from reaching the hypervisor.
  */
 export const senmlUnits = [
-  "m", "kg", "g", "s", "A", "K", "cd", "mol", "Hz", "rad", "sr", "N", "Pa", "J", "W", "C", "V",
-  "F", "Ohm", "S", "Wb", "T", "H", "Cel", "lm", "lx", "Bq", "Gy", "Sv", "kat", "m2", "m3", "l",
-  "m/s", "m/s2", "m3/s", "l/s", "W/m2", "cd/m2", "bit", "bit/s", "lat", "lon", "pH", "dB", "dBW",
-  "Bspl", "count", "/", "%", "%RH", "%EL", "EL", "1/s", "1/min", "beat/min", "beats", "S/m", "B",
-  "VA", "VAs", "var", "vars", "J/m", "kg/m3", "deg",
+  "m",
+  "kg",
+  "g",
+  "s",
+  "A",
+  "K",
+  "cd",
+  "mol",
+  "Hz",
+  "rad",
+  "sr",
+  "N",
+  "Pa",
+  "J",
+  "W",
+  "C",
+  "V",
+  "F",
+  "Ohm",
+  "S",
+  "Wb",
+  "T",
+  "H",
+  "Cel",
+  "lm",
+  "lx",
+  "Bq",
+  "Gy",
+  "Sv",
+  "kat",
+  "m2",
+  "m3",
+  "l",
+  "m/s",
+  "m/s2",
+  "m3/s",
+  "l/s",
+  "W/m2",
+  "cd/m2",
+  "bit",
+  "bit/s",
+  "lat",
+  "lon",
+  "pH",
+  "dB",
+  "dBW",
+  "Bspl",
+  "count",
+  "/",
+  "%",
+  "%RH",
+  "%EL",
+  "EL",
+  "1/s",
+  "1/min",
+  "beat/min",
+  "beats",
+  "S/m",
+  "B",
+  "VA",
+  "VAs",
+  "var",
+  "vars",
+  "J/m",
+  "kg/m3",
+  "deg",
   // RFC 8798 secondary units
-  "ms", "min", "h", "MHz", "kW", "kVA", "kvar", "Ah", "Wh", "kWh", "varh", "kvarh", "kVAh",
-  "Wh/km", "KiB", "GB", "Mbit/s", "B/s", "MB/s", "mV", "mA", "dBm", "ug/m3", "mm/h", "m3/h",
-  "ppm", "/100", "/1000", "hPa", "mm", "cm", "km", "km/h", "l/h", "VAh", "VArh",
+  "ms",
+  "min",
+  "h",
+  "MHz",
+  "kW",
+  "kVA",
+  "kvar",
+  "Ah",
+  "Wh",
+  "kWh",
+  "varh",
+  "kvarh",
+  "kVAh",
+  "Wh/km",
+  "KiB",
+  "GB",
+  "Mbit/s",
+  "B/s",
+  "MB/s",
+  "mV",
+  "mA",
+  "dBm",
+  "ug/m3",
+  "mm/h",
+  "m3/h",
+  "ppm",
+  "/100",
+  "/1000",
+  "hPa",
+  "mm",
+  "cm",
+  "km",
+  "km/h",
+  "l/h",
+  "VAh",
+  "VArh",
 ] as const;
 
 export const senmlUnit = z.enum(senmlUnits, {
-  error: "expected a SenML unit symbol (RFC 8428 §12.1 / RFC 8798), e.g. W, Wh, kWh, V, A, Cel, %RH, m3, ppm, lx",
+  error:
+    "expected a SenML unit symbol (RFC 8428 §12.1 / RFC 8798), e.g. W, Wh, kWh, V, A, Cel, %RH, m3, ppm, lx",
 });
 
 /** Absolute deadband as a number, or a percentage of the last sent value as "2%". */
 export const deadband = z.union([
-  z.number({ error: 'expected an absolute deadband (number >= 0) or a percentage like "2%"' }).min(0),
+  z
+    .number({ error: 'expected an absolute deadband (number >= 0) or a percentage like "2%"' })
+    .min(0),
   z.string().regex(/^\d+(\.\d+)?%$/, {
     error: 'expected an absolute deadband (number >= 0) or a percentage like "2%"',
   }),
@@ -77,16 +189,25 @@ export type Deadband = z.infer<typeof deadband>;
  * `writable`/`min`/`max` are the allow-list the command router enforces.
  */
 export const pointBase = {
-  id: topicSegment.describe("Point id, unique within its device; the SenML name is <device>/<point>."),
+  id: topicSegment.describe(
+    "Point id, unique within its device; the SenML name is <device>/<point>.",
+  ),
   description: z.string().optional().describe("Free text for technicians and the inventory."),
   unit: senmlUnit.optional().describe("SenML unit symbol of the scaled value."),
   deadband: deadband
     .optional()
-    .describe('Report by exception: send only when the value moved by this much (number) or this share ("2%") since the last sent value.'),
+    .describe(
+      'Report by exception: send only when the value moved by this much (number) or this share ("2%") since the last sent value.',
+    ),
   max_interval: duration
     .optional()
-    .describe("Send the value at least this often even when it did not change (e.g. \"15m\")."),
-  writable: z.boolean().default(false).describe("Allow writes through the command router. Default false: nothing is writable unless declared."),
+    .describe('Send the value at least this often even when it did not change (e.g. "15m").'),
+  writable: z
+    .boolean()
+    .default(false)
+    .describe(
+      "Allow writes through the command router. Default false: nothing is writable unless declared.",
+    ),
   min: z.number().optional().describe("Lowest value a write may set (and a plausible reading)."),
   max: z.number().optional().describe("Highest value a write may set."),
 };
@@ -95,7 +216,10 @@ export const pointBase = {
 export const deviceBase = {
   id: topicSegment.describe("Device id, unique in the gateway; first part of every SenML name."),
   name: z.string().optional().describe("Human name shown to technicians and in the inventory."),
-  enabled: z.boolean().default(true).describe("A disabled device is kept in the config but not polled."),
+  enabled: z
+    .boolean()
+    .default(true)
+    .describe("A disabled device is kept in the config but not polled."),
 };
 
 /** Fields every driver instance has. */

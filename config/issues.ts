@@ -57,7 +57,10 @@ function closest(key: string, allowed: readonly string[]): string | undefined {
 /** Keys a strict object at `path` accepts, found by walking the schema (for suggestions). */
 export type AllowedKeys = (path: readonly PropertyKey[]) => readonly string[];
 
-export function formatIssues(issues: readonly z.core.$ZodIssue[], allowedKeys?: AllowedKeys): ConfigProblem[] {
+export function formatIssues(
+  issues: readonly z.core.$ZodIssue[],
+  allowedKeys?: AllowedKeys,
+): ConfigProblem[] {
   const out: ConfigProblem[] = [];
   for (const issue of issues) {
     if (issue.code === "unrecognized_keys") {
@@ -76,7 +79,8 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[], allowedKeys?: 
       // already ends with the discriminator key and `input` is the whole object.
       const key = String(issue.discriminator);
       const input = (issue as { input?: unknown }).input;
-      const got = input && typeof input === "object" ? (input as Record<string, unknown>)[key] : input;
+      const got =
+        input && typeof input === "object" ? (input as Record<string, unknown>)[key] : input;
       out.push({
         path: formatPath(issue.path),
         message: `expected one of ${(issue.options as unknown[]).map(String).join(", ")}, got ${describeInput(got)}`,

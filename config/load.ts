@@ -36,10 +36,7 @@ export function validateConfigObject(raw: unknown, source: string, ctx: RefConte
   const result = configSchema.safeParse(resolved, { reportInput: true });
   if (!result.success) {
     problems.push(
-      ...formatIssues(
-        result.error.issues,
-        (p) => allowedKeysAt(configSchema, resolved, p),
-      ),
+      ...formatIssues(result.error.issues, (p) => allowedKeysAt(configSchema, resolved, p)),
     );
   }
   if (problems.length > 0) throw configError(source, problems);
@@ -47,19 +44,35 @@ export function validateConfigObject(raw: unknown, source: string, ctx: RefConte
 }
 
 /** Parse YAML text; YAML syntax errors are reported with line and column. */
-export function parseConfigText(text: string, source: string, opts: LoadOptions & { baseDir: string }): Config {
+export function parseConfigText(
+  text: string,
+  source: string,
+  opts: LoadOptions & { baseDir: string },
+): Config {
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     throw configError(
       source,
-      doc.errors.map((e) => ({ path: e.linePos ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : "(yaml)", message: e.message.split("\n")[0]! })),
+      doc.errors.map((e) => ({
+        path: e.linePos ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : "(yaml)",
+        message: e.message.split("\n")[0]!,
+      })),
     );
   }
   if (!isMap(doc.contents) && !isSeq(doc.contents) && doc.contents !== null) {
-    throw configError(source, [{ path: "(root)", message: "expected a YAML mapping with version, gateway, uplink … at the top level" }]);
+    throw configError(source, [
+      {
+        path: "(root)",
+        message: "expected a YAML mapping with version, gateway, uplink … at the top level",
+      },
+    ]);
   }
   const raw: unknown = doc.toJS() ?? {};
-  return validateConfigObject(raw, source, { env: opts.env ?? process.env, baseDir: opts.baseDir, ...(opts.readFile ? { readFile: opts.readFile } : {}) });
+  return validateConfigObject(raw, source, {
+    env: opts.env ?? process.env,
+    baseDir: opts.baseDir,
+    ...(opts.readFile ? { readFile: opts.readFile } : {}),
+  });
 }
 
 export function loadConfigFile(file: string, opts: LoadOptions = {}): Config {
@@ -69,7 +82,14 @@ export function loadConfigFile(file: string, opts: LoadOptions = {}): Config {
     text = (opts.readFile ?? ((p) => readFileSync(p, "utf8")))(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    const why = code === "ENOENT" ? "does not exist — pass --config FILE or create /etc/eclor-edge/config.yaml" : code === "EACCES" ? "is not readable by this user" : code === "EISDIR" ? "is a directory, expected a YAML file" : String((e as Error).message);
+    const why =
+      code === "ENOENT"
+        ? "does not exist — pass --config FILE or create /etc/eclor-edge/config.yaml"
+        : code === "EACCES"
+          ? "is not readable by this user"
+          : code === "EISDIR"
+            ? "is a directory, expected a YAML file"
+            : String((e as Error).message);
     throw new EdgeError(ErrorCode.ConfigUnreadable, `config file ${path} ${why}`, { path });
   }
   return parseConfigText(text, path, { ...opts, baseDir: dirname(path) });

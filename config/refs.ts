@@ -19,26 +19,45 @@ export interface RefContext {
 
 const ENV_RE = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
-export function resolveRefs(value: unknown, ctx: RefContext, problems: ConfigProblem[], path: PropertyKey[] = []): unknown {
+export function resolveRefs(
+  value: unknown,
+  ctx: RefContext,
+  problems: ConfigProblem[],
+  path: PropertyKey[] = [],
+): unknown {
   if (typeof value === "string") return resolveString(value, ctx, problems, path);
   if (Array.isArray(value)) return value.map((v, i) => resolveRefs(v, ctx, problems, [...path, i]));
   if (value !== null && typeof value === "object") {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = resolveRefs(v, ctx, problems, [...path, k]);
+    for (const [k, v] of Object.entries(value))
+      out[k] = resolveRefs(v, ctx, problems, [...path, k]);
     return out;
   }
   return value;
 }
 
-function resolveString(s: string, ctx: RefContext, problems: ConfigProblem[], path: PropertyKey[]): string {
+function resolveString(
+  s: string,
+  ctx: RefContext,
+  problems: ConfigProblem[],
+  path: PropertyKey[],
+): string {
   if (s.startsWith("file:")) {
     const rel = s.slice(5);
     const file = isAbsolute(rel) ? rel : resolve(ctx.baseDir, rel);
     try {
       return (ctx.readFile ?? ((p) => readFileSync(p, "utf8")))(file).replace(/\r?\n$/, "");
     } catch (e) {
-      const why = (e as NodeJS.ErrnoException).code === "ENOENT" ? "does not exist" : (e as NodeJS.ErrnoException).code === "EACCES" ? "is not readable by this user" : String((e as Error).message);
-      problems.push({ path: formatPath(path), message: `file reference ${file} ${why} — create it or fix the path` });
+      const why =
+        (e as NodeJS.ErrnoException).code === "ENOENT"
+          ? "does not exist"
+          : (e as NodeJS.ErrnoException).code === "EACCES"
+            ? "is not readable by this user"
+            : String((e as Error).message);
+      problems.push({
+        path: formatPath(path),
+        message: `file reference ${file} ${why} — create it or fix the path`,
+      });
       return s;
     }
   }
@@ -47,7 +66,10 @@ function resolveString(s: string, ctx: RefContext, problems: ConfigProblem[], pa
     const v = ctx.env[name!];
     if (v !== undefined && v !== "") return v;
     if (def !== undefined) return def;
-    problems.push({ path: formatPath(path), message: `environment variable ${name} is not set — export it (e.g. in the systemd unit's Environment= or an EnvironmentFile) or write \${${name}:-default}` });
+    problems.push({
+      path: formatPath(path),
+      message: `environment variable ${name} is not set — export it (e.g. in the systemd unit's Environment= or an EnvironmentFile) or write \${${name}:-default}`,
+    });
     return whole;
   });
 }

@@ -6,29 +6,50 @@
  */
 import { z } from "zod";
 import { driverSchemas } from "../drivers/schemas.js";
+import { commandsConfigSchema } from "../agent/commands/config-schema.js";
 import { intRange, topicSegment } from "./common.js";
 
 export const CONFIG_VERSION = 1;
 
 const gateway = z.strictObject({
-  id: topicSegment.describe("Gateway id: unique in the territory, used in every MQTT topic (eclor/v1/<id>/…)."),
+  id: topicSegment.describe(
+    "Gateway id: unique in the territory, used in every MQTT topic (eclor/v1/<id>/…).",
+  ),
   name: z.string().optional().describe("Human name, e.g. 'Mairie de Volmerange'."),
   commune: z.string().optional().describe("Commune (name or INSEE code)."),
   location: z
     .strictObject({
-      lat: z.number({ error: "expected latitude in degrees -90..90" }).min(-90, { error: "expected latitude in degrees -90..90" }).max(90, { error: "expected latitude in degrees -90..90" }),
-      lon: z.number({ error: "expected longitude in degrees -180..180" }).min(-180, { error: "expected longitude in degrees -180..180" }).max(180, { error: "expected longitude in degrees -180..180" }),
+      lat: z
+        .number({ error: "expected latitude in degrees -90..90" })
+        .min(-90, { error: "expected latitude in degrees -90..90" })
+        .max(90, { error: "expected latitude in degrees -90..90" }),
+      lon: z
+        .number({ error: "expected longitude in degrees -180..180" })
+        .min(-180, { error: "expected longitude in degrees -180..180" })
+        .max(180, { error: "expected longitude in degrees -180..180" }),
     })
     .optional()
     .describe("WGS84 position of the box."),
 });
 
 const tls = z.strictObject({
-  ca: z.string().optional().describe("Path of the CA certificate (PEM) the broker's certificate must chain to."),
-  cert: z.string().optional().describe("Path of this gateway's client certificate (PEM), for mTLS."),
+  ca: z
+    .string()
+    .optional()
+    .describe("Path of the CA certificate (PEM) the broker's certificate must chain to."),
+  cert: z
+    .string()
+    .optional()
+    .describe("Path of this gateway's client certificate (PEM), for mTLS."),
   key: z.string().optional().describe("Path of this gateway's private key (PEM), for mTLS."),
-  reject_unauthorized: z.boolean().default(true).describe("Verify the broker certificate. Only set false in a lab."),
-  servername: z.string().optional().describe("TLS server name (SNI) when it differs from the URL host."),
+  reject_unauthorized: z
+    .boolean()
+    .default(true)
+    .describe("Verify the broker certificate. Only set false in a lab."),
+  servername: z
+    .string()
+    .optional()
+    .describe("TLS server name (SNI) when it differs from the URL host."),
 });
 
 const uplink = z.strictObject({
@@ -38,34 +59,78 @@ const uplink = z.strictObject({
       error: "expected a broker URL like mqtt://host:1883 or mqtts://host:8883",
     })
     .describe("MQTT broker of the hypervisor."),
-  client_id: z.string().min(1).max(128).optional().describe("MQTT client id; default: the gateway id."),
-  protocol_version: z.union([z.literal(5), z.literal(4)], { error: "expected 5 (MQTT 5) or 4 (MQTT 3.1.1)" }).default(5).describe("MQTT protocol: 5 (default) or 4 for 3.1.1 brokers."),
+  client_id: z
+    .string()
+    .min(1)
+    .max(128)
+    .optional()
+    .describe("MQTT client id; default: the gateway id."),
+  protocol_version: z
+    .union([z.literal(5), z.literal(4)], { error: "expected 5 (MQTT 5) or 4 (MQTT 3.1.1)" })
+    .default(5)
+    .describe("MQTT protocol: 5 (default) or 4 for 3.1.1 brokers."),
   username: z.string().optional().describe('User name; may be "${ENV_VAR}" or "file:/path".'),
-  password: z.string().optional().describe('Password; keep it out of the file with "${ENV_VAR}" or "file:/path".'),
+  password: z
+    .string()
+    .optional()
+    .describe('Password; keep it out of the file with "${ENV_VAR}" or "file:/path".'),
   tls: tls.optional(),
   prefix: z
     .string()
-    .regex(/^[^#+\s]+[^/#+\s]$/, { error: "expected topic levels without wildcards or a trailing '/', e.g. eclor/v1" })
+    .regex(/^[^#+\s]+[^/#+\s]$/, {
+      error: "expected topic levels without wildcards or a trailing '/', e.g. eclor/v1",
+    })
     .default("eclor/v1")
     .describe("Topic prefix; topics are <prefix>/<gateway id>/…"),
-  keepalive_s: intRange(5, 3600).default(30).describe("MQTT keepalive in seconds; a half-open link is detected after 1.5× this."),
-  reconnect_min_ms: intRange(100, 600_000).default(1000).describe("First reconnect delay (ms); doubles up to reconnect_max_ms, with jitter."),
-  reconnect_max_ms: intRange(1000, 3_600_000).default(60_000).describe("Cap of the reconnect delay (ms)."),
-  batch_size: intRange(1, 10_000).default(500).describe("Readings per telemetry message (also bounded by the broker's maximum packet size)."),
-  inflight: intRange(1, 1000).default(16).describe("Telemetry messages in flight (awaiting PUBACK) at once."),
+  keepalive_s: intRange(5, 3600)
+    .default(30)
+    .describe("MQTT keepalive in seconds; a half-open link is detected after 1.5× this."),
+  reconnect_min_ms: intRange(100, 600_000)
+    .default(1000)
+    .describe("First reconnect delay (ms); doubles up to reconnect_max_ms, with jitter."),
+  reconnect_max_ms: intRange(1000, 3_600_000)
+    .default(60_000)
+    .describe("Cap of the reconnect delay (ms)."),
+  batch_size: intRange(1, 10_000)
+    .default(500)
+    .describe("Readings per telemetry message (also bounded by the broker's maximum packet size)."),
+  inflight: intRange(1, 1000)
+    .default(16)
+    .describe("Telemetry messages in flight (awaiting PUBACK) at once."),
 });
 
 const store = z.strictObject({
   path: z.string().optional().describe("SQLite file; default <state_dir>/store.db."),
-  max_bytes: z.number().int().min(1_048_576, { error: "expected at least 1048576 (1 MiB)" }).default(512 * 1024 * 1024).describe("Upper bound of the outbox size in bytes; when reached, the oldest lowest-priority readings are dropped and a gap event is queued."),
-  flush_ms: intRange(1, 60_000).default(200).describe("Group commit: flush buffered readings at least this often (ms)."),
-  flush_count: intRange(1, 100_000).default(1000).describe("Group commit: flush as soon as this many readings are buffered."),
-  history_days: z.number().min(0).max(3650).default(30).describe("Days sent readings stay queryable for history/replay."),
-  cleanup_interval_ms: intRange(1000, 86_400_000).default(3_600_000).describe("How often expired history is deleted (ms)."),
+  max_bytes: z
+    .number()
+    .int()
+    .min(1_048_576, { error: "expected at least 1048576 (1 MiB)" })
+    .default(512 * 1024 * 1024)
+    .describe(
+      "Upper bound of the outbox size in bytes; when reached, the oldest lowest-priority readings are dropped and a gap event is queued.",
+    ),
+  flush_ms: intRange(1, 60_000)
+    .default(200)
+    .describe("Group commit: flush buffered readings at least this often (ms)."),
+  flush_count: intRange(1, 100_000)
+    .default(1000)
+    .describe("Group commit: flush as soon as this many readings are buffered."),
+  history_days: z
+    .number()
+    .min(0)
+    .max(3650)
+    .default(30)
+    .describe("Days sent readings stay queryable for history/replay."),
+  cleanup_interval_ms: intRange(1000, 86_400_000)
+    .default(3_600_000)
+    .describe("How often expired history is deleted (ms)."),
 });
 
 const control = z.strictObject({
-  socket: z.string().default("/run/eclor-edge/control.sock").describe("Unix socket of the local control API (mode 0660)."),
+  socket: z
+    .string()
+    .default("/run/eclor-edge/control.sock")
+    .describe("Unix socket of the local control API (mode 0660)."),
 });
 
 const log = z.strictObject({
@@ -77,14 +142,27 @@ const driverUnion = z.discriminatedUnion("driver", driverSchemas);
 export const configSchema = z
   .strictObject({
     $schema: z.string().optional().describe("Editor hint: path or URL of config/schema.json."),
-    version: z.literal(CONFIG_VERSION, { error: `expected ${CONFIG_VERSION} (the config file format version)` }).describe("Config file format version."),
+    version: z
+      .literal(CONFIG_VERSION, {
+        error: `expected ${CONFIG_VERSION} (the config file format version)`,
+      })
+      .describe("Config file format version."),
     gateway,
-    state_dir: z.string().default("/var/lib/eclor-edge").describe("Directory of the store and other durable state."),
+    state_dir: z
+      .string()
+      .default("/var/lib/eclor-edge")
+      .describe("Directory of the store and other durable state."),
     log: log.prefault({}),
     uplink,
     store: store.prefault({}),
     control: control.prefault({}),
-    drivers: z.array(driverUnion).default([]).describe("Field buses and listeners, each with its devices."),
+    commands: commandsConfigSchema
+      .prefault({})
+      .describe("Command router limits, remote configuration and optional command signing."),
+    drivers: z
+      .array(driverUnion)
+      .default([])
+      .describe("Field buses and listeners, each with its devices."),
   })
   .superRefine((cfg, ctx) => {
     // Driver and device ids become topic segments and SQL keys: they must be unique.
@@ -92,12 +170,21 @@ export const configSchema = z
     const deviceIds = new Map<string, string>();
     cfg.drivers.forEach((d, i) => {
       if (driverIds.has(d.id)) {
-        ctx.addIssue({ code: "custom", path: ["drivers", i, "id"], message: `duplicate driver id "${d.id}" (already used by drivers[${driverIds.get(d.id)}])` });
+        ctx.addIssue({
+          code: "custom",
+          path: ["drivers", i, "id"],
+          message: `duplicate driver id "${d.id}" (already used by drivers[${driverIds.get(d.id)}])`,
+        });
       } else driverIds.set(d.id, i);
       d.devices.forEach((dev, j) => {
         const here = `drivers[${i}].devices[${j}]`;
         const prev = deviceIds.get(dev.id);
-        if (prev) ctx.addIssue({ code: "custom", path: ["drivers", i, "devices", j, "id"], message: `duplicate device id "${dev.id}" (already used by ${prev}); device ids must be unique in the gateway` });
+        if (prev)
+          ctx.addIssue({
+            code: "custom",
+            path: ["drivers", i, "devices", j, "id"],
+            message: `duplicate device id "${dev.id}" (already used by ${prev}); device ids must be unique in the gateway`,
+          });
         else deviceIds.set(dev.id, here);
       });
     });

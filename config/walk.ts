@@ -70,7 +70,8 @@ export function schemaAt(root: Any, data: unknown, path: readonly PropertyKey[])
     else if (d.type === "record") s = (d as { valueType?: Any }).valueType;
     else return undefined;
     if (s) s = unwrap(s);
-    cur = cur && typeof cur === "object" ? (cur as Record<string, unknown>)[String(seg)] : undefined;
+    cur =
+      cur && typeof cur === "object" ? (cur as Record<string, unknown>)[String(seg)] : undefined;
   }
   if (s && def(s).type === "union") {
     const o = pickOption(s, cur);
@@ -84,4 +85,3 @@ export function allowedKeysAt(root: Any, data: unknown, path: readonly PropertyK
   const shape = s ? def(s).shape : undefined;
   return shape ? Object.keys(shape) : [];
 }
-

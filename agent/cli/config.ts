@@ -7,7 +7,11 @@ import { DEFAULT_CONFIG_PATH } from "../paths.js";
 import { fail, green, printJson } from "./output.js";
 
 export function configJsonSchema(): unknown {
-  return z.toJSONSchema(configSchema, { io: "input", unrepresentable: "any", target: "draft-2020-12" });
+  return z.toJSONSchema(configSchema, {
+    io: "input",
+    unrepresentable: "any",
+    target: "draft-2020-12",
+  });
 }
 
 export function registerConfigCommands(program: Command): void {
@@ -26,7 +30,10 @@ export function registerConfigCommands(program: Command): void {
           const cfg = loadConfigFile(file);
           const devices = cfg.drivers.reduce((n, d) => n + d.devices.length, 0);
           results.push({ file, ok: true });
-          if (!opts.json) process.stdout.write(`${green("ok")} ${file}: gateway ${cfg.gateway.id}, ${cfg.drivers.length} driver(s), ${devices} device(s)\n`);
+          if (!opts.json)
+            process.stdout.write(
+              `${green("ok")} ${file}: gateway ${cfg.gateway.id}, ${cfg.drivers.length} driver(s), ${devices} device(s)\n`,
+            );
         } catch (e) {
           bad ??= e;
           const problems = (e as { details?: { problems?: unknown } }).details?.problems;
@@ -43,7 +50,9 @@ export function registerConfigCommands(program: Command): void {
 
   config
     .command("schema")
-    .description("Print the JSON Schema of the config file (for editors with a YAML language server)")
+    .description(
+      "Print the JSON Schema of the config file (for editors with a YAML language server)",
+    )
     .action(() => {
       try {
         process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);

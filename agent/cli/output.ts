@@ -25,11 +25,18 @@ export function fail(e: unknown, json = false): never {
   const code = isEdgeError(e) ? e.exitCode : 1;
   if (json) {
     const err = isEdgeError(e)
-      ? { code: e.codeName, ecode: e.code, message: e.text, ...(e.details ? { details: e.details } : {}) }
+      ? {
+          code: e.codeName,
+          ecode: e.code,
+          message: e.text,
+          ...(e.details ? { details: e.details } : {}),
+        }
       : { code: "Internal", message: describeError(e) };
     process.stdout.write(`${JSON.stringify({ ok: false, error: err }, null, 2)}\n`);
   } else {
-    process.stderr.write(`${useColor(process.stderr) ? "\u001b[31merror\u001b[39m" : "error"}: ${describeError(e)}\n`);
+    process.stderr.write(
+      `${useColor(process.stderr) ? "\u001b[31merror\u001b[39m" : "error"}: ${describeError(e)}\n`,
+    );
   }
   process.exit(code);
 }

@@ -21,7 +21,10 @@ export class Mosquitto {
   private proc?: ChildProcess;
   readonly dir = mkdtempSync(join(tmpdir(), "eclor-mosq-"));
   log = "";
-  private constructor(readonly port: number, private readonly opts: MosquittoOptions) {}
+  private constructor(
+    readonly port: number,
+    private readonly opts: MosquittoOptions,
+  ) {}
 
   static async start(opts: MosquittoOptions = {}): Promise<Mosquitto> {
     const m = new Mosquitto(opts.port ?? (await freePort()), opts);
@@ -35,8 +38,12 @@ export class Mosquitto {
 
   async start(): Promise<void> {
     const conf = join(this.dir, "mosquitto.conf");
-    const listener = this.opts.listenerConfig ?? `listener ${this.port} 127.0.0.1\nallow_anonymous true`;
-    writeFileSync(conf, `${listener}\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n${this.opts.extraConfig ?? ""}\n`);
+    const listener =
+      this.opts.listenerConfig ?? `listener ${this.port} 127.0.0.1\nallow_anonymous true`;
+    writeFileSync(
+      conf,
+      `${listener}\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n${this.opts.extraConfig ?? ""}\n`,
+    );
     const proc = spawn("mosquitto", ["-c", conf], { stdio: ["ignore", "ignore", "pipe"] });
     this.proc = proc;
     proc.stderr?.on("data", (d: Buffer) => {

@@ -9,13 +9,22 @@ import { join } from "node:path";
 import { waitFor } from "./ports.js";
 
 export class PtyPair {
-  private constructor(readonly a: string, readonly b: string, private readonly dir: string, private proc: ChildProcess) {}
+  private constructor(
+    readonly a: string,
+    readonly b: string,
+    private readonly dir: string,
+    private proc: ChildProcess,
+  ) {}
 
   static async open(): Promise<PtyPair> {
     const dir = mkdtempSync(join(tmpdir(), "eclor-pty-"));
     const a = join(dir, "ttyA");
     const b = join(dir, "ttyB");
-    const proc = spawn("socat", ["-d", "-d", `pty,raw,echo=0,link=${a}`, `pty,raw,echo=0,link=${b}`], { stdio: "ignore" });
+    const proc = spawn(
+      "socat",
+      ["-d", "-d", `pty,raw,echo=0,link=${a}`, `pty,raw,echo=0,link=${b}`],
+      { stdio: "ignore" },
+    );
     await waitFor(() => existsSync(a) && existsSync(b), 5000, "socat ptys");
     return new PtyPair(a, b, dir, proc);
   }
