@@ -7,6 +7,7 @@
 import { z } from "zod";
 import { driverSchemas } from "../drivers/schemas.js";
 import { commandsConfigSchema } from "../agent/commands/config-schema.js";
+import { provisioningConfigSchema } from "../agent/provision/config-schema.js";
 import { intRange, topicSegment } from "./common.js";
 
 export const CONFIG_VERSION = 1;
@@ -124,6 +125,19 @@ const store = z.strictObject({
   cleanup_interval_ms: intRange(1000, 86_400_000)
     .default(3_600_000)
     .describe("How often expired history is deleted (ms)."),
+  backfill_after_ms: intRange(1000, 31_536_000_000)
+    .default(3_600_000)
+    .describe(
+      "A reading acquired longer ago than this when it reaches the store (a meter's load profile, a late LoRaWAN frame) is historical backfill, sent after live telemetry (ms).",
+    ),
+  memory_max: intRange(1000, 10_000_000)
+    .default(100_000)
+    .describe(
+      "Readings held in memory while the database cannot be written (corrupt, disk full, read-only); beyond this the oldest are dropped and counted in a gap event.",
+    ),
+  retry_ms: intRange(100, 600_000)
+    .default(5000)
+    .describe("Retry interval (ms) for reopening or writing an unavailable database."),
 });
 
 const control = z.strictObject({
@@ -159,6 +173,9 @@ export const configSchema = z
     commands: commandsConfigSchema
       .prefault({})
       .describe("Command router limits, remote configuration and optional command signing."),
+    provisioning: provisioningConfigSchema
+      .optional()
+      .describe("Zero-touch enrolment with a provisioning bundle, and certificate renewal."),
     drivers: z
       .array(driverUnion)
       .default([])

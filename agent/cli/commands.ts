@@ -4,9 +4,13 @@
  */
 import type { Command } from "commander";
 import { registerConfigCommands } from "./config.js";
+import { registerProvisionCommand } from "./provision.js";
 import { registerRunCommand } from "./run.js";
+import { registerTechnicianCommands } from "./technician.js";
 
 export function registerCommands(program: Command): void {
   registerRunCommand(program);
+  registerProvisionCommand(program);
   registerConfigCommands(program);
+  registerTechnicianCommands(program);
 }

@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { duration, intRange } from "../../config/common.js";
+import { parsePublicKey } from "./signing.js";
 
 const signing = z.strictObject({
   public_key: z
@@ -12,6 +13,16 @@ const signing = z.strictObject({
         "expected the hypervisor's Ed25519 public key: PEM (BEGIN PUBLIC KEY) or base64 of the 32 raw key bytes",
     })
     .min(1)
+    .superRefine((text, ctx) => {
+      try {
+        parsePublicKey(text);
+      } catch (e) {
+        ctx.addIssue({
+          code: "custom",
+          message: `not a usable Ed25519 public key (${(e as Error).message}): give the PEM "-----BEGIN PUBLIC KEY-----…" or base64 of the 32 raw bytes`,
+        });
+      }
+    })
     .describe(
       'Ed25519 public key of the hypervisor: PEM ("-----BEGIN PUBLIC KEY-----…"), base64 of the DER SPKI, or base64 of the 32 raw bytes; may be "file:/etc/eclor-edge/hypervisor.pub".',
     ),

@@ -53,8 +53,7 @@ export interface StatusView {
 export type StoredReading = Reading & { seq?: number };
 
 export type TailItem =
-  | { kind: "reading"; reading: StoredReading }
-  | { kind: "event"; event: DriverEvent; seq?: number };
+  { kind: "reading"; reading: StoredReading } | { kind: "event"; event: DriverEvent; seq?: number };
 
 export interface WriteOutcome extends WriteResult {
   commandId: string;
@@ -113,7 +112,12 @@ export interface ControlBackend {
   latest(device?: string): StoredReading[];
   read(device: string, points?: string[]): Promise<Reading[]>;
   /** Through the command router, audited as a local technician action. */
-  write(req: { device: string; point: string; value: Value; commandId: string }): Promise<WriteOutcome>;
+  write(req: {
+    device: string;
+    point: string;
+    value: Value;
+    commandId: string;
+  }): Promise<WriteOutcome>;
   subscribe(fn: (item: TailItem) => void): () => void;
   bufferStats(): BufferStats;
   bufferExport(q: ExportQuery): Iterable<StoredReading>;

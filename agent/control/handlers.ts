@@ -80,12 +80,11 @@ export const unary: Record<string, Unary> = {
     devices: b.inventory().map((d) => d.id),
   }),
   status: (b) => b.status(),
-  devices: (b, p) => {
+  devices: async (b, p) => {
     const only = param.optString(p, "device");
     const inv = only ? [findDevice(b, only)] : b.inventory();
-    const statuses = new Map(
-      inventoryStatuses(b).map((s) => [s.id, s] as const),
-    );
+    const st = await b.status();
+    const statuses = new Map(st.drivers.flatMap((d) => d.devices).map((x) => [x.id, x] as const));
     return {
       devices: inv.map((d) => ({
         ...d,
@@ -106,12 +105,20 @@ export const unary: Record<string, Unary> = {
     checkPoints(dev, [point]);
     const raw = p?.value;
     if (typeof raw !== "number" && typeof raw !== "boolean" && typeof raw !== "string") {
-      throw new EdgeError(ErrorCode.UsageError, "params.value: expected a number, boolean or string");
+      throw new EdgeError(
+        ErrorCode.UsageError,
+        "params.value: expected a number, boolean or string",
+      );
     }
     const type = dev.points.find((x) => x.id === point)?.type;
     const commandId = param.optString(p, "commandId") ?? `local-${randomUUID()}`;
     const value = coerceValue(type, raw);
-    return { device: dev.id, point, value, ...(await b.write({ device: dev.id, point, value, commandId })) };
+    return {
+      device: dev.id,
+      point,
+      value,
+      ...(await b.write({ device: dev.id, point, value, commandId })),
+    };
   },
   "buffer.stats": (b) => b.bufferStats(),
   "buffer.purge": (b, p) => {
@@ -121,14 +128,6 @@ export const unary: Record<string, Unary> = {
   },
   buses: (b) => ({ buses: b.buses() }),
 };
-
-function inventoryStatuses(b: ControlBackend) {
-  // Device statuses come with the drivers' status; status() may be async, but the drivers'
-  // device lists are what devices needs: read them synchronously when available.
-  const s = b.status();
-  if (s instanceof Promise) return [];
-  return s.drivers.flatMap((d) => d.devices);
-}
 
 /** Skip-and-count while a slow client's socket holds more than this (acquisition never waits). */
 const TAIL_HIGH_WATER = 4 * 1024 * 1024;
@@ -143,7 +142,8 @@ export const streaming: Record<string, Streaming> = {
     return new Promise<never>(() => {
       const off = b.subscribe((item: TailItem) => {
         if (!s.open) return;
-        if (item.kind === "reading" && (!readings || (device && item.reading.device !== device))) return;
+        if (item.kind === "reading" && (!readings || (device && item.reading.device !== device)))
+          return;
         if (item.kind === "event" && (!events || (device && item.event.device !== device))) return;
         if (s.queued > TAIL_HIGH_WATER) {
           skipped++;
@@ -160,7 +160,8 @@ export const streaming: Record<string, Streaming> = {
   },
   logs: async (b, p, s) => {
     const ring = b.logs;
-    if (!ring) throw new EdgeError(ErrorCode.CommandFailed, "this agent keeps no log lines in memory");
+    if (!ring)
+      throw new EdgeError(ErrorCode.CommandFailed, "this agent keeps no log lines in memory");
     const lines = param.optNumber(p, "lines") ?? 100;
     const follow = param.optBool(p, "follow") ?? false;
     for (const e of ring.recent(lines)) await s.send(e);

@@ -39,7 +39,8 @@ export class LogRing {
 
   /** The last `count` lines (all kept lines when omitted). */
   recent(count?: number): LogEntry[] {
-    return count === undefined ? [...this.lines] : this.lines.slice(-Math.max(0, count));
+    if (count === undefined) return [...this.lines];
+    return count <= 0 ? [] : this.lines.slice(-count);
   }
 
   subscribe(fn: (e: LogEntry) => void): () => void {

@@ -14,7 +14,13 @@
  *   ← {"id":2,"ok":true,"result":{"cancelled":true}}
  *   ← {"id":3,"ok":true,"result":{"cancelled":true}}
  */
-import { EdgeError, ErrorCode, type ErrorCodeValue, describeError, isEdgeError } from "../errors.js";
+import {
+  EdgeError,
+  ErrorCode,
+  type ErrorCodeValue,
+  describeError,
+  isEdgeError,
+} from "../errors.js";
 
 export const PROTOCOL_VERSION = 1;
 
@@ -151,6 +157,6 @@ export const param = {
     if (!Array.isArray(v) || !v.every((x) => typeof x === "string")) {
       throw new EdgeError(ErrorCode.UsageError, `params.${name}: expected an array of strings`);
     }
-    return v as string[];
+    return v;
   },
 };

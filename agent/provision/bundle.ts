@@ -92,7 +92,9 @@ export const bundleSchema = z.strictObject({
       .describe("WGS84 position of the box."),
   }),
   platform: z.strictObject({
-    url: brokerUrl.describe("mTLS broker listener used once enrolled (client certificate required)."),
+    url: brokerUrl.describe(
+      "mTLS broker listener used once enrolled (client certificate required).",
+    ),
     enrolment_url: brokerUrl
       .optional()
       .describe("Enrolment listener (server TLS + enrolment identity); default: url."),
@@ -102,18 +104,30 @@ export const bundleSchema = z.strictObject({
         error: "expected topic levels without wildcards or a trailing '/', e.g. eclor/v1",
       })
       .default("eclor/v1")
-      .describe("Topic prefix; enrolment topics are <prefix>/enroll/<gateway id>/request|response."),
-    servername: z.string().optional().describe("TLS server name when it differs from the URL host."),
-    ca: pemCertificate.describe("Platform CA (PEM): the broker and every issued certificate chain to it."),
+      .describe(
+        "Topic prefix; enrolment topics are <prefix>/enroll/<gateway id>/request|response.",
+      ),
+    servername: z
+      .string()
+      .optional()
+      .describe("TLS server name when it differs from the URL host."),
+    ca: pemCertificate.describe(
+      "Platform CA (PEM): the broker and every issued certificate chain to it.",
+    ),
   }),
   enrolment: z.strictObject({
     token: z
       .string({ error: "expected the enrolment token given by the platform" })
       .min(16, { error: "expected the enrolment token given by the platform (16+ characters)" })
       .optional()
-      .describe("Single-use enrolment token. Deleted from the bundle once the gateway is enrolled."),
+      .describe(
+        "Single-use enrolment token. Deleted from the bundle once the gateway is enrolled.",
+      ),
     expires: isoDate.describe("Expiry of the token (ISO 8601 with zone)."),
-    username: z.string().optional().describe("Enrolment identity on the broker (ACL: enrolment topics only)."),
+    username: z
+      .string()
+      .optional()
+      .describe("Enrolment identity on the broker (ACL: enrolment topics only)."),
     password: z.string().optional().describe("Password of the enrolment identity."),
   }),
 });
@@ -151,7 +165,10 @@ export function parseBundleText(text: string, source: string): Bundle {
   const raw: unknown = doc.toJS();
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
     throw bundleError(source, [
-      { path: "(root)", message: "expected a YAML mapping with version, gateway, platform, enrolment" },
+      {
+        path: "(root)",
+        message: "expected a YAML mapping with version, gateway, platform, enrolment",
+      },
     ]);
   }
   return validateBundle(raw, source);

@@ -1,54 +1,185 @@
 /**
  * Config block of the Modbus driver. Addresses are 0-based register offsets (the number on the
  * wire), never the "4x0001"/"40001" reference numbers of some datasheets: see README.md.
+ *
+ * A device's point map comes from its `points`, from a shipped or local profile
+ * (`profile: eastron-sdm630`), or both (device points override profile points with the same id).
+ * Profiles are read and validated here, at config-validation time, so `eclor-edge config
+ * validate` reports a missing or broken profile with its file path.
  */
 import { z } from "zod";
 import { deviceBase, driverBase, duration, intRange, pointBase } from "../../config/common.js";
+import { loadProfile } from "./profiles.js";
 
 export const byteOrders = ["ABCD", "BADC", "CDAB", "DCBA"] as const;
+export type ByteOrder = (typeof byteOrders)[number];
 export const byteOrder = z.enum(byteOrders, {
-  error: "expected a byte/word order: ABCD (big-endian), DCBA (little-endian), BADC (byte-swapped), CDAB (word-swapped)",
+  error:
+    "expected a byte/word order: ABCD (big-endian), DCBA (little-endian), BADC (byte-swapped), CDAB (word-swapped)",
 });
 
 export const tables = ["coil", "discrete_input", "holding", "input"] as const;
-export const pointTypes = ["bool", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "string", "bit"] as const;
+export type Table = (typeof tables)[number];
+export const pointTypes = [
+  "bool",
+  "int16",
+  "uint16",
+  "int32",
+  "uint32",
+  "int64",
+  "uint64",
+  "float32",
+  "float64",
+  "string",
+  "bit",
+] as const;
+export type PointType = (typeof pointTypes)[number];
 
+const ADDRESS_MSG = "expected integer 0..65535 (0-based register offset, not a 4x/40001 reference)";
 const address = z
-  .number({ error: "expected integer 0..65535 (0-based register offset, not a 4x/40001 reference)" })
-  .int({ error: "expected integer 0..65535 (0-based register offset, not a 4x/40001 reference)" })
-  .min(0, { error: "expected integer 0..65535 (0-based register offset, not a 4x/40001 reference)" })
-  .max(65535, { error: "expected integer 0..65535 (0-based register offset, not a 4x/40001 reference)" });
+  .number({ error: ADDRESS_MSG })
+  .int({ error: ADDRESS_MSG })
+  .min(0, { error: ADDRESS_MSG })
+  .max(65535, { error: ADDRESS_MSG });
 
-export const modbusPointSchema = z.strictObject({
-  ...pointBase,
-  table: z.enum(tables, { error: "expected table coil, discrete_input, holding or input" }),
-  address,
-  type: z.enum(pointTypes, { error: `expected type ${pointTypes.join(", ")}` }).default("uint16"),
-  length: intRange(1, 123).optional().describe("Registers of a string point."),
-  bit: intRange(0, 15).optional().describe("Bit number (0 = least significant) of a `bit` point."),
-  order: byteOrder.optional().describe("Byte/word order; default: the device's."),
-  scale: z.number().default(1).describe("value = raw × scale + offset."),
-  offset: z.number().default(0),
-  labels: z.record(z.string(), z.string()).optional().describe("Enum labels: raw value → text."),
+export const isBitTable = (t: Table): boolean => t === "coil" || t === "discrete_input";
+
+const registerCount: Record<PointType, number> = {
+  bool: 1,
+  bit: 1,
+  int16: 1,
+  uint16: 1,
+  int32: 2,
+  uint32: 2,
+  float32: 2,
+  int64: 4,
+  uint64: 4,
+  float64: 4,
+  string: 1,
+};
+
+export const modbusPointSchema = z
+  .strictObject({
+    ...pointBase,
+    table: z.enum(tables, { error: "expected table coil, discrete_input, holding or input" }),
+    address,
+    type: z
+      .enum(pointTypes, { error: `expected type ${pointTypes.join(", ")}` })
+      .optional()
+      .describe("Value type; default bool for coil/discrete_input, uint16 for registers."),
+    length: intRange(1, 123).optional().describe("Registers of a string point (2 characters each)."),
+    bit: intRange(0, 15).optional().describe("Bit number (0 = least significant) of a `bit` point."),
+    order: byteOrder.optional().describe("Byte/word order; default: the device's."),
+    scale: z.number().default(1).describe("value = raw × scale + offset."),
+    offset: z.number().default(0),
+    labels: z.record(z.string(), z.string()).optional().describe("Enum labels: raw value → text."),
+  })
+  .superRefine((p, ctx) => {
+    const bad = (path: string, message: string) => ctx.addIssue({ code: "custom", path: [path], message });
+    const bitTable = isBitTable(p.table);
+    const type = p.type ?? (bitTable ? "bool" : "uint16");
+    if (bitTable && type !== "bool")
+      bad("type", `a ${p.table} holds one bit: use type bool (or leave type out), got ${type}`);
+    if (!bitTable && type === "bool")
+      bad("type", `type bool is for coil/discrete_input; for one bit of a register use type bit with bit: N`);
+    if (type === "bit" && p.bit === undefined) bad("bit", "missing: a bit point needs bit: 0..15");
+    if (type !== "bit" && p.bit !== undefined) bad("bit", "bit: is only for type bit");
+    if (type === "string" && p.length === undefined) bad("length", "missing: a string point needs length: N registers");
+    if (type !== "string" && p.length !== undefined) bad("length", "length: is only for type string");
+    if (p.writable && (p.table === "input" || p.table === "discrete_input"))
+      bad("writable", `${p.table === "input" ? "an input register" : "a discrete input"} is read-only in Modbus; writable points live in holding or coil`);
+    const size = type === "string" ? (p.length ?? 1) : registerCount[type];
+    if (p.address + size - 1 > 65535)
+      bad("address", `point spans ${size} registers from ${p.address}, past the last address 65535`);
+    if (p.scale === 0) bad("scale", "scale 0 would make every value equal to offset; use 1 for none");
+    if (p.min !== undefined && p.max !== undefined && p.min > p.max)
+      bad("min", `min ${p.min} is greater than max ${p.max}`);
+  })
+  .transform((p) => ({ ...p, type: p.type ?? ((isBitTable(p.table) ? "bool" : "uint16") as PointType) }));
+
+export type ModbusPointConfig = z.output<typeof modbusPointSchema>;
+
+const profileArray = z.strictObject({
+  name: z.string().regex(/^[a-z][a-z0-9_]*$/, { error: "expected a lower-case name like lamps" }),
+  count: intRange(1, 1024).describe("Instances; `{n}` in ids/descriptions becomes 0..count-1."),
+  stride: intRange(0, 4096).default(1).describe("Address step between instances."),
+  points: z.array(z.looseObject({})).min(1),
 });
 
-const devicePoints = z.array(modbusPointSchema);
-
-export const modbusDeviceSchema = z.strictObject({
-  ...deviceBase,
-  unit_id: intRange(0, 255).describe("Modbus unit (slave) id."),
-  profile: z.string().optional().describe("Device profile (drivers/modbus/profiles/<name>.yaml) providing the point map."),
-  poll_interval: duration.optional().describe("Default: the driver's poll_interval."),
-  byte_order: byteOrder.optional().describe("Default order of multi-register values; default: the driver's."),
-  max_gap: intRange(0, 124).optional().describe("Largest run of unmapped registers a coalesced read may span; 0 for devices that refuse reads across unmapped registers."),
-  points: devicePoints.default([]),
+/** A profile file: a reusable point map (see README, "Writing a profile"). */
+export const profileFileSchema = z.strictObject({
+  description: z.string().optional(),
+  manufacturer: z.string().optional(),
+  model: z.string().optional(),
+  reference: z.string().optional().describe("Datasheet or register-map document the map follows."),
+  byte_order: byteOrder.optional(),
+  max_gap: intRange(0, 124).optional(),
+  points: z.array(modbusPointSchema).default([]),
+  arrays: z.array(profileArray).default([]),
 });
+export type ProfileFile = z.output<typeof profileFileSchema>;
+
+export const modbusDeviceSchema = z
+  .strictObject({
+    ...deviceBase,
+    unit_id: intRange(0, 255).describe("Modbus unit (slave) id; 0 is broadcast on RTU (writes only)."),
+    profile: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("Device profile providing the point map: a shipped name (drivers/modbus/profiles/<name>.yaml) or an absolute path to a YAML file."),
+    profile_counts: z
+      .record(z.string(), intRange(0, 1024))
+      .optional()
+      .describe("How many instances of each profile array to use, e.g. { lamps: 12 } on a DALI gateway."),
+    host: z.string().min(1).optional().describe("TCP only: this device's own host (default: the transport's)."),
+    port: intRange(1, 65535).optional().describe("TCP only: this device's own port (default: the transport's)."),
+    poll_interval: duration.optional().describe("Default: the driver's poll_interval."),
+    write_multiple: z
+      .boolean()
+      .default(false)
+      .describe("Write single coils/registers with FC 15/16 instead of FC 5/6 (for devices that only implement the 'multiple' functions)."),
+    byte_order: byteOrder.optional().describe("Default order of multi-register values; default: the profile's, else the driver's."),
+    max_gap: intRange(0, 124)
+      .optional()
+      .describe("Largest run of unmapped registers a coalesced read may span; 0 for devices that refuse reads across unmapped registers."),
+    points: z.array(modbusPointSchema).default([]),
+  })
+  .transform((dev, ctx) => {
+    let points = dev.points;
+    let byte_order = dev.byte_order;
+    let max_gap = dev.max_gap;
+    if (dev.profile !== undefined) {
+      const res = loadProfile(dev.profile, dev.profile_counts ?? {});
+      if (!res.ok) {
+        for (const message of res.problems) ctx.addIssue({ code: "custom", path: ["profile"], message, input: dev.profile });
+        return z.NEVER;
+      }
+      const own = new Set(points.map((p) => p.id));
+      points = [...res.points.filter((p) => !own.has(p.id)), ...points];
+      byte_order ??= res.profile.byte_order;
+      max_gap ??= res.profile.max_gap;
+    } else if (dev.profile_counts) {
+      ctx.addIssue({ code: "custom", path: ["profile_counts"], message: "profile_counts needs a profile" });
+    }
+    const seen = new Map<string, number>();
+    dev.points.forEach((p, i) => {
+      if (seen.has(p.id))
+        ctx.addIssue({ code: "custom", path: ["points", i, "id"], message: `duplicate point id "${p.id}" (also points[${seen.get(p.id)}])` });
+      seen.set(p.id, i);
+    });
+    if (points.length === 0)
+      ctx.addIssue({ code: "custom", path: ["points"], message: "a device needs points: list them or name a profile" });
+    return { ...dev, points, byte_order, max_gap };
+  });
 
 const tcp = z.strictObject({
   type: z.literal("tcp"),
   host: z.string().min(1),
   port: intRange(1, 65535).default(502),
-  concurrency: intRange(1, 16).default(1).describe("Transactions in flight per connection."),
+  concurrency: intRange(1, 16)
+    .default(1)
+    .describe("Transactions in flight per connection (1 is what most devices and gateways support)."),
 });
 const rtu = z.strictObject({
   type: z.literal("rtu"),
@@ -57,29 +188,44 @@ const rtu = z.strictObject({
   parity: z.enum(["none", "even", "odd"]).default("none"),
   data_bits: z.union([z.literal(7), z.literal(8)]).default(8),
   stop_bits: z.union([z.literal(1), z.literal(2)]).default(1),
-  frame_delay_ms: z.number().min(0).optional().describe("Silent interval between frames; default 3.5 character times (1.75 ms above 19200 baud)."),
+  frame_delay_ms: z
+    .number()
+    .min(0)
+    .optional()
+    .describe("Silent interval between frames; default 3.5 character times (1.75 ms above 19200 baud)."),
   turnaround_ms: z.number().min(0).default(100).describe("Delay after a broadcast before the next request."),
 });
 const rtuOverTcp = z.strictObject({
   type: z.literal("rtu_over_tcp"),
   host: z.string().min(1),
   port: intRange(1, 65535),
+  frame_delay_ms: z.number().min(0).default(0).describe("Silent interval between requests (for slow serial servers)."),
 });
 
-export const modbusDriverSchema = z.strictObject({
-  ...driverBase,
-  driver: z.literal("modbus"),
-  transport: z.discriminatedUnion("type", [tcp, rtu, rtuOverTcp]),
-  timeout_ms: intRange(10, 60_000).default(1000),
-  retries: intRange(0, 10).default(1),
-  poll_interval: duration.prefault("10s"),
-  byte_order: byteOrder.default("ABCD"),
-  max_gap: intRange(0, 124).default(16),
-  max_registers: intRange(1, 125).default(125),
-  max_bits: intRange(1, 2000).default(2000),
-  devices: z.array(modbusDeviceSchema).default([]),
-});
+export const modbusDriverSchema = z
+  .strictObject({
+    ...driverBase,
+    driver: z.literal("modbus"),
+    transport: z.discriminatedUnion("type", [tcp, rtu, rtuOverTcp]),
+    timeout_ms: intRange(10, 60_000).default(1000).describe("Answer timeout of one transaction (ms)."),
+    retries: intRange(0, 10).default(1).describe("Retries of a transaction after a timeout or a frame error."),
+    offline_after: intRange(1, 100).default(3).describe("Consecutive failed polls before a device is declared offline."),
+    backoff_max: duration.prefault("5m").describe("Longest wait between attempts to reach an offline device."),
+    poll_interval: duration.prefault("10s"),
+    byte_order: byteOrder.default("ABCD"),
+    max_gap: intRange(0, 124).default(16),
+    max_registers: intRange(1, 125).default(125),
+    max_bits: intRange(1, 2000).default(2000),
+    devices: z.array(modbusDeviceSchema).default([]),
+  })
+  .superRefine((d, ctx) => {
+    d.devices.forEach((dev, i) => {
+      if (d.transport.type !== "tcp" && (dev.host !== undefined || dev.port !== undefined))
+        ctx.addIssue({ code: "custom", path: ["devices", i, dev.host !== undefined ? "host" : "port"], message: `host/port per device only exist on a tcp transport; this bus is ${d.transport.type}` });
+      if (d.transport.type === "rtu" && dev.unit_id === 0 && dev.points.some((p) => !p.writable))
+        ctx.addIssue({ code: "custom", path: ["devices", i, "unit_id"], message: "unit 0 is the RTU broadcast address: nothing answers it, so it cannot be polled (use 1..247)" });
+    });
+  });
 
-export type ModbusDriverConfig = z.infer<typeof modbusDriverSchema>;
-export type ModbusDeviceConfig = z.infer<typeof modbusDeviceSchema>;
-export type ModbusPointConfig = z.infer<typeof modbusPointSchema>;
+export type ModbusDriverConfig = z.output<typeof modbusDriverSchema>;
+export type ModbusDeviceConfig = z.output<typeof modbusDeviceSchema>;

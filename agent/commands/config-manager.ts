@@ -1,0 +1,346 @@
+/**
+ * Remote configuration (`config/set`): validate with the same schema as the file (every problem
+ * with its path, nothing changed), stage, apply by restarting only the drivers whose block
+ * changed, and roll back automatically unless the new configuration is healthy (changed drivers
+ * running, uplink connected) within `commands.rollback_window`. Versions go to SQLite with who
+ * and when; a repeated command id returns the stored response (journal).
+ */
+import type { Logger } from "pino";
+import type { RefContext } from "../../config/refs.js";
+import { validateConfigObject } from "../../config/load.js";
+import type { Config } from "../../config/schema.js";
+import { EdgeError, ErrorCode, isEdgeError } from "../errors.js";
+import type { AuditLog } from "./audit.js";
+import { canonicalJson } from "./canonical.js";
+import type { ConfigVersions } from "./config-versions.js";
+import type { Journal, Who } from "./journal.js";
+import { type Outcome, errorBody, failure } from "./outcome.js";
+import { REDACTED, redactSecrets, restoreRedacted } from "./redact.js";
+
+export interface ApplyPlan {
+  start: string[];
+  stop: string[];
+  restart: string[];
+  uplink: boolean;
+  /** Top-level sections that changed but only take effect at the next agent start. */
+  pendingRestart: string[];
+}
+
+/** What the config manager needs from the agent. */
+export interface ConfigHost {
+  current(): Config;
+  /** Stop/start/restart the drivers of the plan with `next`; reconnect the uplink if `plan.uplink`. Resolves when done (a driver that fails to start shows in health(), it does not throw). */
+  apply(next: Config, plan: ApplyPlan): Promise<void>;
+  health(): { failed: { id: string; reason: string }[]; uplinkConnected: boolean };
+}
+
+export interface ConfigManagerOptions {
+  host: ConfigHost;
+  versions: ConfigVersions;
+  journal: Journal;
+  audit: AuditLog;
+  refs: RefContext;
+  /** Hash of the local file in force (precedence, see config-versions.ts). */
+  fileHash: () => string | null;
+  filePath: string | null;
+  rollbackWindowMs: number;
+  remoteAllowed: boolean;
+  logger: Logger;
+  pollMs?: number;
+}
+
+export interface ConfigGetResult {
+  version: number | null;
+  source: "file" | "remote";
+  who: string | null;
+  ts: number | null;
+  file: string | null;
+  config: Record<string, unknown>;
+}
+
+export interface SetResult {
+  version: number | null;
+  applied: boolean;
+  restarted: string[];
+  started: string[];
+  stopped: string[];
+  pending_restart: string[];
+}
+
+/** Settings a remote configuration may not change: they belong to the box, not the territory. */
+const LOCAL_ONLY: readonly (readonly string[])[] = [
+  ["gateway", "id"],
+  ["state_dir"],
+  ["store", "path"],
+  ["control", "socket"],
+];
+
+export function planChanges(prev: Config, next: Config): ApplyPlan {
+  const before = new Map(prev.drivers.map((d) => [d.id, canonicalJson(d)]));
+  const after = new Map(next.drivers.map((d) => [d.id, canonicalJson(d)]));
+  const plan: ApplyPlan = { start: [], stop: [], restart: [], uplink: false, pendingRestart: [] };
+  for (const [id, json] of after) {
+    const old = before.get(id);
+    if (old === undefined) plan.start.push(id);
+    else if (old !== json) plan.restart.push(id);
+  }
+  for (const id of before.keys()) if (!after.has(id)) plan.stop.push(id);
+  plan.uplink = canonicalJson(prev.uplink) !== canonicalJson(next.uplink);
+  for (const key of ["log", "store", "commands", "gateway"] as const) {
+    if (canonicalJson(prev[key]) !== canonicalJson(next[key])) plan.pendingRestart.push(key);
+  }
+  return plan;
+}
+
+export class ConfigManager {
+  private busy = false;
+  private raw: Record<string, unknown>;
+
+  constructor(
+    private readonly opts: ConfigManagerOptions,
+    initialRaw: Record<string, unknown>,
+  ) {
+    this.raw = initialRaw;
+  }
+
+  get(): ConfigGetResult {
+    const v = this.opts.versions.active();
+    return {
+      version: v?.version ?? null,
+      source: v?.source ?? "file",
+      who: v?.who ?? null,
+      ts: v?.ts ?? null,
+      file: this.opts.filePath,
+      config: redactSecrets(this.raw) as Record<string, unknown>,
+    };
+  }
+
+  async set(
+    rawIn: Record<string, unknown>,
+    o: { who: Who; commandId: string; dryRun: boolean },
+  ): Promise<Outcome<SetResult> & { duplicate?: true }> {
+    const seen = this.opts.journal.get(o.commandId);
+    if (seen) {
+      if (seen.state === "pending")
+        return failure(
+          new EdgeError(
+            ErrorCode.CommandFailed,
+            `config/set ${o.commandId} was being applied when the agent stopped; it is not applied again — check config/get and send a new id`,
+          ),
+        );
+      return { ...(seen.response as Outcome<SetResult>), duplicate: true };
+    }
+    if (!this.opts.remoteAllowed && o.who === "hypervisor") {
+      return this.refuse(
+        o,
+        new EdgeError(
+          ErrorCode.CommandRefused,
+          "remote configuration is disabled on this gateway (commands.remote_config: false)",
+        ),
+      );
+    }
+    if (this.busy)
+      return failure(
+        new EdgeError(
+          ErrorCode.CommandRefused,
+          "another configuration is being applied — retry when it is done",
+        ),
+      );
+    const raw = restoreRedacted(rawIn, this.raw) as Record<string, unknown>;
+    const prev = this.opts.host.current();
+    let next: Config;
+    try {
+      next = this.validate(raw, prev);
+    } catch (e) {
+      return this.refuse(o, e);
+    }
+    const plan = planChanges(prev, next);
+    if (o.dryRun) {
+      return {
+        ok: true,
+        result: {
+          version: null,
+          applied: false,
+          restarted: plan.restart,
+          started: plan.start,
+          stopped: plan.stop,
+          pending_restart: plan.pendingRestart,
+        },
+      };
+    }
+    this.busy = true;
+    this.opts.journal.begin(o.commandId, "config/set", o.who, canonicalJson(raw));
+    try {
+      const outcome = await this.applyWithRollback(raw, prev, next, plan, o);
+      this.opts.journal.finish(o.commandId, outcome);
+      return outcome;
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private validate(raw: Record<string, unknown>, prev: Config): Config {
+    let problems: { path: string; message: string }[] = [];
+    let next: Config | undefined;
+    try {
+      next = validateConfigObject(raw, "config/set", this.opts.refs);
+    } catch (e) {
+      if (!isEdgeError(e)) throw e;
+      problems = (
+        (e.details?.problems as typeof problems | undefined) ?? [
+          { path: "(root)", message: e.text },
+        ]
+      ).slice();
+    }
+    // Local-only settings are compared on the raw input too, so they are reported with the
+    // schema problems (all at once) even when the rest is invalid.
+    for (const path of LOCAL_ONLY) {
+      const want = dig(raw, path);
+      const have = dig(prev, path);
+      if (want !== undefined && have !== undefined && canonicalJson(want) !== canonicalJson(have)) {
+        problems.push({
+          path: path.join("."),
+          message: `cannot be changed remotely (it is ${JSON.stringify(have)} on this box) — change it in the local file`,
+        });
+      }
+    }
+    if (problems.length > 0 || !next) {
+      throw new EdgeError(
+        ErrorCode.ConfigInvalid,
+        `config/set: ${problems.length} problem${problems.length === 1 ? "" : "s"}, nothing changed:\n${problems.map((p) => `  ${p.path}: ${p.message}`).join("\n")}`,
+        { problems },
+      );
+    }
+    return next;
+  }
+
+  private refuse(
+    o: { who: Who; commandId: string },
+    e: unknown,
+  ): { ok: false; error: ReturnType<typeof errorBody> } {
+    const err = errorBody(e);
+    this.opts.audit.record({
+      ts: Date.now(),
+      who: o.who,
+      commandId: o.commandId,
+      command: "config/set",
+      outcome: "refused",
+      code: err.code,
+      message: err.message.split("\n")[0],
+    });
+    return { ok: false, error: err };
+  }
+
+  private async applyWithRollback(
+    raw: Record<string, unknown>,
+    prev: Config,
+    next: Config,
+    plan: ApplyPlan,
+    o: { who: Who; commandId: string },
+  ): Promise<Outcome<SetResult>> {
+    const log = this.opts.logger;
+    log.info({ plan, who: o.who, command_id: o.commandId }, "applying a new configuration");
+    const unhealthy = await this.applyAndWait(next, plan);
+    if (!unhealthy) {
+      const version = this.opts.versions.add({
+        ts: Date.now(),
+        who: o.who,
+        source: "remote",
+        commandId: o.commandId,
+        fileHash: this.opts.fileHash(),
+        config: raw,
+        status: "active",
+        detail: null,
+      });
+      this.raw = raw;
+      this.opts.audit.record({
+        ts: Date.now(),
+        who: o.who,
+        commandId: o.commandId,
+        command: "config/set",
+        outcome: "ok",
+        message: `configuration v${version} applied`,
+      });
+      return {
+        ok: true,
+        result: {
+          version,
+          applied: true,
+          restarted: plan.restart,
+          started: plan.start,
+          stopped: plan.stop,
+          pending_restart: plan.pendingRestart,
+        },
+      };
+    }
+    log.warn({ problem: unhealthy }, "the new configuration is not healthy: rolling back");
+    const back: ApplyPlan = {
+      start: plan.stop,
+      stop: plan.start,
+      restart: plan.restart,
+      uplink: plan.uplink,
+      pendingRestart: [],
+    };
+    const stillBad = await this.applyAndWait(prev, back);
+    const version = this.opts.versions.add({
+      ts: Date.now(),
+      who: o.who,
+      source: "remote",
+      commandId: o.commandId,
+      fileHash: this.opts.fileHash(),
+      config: raw,
+      status: "rolled_back",
+      detail: unhealthy,
+    });
+    const message = `the new configuration was rolled back: ${unhealthy}${stillBad ? `; after the rollback: ${stillBad}` : ""}`;
+    this.opts.audit.record({
+      ts: Date.now(),
+      who: o.who,
+      commandId: o.commandId,
+      command: "config/set",
+      outcome: "failed",
+      code: "CommandFailed",
+      message,
+    });
+    return failure(
+      new EdgeError(ErrorCode.CommandFailed, message, { version, rolled_back: true, plan }),
+    );
+  }
+
+  /** Apply and wait for health; returns undefined when healthy, else what is wrong in words. */
+  private async applyAndWait(cfg: Config, plan: ApplyPlan): Promise<string | undefined> {
+    try {
+      await this.opts.host.apply(cfg, plan);
+    } catch (e) {
+      return `applying failed: ${errorBody(e).message}`;
+    }
+    const watched = new Set([...plan.start, ...plan.restart]);
+    const deadline = Date.now() + this.opts.rollbackWindowMs;
+    let problem = "";
+    for (;;) {
+      const h = this.opts.host.health();
+      const failed = h.failed.filter((f) => watched.has(f.id));
+      problem = [
+        ...failed.map((f) => `driver "${f.id}" is not running (${f.reason})`),
+        ...(plan.uplink && !h.uplinkConnected
+          ? ["the uplink did not reconnect to the broker"]
+          : []),
+      ].join("; ");
+      if (!problem) return undefined;
+      if (Date.now() >= deadline)
+        return `${problem} within ${Math.round(this.opts.rollbackWindowMs / 1000)} s`;
+      await new Promise((r) => setTimeout(r, this.opts.pollMs ?? 200));
+    }
+  }
+}
+
+function dig(obj: unknown, path: readonly string[]): unknown {
+  let cur = obj;
+  for (const k of path) {
+    if (cur === null || typeof cur !== "object") return undefined;
+    cur = (cur as Record<string, unknown>)[k];
+  }
+  return cur;
+}
+
+export { REDACTED };

@@ -1,0 +1,207 @@
+/**
+ * Wires the control plane onto a running `Agent`: journal, audit, rate limit, router, config
+ * manager, optional signature verifier, the MQTT dispatcher (registered as the uplink's command
+ * handler) — and the API of the local control socket (issue 8): `execute(name, body)` runs any
+ * command as the local technician, e.g. `execute("write", {device, point, value})`.
+ */
+import { dirname } from "node:path";
+import type { Logger } from "pino";
+import type { Config } from "../../config/schema.js";
+import type { Agent } from "../agent.js";
+import { EdgeError, ErrorCode } from "../errors.js";
+import { AuditLog } from "./audit.js";
+import { type ApplyPlan, type ConfigHost, ConfigManager } from "./config-manager.js";
+import { ConfigVersions } from "./config-versions.js";
+import { CommandDispatcher } from "./dispatcher.js";
+import { queryHistory, replayPayloads } from "./history.js";
+import { Journal } from "./journal.js";
+import { RateLimiter } from "./rate-limit.js";
+import { CommandRouter } from "./router.js";
+import type { CommandResponse } from "./schemas.js";
+import { type ControlTarget, CommandService } from "./service.js";
+import { SignatureVerifier, parsePublicKey } from "./signing.js";
+
+export interface ControlPlaneOptions {
+  /** The configuration the agent runs (after the precedence rule, see config-versions.ts). */
+  config: Config;
+  /** Its raw form (before `${ENV}`/`file:` resolution), shown by config/get. */
+  raw: Record<string, unknown>;
+  configPath?: string | undefined;
+  /** SHA-256 of the local file in force. */
+  fileHash?: string | undefined;
+  logger?: Logger;
+  /** Poll period of the rollback health check (tests). */
+  healthPollMs?: number;
+}
+
+export class ControlPlane {
+  readonly journal: Journal;
+  readonly audit: AuditLog;
+  readonly router: CommandRouter;
+  readonly service: CommandService;
+  readonly dispatcher: CommandDispatcher;
+  readonly configManager: ConfigManager;
+  readonly versions: ConfigVersions;
+  private current: Config;
+  private startFailures: { id: string; reason: string }[] = [];
+
+  private constructor(
+    private readonly agent: Agent,
+    opts: ControlPlaneOptions,
+  ) {
+    const cfg = opts.config;
+    const logger = (opts.logger ?? agent.logger).child({ component: "commands" });
+    this.current = cfg;
+    const db = agent.store.db;
+    this.journal = new Journal(db);
+    this.journal.prune(cfg.commands.journal_days * 86_400_000);
+    this.audit = new AuditLog(db, (e) => agent.store.appendEvent(e));
+    this.versions = new ConfigVersions(db);
+    this.router = new CommandRouter({
+      target: agent,
+      journal: this.journal,
+      audit: this.audit,
+      limiter: new RateLimiter(cfg.commands.rate_limit.burst, cfg.commands.rate_limit.per_minute),
+      timeoutMs: cfg.commands.timeout,
+    });
+    const host: ConfigHost = {
+      current: () => this.current,
+      apply: (next, plan) => this.apply(next, plan),
+      health: () => this.health(),
+    };
+    this.configManager = new ConfigManager(
+      {
+        host,
+        versions: this.versions,
+        journal: this.journal,
+        audit: this.audit,
+        refs: {
+          env: process.env,
+          baseDir: opts.configPath ? dirname(opts.configPath) : process.cwd(),
+        },
+        fileHash: () => opts.fileHash ?? null,
+        filePath: opts.configPath ?? null,
+        rollbackWindowMs: cfg.commands.rollback_window,
+        remoteAllowed: cfg.commands.remote_config,
+        logger,
+        ...(opts.healthPollMs ? { pollMs: opts.healthPollMs } : {}),
+      },
+      opts.raw,
+    );
+    const signing = cfg.commands.signing;
+    this.service = new CommandService({
+      target: this.target(),
+      router: this.router,
+      config: this.configManager,
+      verifier: signing
+        ? new SignatureVerifier({
+            db,
+            publicKey: parsePublicKey(signing.public_key),
+            gatewayId: cfg.gateway.id,
+            maxSkewMs: signing.max_skew,
+          })
+        : undefined,
+      timeoutMs: cfg.commands.timeout,
+      logger,
+    });
+    this.dispatcher = new CommandDispatcher({
+      prefix: cfg.uplink.prefix,
+      gatewayId: cfg.gateway.id,
+      service: this.service,
+      publisher: {
+        publish: async (topic, payload, correlationData) => {
+          const ok = await agent.uplink.publish(topic, payload, {
+            qos: 1,
+            ...(correlationData ? { properties: { correlationData } } : {}),
+          });
+          if (!ok)
+            logger.warn(
+              { topic },
+              "response not delivered (uplink down): the hypervisor will repeat the request",
+            );
+        },
+      },
+      logger,
+    });
+  }
+
+  /**
+   * Attach to a started agent (its store must be open): registers the MQTT command handler.
+   * Throws EdgeError(StoreUnavailable) when the store cannot be used — commands need the journal.
+   */
+  static attach(agent: Agent, opts: ControlPlaneOptions): ControlPlane {
+    const cp = new ControlPlane(agent, opts);
+    agent.onCommand("*", (m) =>
+      cp.dispatcher.handle({
+        topic: m.topic,
+        payload: m.payload,
+        responseTopic: m.responseTopic,
+        correlationData: m.correlationData,
+      }),
+    );
+    return cp;
+  }
+
+  /** The local control API's entry point: run a command as the local technician. */
+  execute(name: string, body: Record<string, unknown>): Promise<CommandResponse> {
+    return this.service.execute(name, body, { who: "local" });
+  }
+
+  private target(): ControlTarget {
+    const agent = this.agent;
+    return {
+      version: agent.uplink.statePayload(true).version,
+      startedAt: Date.parse(agent.uplink.statePayload(true).started_at),
+      inventory: () => agent.inventory(),
+      write: (r) => agent.write(r),
+      read: (device, points) => agent.read(device, points),
+      status: () => ({
+        uplink: agent.uplink.status(),
+        store: agent.store.stats(),
+        drivers: agent.driverStatus(),
+        config: this.configManager.get().version,
+      }),
+      history: (q) => queryHistory(agent.store.db, q),
+      replay: async (from, to) => {
+        agent.store.flush();
+        const batches = replayPayloads(agent.store.db, from, to, this.current.uplink.batch_size);
+        let count = 0;
+        for (const b of batches) {
+          const ok = await agent.uplink.publish(agent.uplink.topics.stream(b.stream), b.payload, {
+            qos: 1,
+          });
+          if (!ok) {
+            throw new EdgeError(
+              ErrorCode.UplinkConnect,
+              `replay interrupted after ${count} records: the uplink is not connected — repeat the replay`,
+              { published: count },
+            );
+          }
+          count += b.count;
+        }
+        return { from_seq: from, to_seq: to, count, missing: to - from + 1 - count };
+      },
+      resync: async () => {
+        agent.uplink.resync();
+        return [agent.uplink.topics.state, agent.uplink.topics.inventory];
+      },
+    };
+  }
+
+  private async apply(next: Config, plan: ApplyPlan): Promise<void> {
+    this.startFailures = await this.agent.replaceDrivers(next.drivers, {
+      stop: [...plan.stop, ...plan.restart],
+      start: [...plan.start, ...plan.restart],
+    });
+    this.current = next;
+  }
+
+  private health(): ReturnType<ConfigHost["health"]> {
+    const failed = [...this.startFailures];
+    for (const s of this.agent.driverStatus()) {
+      if (!s.running && !failed.some((f) => f.id === s.id))
+        failed.push({ id: s.id, reason: s.detail ?? "not running" });
+    }
+    return { failed, uplinkConnected: this.agent.uplink.connected };
+  }
+}

@@ -1,0 +1,303 @@
+/**
+ * Wire schemas of the MQTT commands (requests on `<prefix>/<gw>/cmd/<name>`, responses on the
+ * MQTT 5 response topic or `<prefix>/<gw>/res/<name>`). The code validates with these, and the
+ * docs test validates the examples of docs/mqtt-api.md and docs/asyncapi.yaml against them.
+ * Requests are strict: an unknown field is an error (a typo must not be a silent no-op).
+ */
+import { z } from "zod";
+
+const id = z
+  .string({ error: "expected a command id: a string of 1-128 characters, unique per command" })
+  .min(1, { error: "expected a command id: a string of 1-128 characters, unique per command" })
+  .max(128, { error: "expected a command id: a string of 1-128 characters, unique per command" });
+
+/** Fields of a signed request (see signing.ts); allowed on every command. */
+const signed = {
+  ts: z.number().int().optional().describe("Signing time, ms since the epoch (signed commands)."),
+  nonce: z
+    .string()
+    .optional()
+    .describe("Single-use random string, 16-128 chars (signed commands)."),
+  sig: z.string().optional().describe("Base64 Ed25519 signature (signed commands)."),
+};
+
+const base = { id, ...signed };
+const deviceId = z.string({ error: "expected a device id (string)" }).min(1);
+const pointId = z.string({ error: "expected a point id (string)" }).min(1);
+export const valueSchema = z.union([z.number(), z.boolean(), z.string()], {
+  error: "expected a number, a boolean or a string",
+});
+const timeoutMs = z
+  .number({ error: "expected a time limit in ms, integer 1..600000" })
+  .int({ error: "expected a time limit in ms, integer 1..600000" })
+  .min(1, { error: "expected a time limit in ms, integer 1..600000" })
+  .max(600_000, { error: "expected a time limit in ms, integer 1..600000" })
+  .optional();
+const tsMs = (what: string) =>
+  z
+    .number({ error: `expected ${what} in ms since the epoch (integer)` })
+    .int({ error: `expected ${what} in ms since the epoch (integer)` })
+    .min(0, { error: `expected ${what} in ms since the epoch (integer)` });
+const seq = (what: string) =>
+  z
+    .number({ error: `expected ${what}: a seq number (integer >= 1)` })
+    .int({ error: `expected ${what}: a seq number (integer >= 1)` })
+    .min(1, { error: `expected ${what}: a seq number (integer >= 1)` });
+
+export const pingRequest = z.strictObject({ ...base });
+export const statusRequest = z.strictObject({ ...base });
+export const resyncRequest = z.strictObject({ ...base });
+export const configGetRequest = z.strictObject({ ...base });
+
+export const writeRequest = z
+  .strictObject({
+    ...base,
+    device: deviceId,
+    point: pointId.optional().describe("One point to write (with `value`)."),
+    value: valueSchema.optional(),
+    values: z
+      .record(z.string(), valueSchema, {
+        error: 'expected an object of point → value, e.g. {"dim": 40}',
+      })
+      .optional()
+      .describe("Several points of the device, written in this order."),
+    verify: z.boolean().optional().describe("Read back after writing (default true)."),
+    timeout_ms: timeoutMs,
+  })
+  .superRefine((r, ctx) => {
+    const single = r.point !== undefined || r.value !== undefined;
+    if (single && r.values !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["values"],
+        message: "give either point + value or values, not both",
+      });
+    } else if (!single && r.values === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["point"],
+        message: "missing: give point + value, or values {point: value, …}",
+      });
+    } else if (single && r.point === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["point"],
+        message: "missing: the point to write the value to",
+      });
+    } else if (single && r.value === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["value"],
+        message: "missing: the value to write to the point",
+      });
+    } else if (r.values !== undefined && Object.keys(r.values).length === 0) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["values"],
+        message: "empty: give at least one point → value",
+      });
+    }
+  });
+
+export const readRequest = z.strictObject({
+  ...base,
+  device: deviceId,
+  points: z
+    .array(pointId, { error: "expected a list of point ids" })
+    .optional()
+    .describe("Default: every point of the device."),
+  timeout_ms: timeoutMs,
+});
+
+export const historyRequest = z
+  .strictObject({
+    ...base,
+    device: deviceId.optional(),
+    point: pointId.optional().describe("Needs `device`."),
+    from: tsMs("from"),
+    to: tsMs("to").describe("Exclusive end of the range."),
+    limit: z
+      .number({ error: "expected integer 1..1000" })
+      .int({ error: "expected integer 1..1000" })
+      .min(1, { error: "expected integer 1..1000" })
+      .max(1000, { error: "expected integer 1..1000" })
+      .default(500),
+    after_seq: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe("Paging: the `next_after_seq` of the previous page."),
+  })
+  .superRefine((r, ctx) => {
+    if (r.to < r.from)
+      ctx.addIssue({ code: "custom", path: ["to"], message: "must not be before from" });
+    if (r.point !== undefined && r.device === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["device"],
+        message: "missing: a point is named within its device",
+      });
+    }
+  });
+
+export const REPLAY_MAX = 100_000;
+export const replayRequest = z
+  .strictObject({ ...base, from_seq: seq("from_seq"), to_seq: seq("to_seq") })
+  .superRefine((r, ctx) => {
+    if (r.to_seq < r.from_seq)
+      ctx.addIssue({ code: "custom", path: ["to_seq"], message: "must not be below from_seq" });
+    else if (r.to_seq - r.from_seq >= REPLAY_MAX) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["to_seq"],
+        message: `at most ${REPLAY_MAX} seq per replay: split the range`,
+      });
+    }
+  });
+
+export const configSetRequest = z.strictObject({
+  ...base,
+  config: z
+    .record(z.string(), z.unknown(), {
+      error: "expected the whole configuration as an object (the YAML file as JSON)",
+    })
+    .describe("The complete configuration, same schema as the YAML file."),
+  dry_run: z.boolean().optional().describe("Validate and show the plan without applying."),
+});
+
+export const requestSchemas = {
+  ping: pingRequest,
+  status: statusRequest,
+  write: writeRequest,
+  read: readRequest,
+  history: historyRequest,
+  replay: replayRequest,
+  "config/get": configGetRequest,
+  "config/set": configSetRequest,
+  resync: resyncRequest,
+} as const;
+
+export type CommandName = keyof typeof requestSchemas;
+export const COMMAND_NAMES = Object.keys(requestSchemas) as CommandName[];
+export type RequestOf<N extends CommandName> = z.infer<(typeof requestSchemas)[N]>;
+
+export function isCommandName(name: string): name is CommandName {
+  return Object.hasOwn(requestSchemas, name);
+}
+
+// ---- responses ---------------------------------------------------------------------------------
+
+export const errorSchema = z.strictObject({
+  code: z.string().describe("Stable error name, e.g. CommandRefused."),
+  ecode: z.number().int().describe("Its number, e.g. 503 (EE0503 in logs and docs)."),
+  message: z.string(),
+  details: z.record(z.string(), z.unknown()).optional(),
+});
+
+export const responseSchema = z
+  .strictObject({
+    id: z
+      .string()
+      .nullable()
+      .describe("The request's id; null when the request had none readable."),
+    ok: z.boolean(),
+    result: z.unknown().optional(),
+    error: errorSchema.optional(),
+    duplicate: z
+      .literal(true)
+      .optional()
+      .describe(
+        "Repeated id: the stored response of the first execution; nothing was executed again.",
+      ),
+  })
+  .superRefine((r, ctx) => {
+    if (r.ok && r.error)
+      ctx.addIssue({ code: "custom", path: ["error"], message: "an ok response has no error" });
+    if (!r.ok && !r.error)
+      ctx.addIssue({ code: "custom", path: ["error"], message: "a failed response has an error" });
+  });
+export type CommandResponse = z.infer<typeof responseSchema>;
+
+const senmlRecord = z.looseObject({
+  seq: z.number().int(),
+  n: z.string(),
+  t: z.number(),
+  u: z.string().optional(),
+  v: z.number().optional(),
+  vb: z.boolean().optional(),
+  vs: z.string().optional(),
+  q: z.string().optional(),
+  qd: z.string().optional(),
+});
+
+const pointWrite = z.strictObject({
+  point: z.string(),
+  value: valueSchema,
+  ok: z.boolean(),
+  queued: z.boolean().optional(),
+  read_back: valueSchema.nullable().optional(),
+  detail: z.string().optional(),
+});
+
+export const resultSchemas = {
+  ping: z.strictObject({
+    pong: z.literal(true),
+    ts: z.number(),
+    version: z.string(),
+    uptime_s: z.number(),
+  }),
+  status: z.record(z.string(), z.unknown()),
+  write: z.strictObject({ device: z.string(), results: z.array(pointWrite) }),
+  read: z.strictObject({
+    device: z.string(),
+    readings: z.array(
+      z.strictObject({
+        point: z.string(),
+        ts: z.number(),
+        value: valueSchema.nullable(),
+        unit: z.string().optional(),
+        quality: z.string(),
+        detail: z.string().optional(),
+      }),
+    ),
+  }),
+  history: z.strictObject({
+    records: z.array(senmlRecord),
+    next_after_seq: z
+      .number()
+      .int()
+      .nullable()
+      .describe("Pass as after_seq for the next page; null on the last page."),
+  }),
+  replay: z.strictObject({
+    from_seq: z.number().int(),
+    to_seq: z.number().int(),
+    count: z.number().int().describe("Records published again."),
+    missing: z
+      .number()
+      .int()
+      .describe("Seq numbers of the range no longer stored (expired or dropped)."),
+  }),
+  "config/get": z.strictObject({
+    version: z.number().int().nullable(),
+    source: z.enum(["file", "remote"]),
+    who: z.string().nullable(),
+    ts: z.number().nullable(),
+    file: z.string().nullable(),
+    config: z.record(z.string(), z.unknown()),
+  }),
+  "config/set": z.strictObject({
+    version: z.number().int().nullable(),
+    applied: z.boolean(),
+    restarted: z.array(z.string()),
+    started: z.array(z.string()),
+    stopped: z.array(z.string()),
+    pending_restart: z
+      .array(z.string())
+      .describe(
+        "Changed sections that take effect at the next agent start (log, store, commands, gateway).",
+      ),
+  }),
+  resync: z.strictObject({ republished: z.array(z.string()) }),
+} as const satisfies Record<CommandName, z.ZodType>;

@@ -1,0 +1,221 @@
+/**
+ * The control API server: a Unix socket in the running agent that the technician CLI talks to,
+ * so the CLI never opens a serial bus the agent already owns. The socket is created with mode
+ * 0660 (root and the service group only: it can write to devices, through the command router).
+ * Protocol: see protocol.ts.
+ */
+import { chmodSync, existsSync, mkdirSync, unlinkSync } from "node:fs";
+import { type Server, type Socket, connect, createServer } from "node:net";
+import { dirname } from "node:path";
+import type { Logger } from "pino";
+import { EdgeError, ErrorCode, describeError } from "../errors.js";
+import type { ControlBackend } from "./backend.js";
+import { type Stream, streaming, unary } from "./handlers.js";
+import {
+  type ServerFrame,
+  LineSplitter,
+  encodeFrame,
+  parseRequest,
+  toWireError,
+} from "./protocol.js";
+
+export const SOCKET_MODE = 0o660;
+
+interface OpenStream {
+  open: boolean;
+  closers: (() => void)[];
+}
+
+interface Connection {
+  send: (f: ServerFrame) => Promise<void>;
+  streams: Map<number, OpenStream>;
+  closeStream: (id: number) => boolean;
+  queued: () => number;
+}
+
+export class ControlServer {
+  private server?: Server;
+  private path?: string;
+  private readonly sockets = new Set<Socket>();
+
+  constructor(
+    private readonly backend: ControlBackend,
+    private readonly logger?: Logger,
+  ) {}
+
+  /**
+   * Listen on `path`. A stale socket file left by a crashed agent is replaced; a live one (another
+   * agent answers on it) is an error rather than stealing the socket from it.
+   */
+  async listen(path: string): Promise<void> {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+    if (existsSync(path)) {
+      if (await isAlive(path)) {
+        throw new EdgeError(
+          ErrorCode.DriverStart,
+          `another agent is already listening on ${path}; stop it first (systemctl stop eclor-edge)`,
+          { socket: path },
+        );
+      }
+      unlinkSync(path);
+    }
+    const server = createServer((sock) => this.accept(sock));
+    // Create the socket file without group/other write bits from the first instant (no window
+    // where a local user could connect before chmod), then set the exact mode.
+    const old = process.umask(0o117);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(path, () => {
+          server.off("error", reject);
+          resolve();
+        });
+      });
+    } finally {
+      process.umask(old);
+    }
+    chmodSync(path, SOCKET_MODE);
+    server.on("error", (err) => this.logger?.error({ err }, "control socket error"));
+    this.server = server;
+    this.path = path;
+    this.logger?.info({ socket: path }, "control API listening");
+  }
+
+  async close(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    // net.Server removes its socket file on close; make sure of it for the next start.
+    if (this.path && existsSync(this.path)) {
+      try {
+        unlinkSync(this.path);
+      } catch {
+        // Already gone or not ours to remove: nothing to do.
+      }
+    }
+  }
+
+  private accept(sock: Socket): void {
+    this.sockets.add(sock);
+    sock.setEncoding("utf8");
+    const streams = new Map<number, OpenStream>();
+    const send = (frame: ServerFrame): Promise<void> => {
+      if (sock.destroyed) return Promise.resolve();
+      if (sock.write(encodeFrame(frame))) return Promise.resolve();
+      return new Promise((resolve) => {
+        const done = () => {
+          sock.off("drain", done);
+          sock.off("close", done);
+          resolve();
+        };
+        sock.once("drain", done);
+        sock.once("close", done);
+      });
+    };
+    const closeStream = (id: number) => {
+      const st = streams.get(id);
+      if (!st) return false;
+      streams.delete(id);
+      st.open = false;
+      for (const fn of st.closers) fn();
+      return true;
+    };
+    const splitter = new LineSplitter(
+      (line) =>
+        void this.handle(line, { send, streams, closeStream, queued: () => sock.writableLength }),
+      () => {
+        void send({
+          id: null,
+          ok: false,
+          error: toWireError(new EdgeError(ErrorCode.UsageError, "request line too long")),
+        });
+        sock.end();
+      },
+    );
+    sock.on("data", (chunk: string) => splitter.push(chunk));
+    sock.on("error", () => sock.destroy());
+    sock.on("close", () => {
+      this.sockets.delete(sock);
+      for (const id of [...streams.keys()]) closeStream(id);
+    });
+  }
+
+  private async handle(line: string, conn: Connection): Promise<void> {
+    const { send, streams, closeStream } = conn;
+    let id: number | null = null;
+    try {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(line);
+      } catch {
+        throw new EdgeError(ErrorCode.UsageError, "request is not valid JSON");
+      }
+      const req = parseRequest(parsed);
+      id = req.id;
+      if (req.method === "cancel") {
+        const target = req.params?.id;
+        const cancelled = typeof target === "number" && streams.has(target);
+        if (cancelled) {
+          closeStream(target);
+          await send({ id: target, ok: true, result: { cancelled: true } });
+        }
+        await send({ id: req.id, ok: true, result: { cancelled } });
+        return;
+      }
+      const u = unary[req.method];
+      if (u) {
+        const result = await u(this.backend, req.params);
+        await send({ id: req.id, ok: true, result });
+        return;
+      }
+      const s = streaming[req.method];
+      if (!s) {
+        throw new EdgeError(ErrorCode.CommandUnknown, `unknown control method "${req.method}"`, {
+          method: req.method,
+        });
+      }
+      if (streams.has(req.id))
+        throw new EdgeError(ErrorCode.UsageError, `request id ${req.id} is already streaming`);
+      const st: OpenStream = { open: true, closers: [] };
+      streams.set(req.id, st);
+      const reqId = req.id;
+      const stream: Stream = {
+        send: (data) => (st.open ? send({ id: reqId, data }) : Promise.resolve()),
+        get open() {
+          return st.open;
+        },
+        get queued() {
+          return conn.queued();
+        },
+        onClose: (fn) => {
+          if (st.open) st.closers.push(fn);
+          else fn();
+        },
+      };
+      try {
+        const result = await s(this.backend, req.params, stream);
+        if (st.open) await send({ id: reqId, ok: true, result });
+      } finally {
+        closeStream(reqId);
+      }
+    } catch (e) {
+      if (!(e instanceof EdgeError))
+        this.logger?.warn({ err: e }, `control request failed: ${describeError(e)}`);
+      await send({ id, ok: false, error: toWireError(e) });
+    }
+  }
+}
+
+/** Does a live process accept connections on this socket? */
+function isAlive(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
+}

@@ -1,0 +1,32 @@
+/**
+ * Core store schema, versioned with PRAGMA user_version (append steps, never edit released ones).
+ *
+ * outbox: one row per reading or event, `seq` = the gateway's sequence number (INTEGER PRIMARY
+ *   KEY, assigned by the store from meta.next_seq so it is never reused, even after every row
+ *   was deleted). A row is *pending* while seq > meta.sent_<prio> (the uplink's acknowledged
+ *   watermark of its priority) and *history* after; history is deleted by age or when the store
+ *   is full. `body` is the rendered JSON record without `seq` (see records.ts).
+ * meta:   small integer counters (next_seq, sent_0, sent_1, sent_2).
+ * kv:     drivers' durable state (DriverState), namespaced per driver instance.
+ */
+import type { Migration } from "./db.js";
+
+export const coreMigrations: readonly Migration[] = [
+  `CREATE TABLE outbox (
+     seq    INTEGER PRIMARY KEY,
+     prio   INTEGER NOT NULL,
+     stream TEXT    NOT NULL,
+     ts     INTEGER NOT NULL,
+     name   TEXT,
+     body   TEXT    NOT NULL
+   );
+   CREATE INDEX outbox_prio ON outbox (prio); -- (prio, seq): seq is the rowid
+   CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+   INSERT INTO meta (key, value) VALUES ('next_seq', 1), ('sent_0', 0), ('sent_1', 0), ('sent_2', 0);
+   CREATE TABLE kv (
+     ns    TEXT NOT NULL,
+     key   TEXT NOT NULL,
+     value TEXT NOT NULL,
+     PRIMARY KEY (ns, key)
+   ) WITHOUT ROWID;`,
+];

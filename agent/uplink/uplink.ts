@@ -1,0 +1,212 @@
+/**
+ * The uplink: connection, outbox draining, state/inventory (birth) messages and the command
+ * channel. Acquisition never waits on it: it reads the store at its own pace.
+ *
+ * On every connection: subscribe to `<base>/cmd/#`, publish the retained `state` (online) and
+ * retained `inventory`, then drain. The Last Will is the retained `state` offline message.
+ */
+import type { IConnackPacket, IPublishPacket, MqttClient } from "mqtt";
+import type { Logger } from "pino";
+import type { UplinkConfig } from "../../config/schema.js";
+import type { DeviceInfo } from "../../drivers/driver.js";
+import type { Store } from "../store/store.js";
+import { Connection } from "./connection.js";
+import { Drainer } from "./drain.js";
+import type { InventoryPayload, StatePayload } from "./payloads.js";
+import { topicsFor, type Topics } from "./topics.js";
+
+/** A command request as received (handed to the control plane's router). */
+export interface CommandMessage {
+  /** Command name: the topic after `<base>/cmd/` (may contain `/`, e.g. `config/set`). */
+  name: string;
+  topic: string;
+  payload: Buffer;
+  /** MQTT 5 request/response (§4.10): where to answer, and what to echo. */
+  responseTopic?: string;
+  correlationData?: Buffer;
+  userProperties?: Record<string, string | string[]>;
+}
+
+export type CommandHandler = (msg: CommandMessage) => void | Promise<void>;
+
+export interface UplinkIdentity {
+  gatewayId: string;
+  gateway: InventoryPayload["gateway"];
+  version: string;
+  configVersion: string;
+  startedAt: number;
+}
+
+export interface UplinkStatus {
+  connected: boolean;
+  url: string;
+  client_id: string;
+  protocol_version: 4 | 5;
+  last_connect_ts?: number;
+  last_publish_ts?: number;
+  last_error?: string;
+  connects: number;
+  inflight_batches: number;
+  published_messages: number;
+  published_records: number;
+}
+
+export class Uplink {
+  readonly topics: Topics;
+  readonly clientId: string;
+  private readonly conn: Connection;
+  private readonly drainer: Drainer;
+  private readonly handlers = new Map<string, CommandHandler>();
+  private fallback?: CommandHandler;
+  private readonly connectWaiters = new Set<() => void>();
+
+  constructor(
+    private readonly cfg: UplinkConfig,
+    private readonly id: UplinkIdentity,
+    private readonly store: Store,
+    private readonly inventory: () => DeviceInfo[],
+    private readonly logger: Logger,
+  ) {
+    this.topics = topicsFor(cfg.prefix, id.gatewayId);
+    this.clientId = cfg.client_id ?? id.gatewayId;
+    this.drainer = new Drainer(store, { batchSize: cfg.batch_size, inflight: cfg.inflight, topic: (s) => this.topics.stream(s) }, logger);
+    this.drainer.onRefused = (err) => this.conn.drop(`broker refused a publish (${err.message})`);
+    this.conn = new Connection(cfg, this.clientId, () => ({ topic: this.topics.state, payload: JSON.stringify(this.statePayload(false, "connection_lost")) }), logger, {
+      onConnect: (client, connack) => this.onConnect(client, connack),
+      onClose: () => this.drainer.detach(),
+      onMessage: (topic, payload, packet) => this.onMessage(topic, payload, packet),
+    });
+  }
+
+  /** Provisioning hook: replace TLS settings (effective from the next connection attempt). */
+  setTls(tls: UplinkConfig["tls"]): void {
+    this.conn.setTls(tls);
+  }
+
+  start(): void {
+    this.conn.start();
+  }
+
+  get connected(): boolean {
+    return this.conn.connected;
+  }
+
+  /** Resolves at the next successful connection (immediately if connected). */
+  whenConnected(): Promise<void> {
+    if (this.connected) return Promise.resolve();
+    return new Promise((resolve) => this.connectWaiters.add(resolve));
+  }
+
+  statePayload(online: boolean, reason?: StatePayload["reason"]): StatePayload {
+    return {
+      online,
+      ...(reason ? { reason } : {}),
+      ts: Date.now() / 1000,
+      version: this.id.version,
+      config_version: this.id.configVersion,
+      started_at: new Date(this.id.startedAt).toISOString(),
+    };
+  }
+
+  inventoryPayload(): InventoryPayload {
+    return { ts: Date.now() / 1000, gateway: this.id.gateway, devices: this.inventory() };
+  }
+
+  private onConnect(client: MqttClient, connack: IConnackPacket): void {
+    const props = connack.properties;
+    client.subscribe(this.topics.cmdFilter, { qos: 1 }, (err) => {
+      if (err) this.logger.error({ err }, `cannot subscribe to ${this.topics.cmdFilter}: commands will not arrive`);
+    });
+    this.publishRetained(this.topics.state, this.statePayload(true));
+    this.publishRetained(this.topics.inventory, this.inventoryPayload());
+    this.drainer.attach(client, props?.maximumPacketSize, props?.receiveMaximum);
+    for (const w of this.connectWaiters) w();
+    this.connectWaiters.clear();
+  }
+
+  private publishRetained(topic: string, body: unknown): void {
+    this.conn.current?.publish(topic, JSON.stringify(body), { qos: 1, retain: true }, (err) => {
+      if (err) this.logger.error({ err, topic }, `publishing ${topic} failed`);
+    });
+  }
+
+  /** Republish state and inventory (the `resync` command, or after the inventory changed). */
+  resync(): void {
+    this.publishRetained(this.topics.state, this.statePayload(true));
+    this.publishRetained(this.topics.inventory, this.inventoryPayload());
+  }
+
+  /**
+   * Register the handler of command `name` (`*` = every command without its own handler).
+   * Requests arrive on `<base>/cmd/<name>`; answer with `respond`.
+   */
+  onCommand(name: string, handler: CommandHandler): void {
+    if (name === "*") this.fallback = handler;
+    else this.handlers.set(name, handler);
+  }
+
+  private onMessage(topic: string, payload: Buffer, packet: IPublishPacket): void {
+    if (!topic.startsWith(this.topics.cmdPrefix)) return;
+    const name = topic.slice(this.topics.cmdPrefix.length);
+    const p = packet.properties;
+    const msg: CommandMessage = { name, topic, payload };
+    if (p?.responseTopic) msg.responseTopic = p.responseTopic;
+    if (p?.correlationData) msg.correlationData = p.correlationData;
+    if (p?.userProperties) msg.userProperties = p.userProperties;
+    const handler = this.handlers.get(name) ?? this.fallback;
+    if (!handler) {
+      // Never silence (issue 7): an error response even before the command router exists.
+      let id: unknown;
+      try {
+        id = (JSON.parse(payload.toString()) as { id?: unknown }).id;
+      } catch {
+        id = undefined;
+      }
+      void this.respond(msg, { id: typeof id === "string" ? id : null, ok: false, error: { code: "CommandUnknown", message: `unknown command "${name}"` } });
+      return;
+    }
+    Promise.resolve()
+      .then(() => handler(msg))
+      .catch((err: unknown) => this.logger.error({ err, command: name }, `command handler for ${name} failed`));
+  }
+
+  /** Answer a command: MQTT 5 response topic + correlation data when given, else `<base>/res/<name>`. */
+  respond(msg: CommandMessage, body: unknown): Promise<boolean> {
+    const topic = msg.responseTopic ?? this.topics.response(msg.name);
+    const properties = msg.correlationData ? { correlationData: msg.correlationData } : undefined;
+    return this.publish(topic, JSON.stringify(body), { qos: 1, ...(properties ? { properties } : {}) });
+  }
+
+  /** Publish now if connected (not through the outbox). Resolves true on PUBACK, false otherwise. */
+  publish(topic: string, payload: string | Buffer, opts: { qos?: 0 | 1; retain?: boolean; properties?: { correlationData?: Buffer } } = {}): Promise<boolean> {
+    const client = this.conn.current;
+    if (!client) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      client.publish(topic, payload, { qos: opts.qos ?? 1, retain: opts.retain ?? false, ...(opts.properties ? { properties: opts.properties } : {}) }, (err) => {
+        if (err) this.logger.error({ err, topic }, `publishing ${topic} failed`);
+        resolve(!err);
+      });
+    });
+  }
+
+  status(): UplinkStatus {
+    return {
+      connected: this.conn.connected,
+      url: this.cfg.url,
+      client_id: this.clientId,
+      protocol_version: this.cfg.protocol_version,
+      ...(this.conn.lastConnectTs ? { last_connect_ts: this.conn.lastConnectTs } : {}),
+      ...(this.drainer.lastPublishTs ? { last_publish_ts: this.drainer.lastPublishTs } : {}),
+      ...(this.conn.lastError || this.drainer.error ? { last_error: (this.conn.lastError ?? this.drainer.error)!.message } : {}),
+      connects: this.conn.connectCount,
+      inflight_batches: this.drainer.inflightBatches,
+      published_messages: this.drainer.counters.messages,
+      published_records: this.drainer.counters.records,
+    };
+  }
+
+  /** Publish the offline state, disconnect cleanly. In-flight batches stay in the store. */
+  async stop(): Promise<void> {
+    await this.conn.stop({ topic: this.topics.state, payload: JSON.stringify(this.statePayload(false, "shutdown")) });
+  }
+}

@@ -1,0 +1,391 @@
+/**
+ * M-Bus application layer (EN 13757-3): the RSP_UD payload. Variable data structure (CI 72h/76h:
+ * 12-byte fixed header then DIF/DIFE/VIF/VIFE data records) and the fixed data structure (CI 73h,
+ * EN 1434-3). Decoding is pure: a record that cannot be decoded carries `error`; a structure
+ * that cannot be walked (truncated record, too many extensions) throws EdgeError DeviceFrame.
+ */
+import { EdgeError, ErrorCode } from "../../agent/errors.js";
+import type { MbusFrame } from "./frame.js";
+import { toHex } from "./frame.js";
+import { type VifInfo, fbVif, fdVif, mediumName, pow10, primaryVif } from "./vif.js";
+
+export interface MbusHeader {
+  /** Identification number, 8 BCD digits. */
+  id: string;
+  /** Three-letter FLAG manufacturer code. */
+  manufacturer: string;
+  version: number;
+  medium: number;
+  mediumName: string;
+  accessNumber: number;
+  status: number;
+  signature?: number;
+}
+
+export type MbusFunction = "instantaneous" | "maximum" | "minimum" | "error" | "manufacturer" | "more_records";
+
+export interface MbusRecord {
+  index: number;
+  function: MbusFunction;
+  storage: number;
+  tariff: number;
+  subunit: number;
+  quantity: string;
+  unit?: string;
+  /** Number, date/time string (ISO 8601, meter local time, no zone), text, or hex for manufacturer data. */
+  value: number | string | null;
+  /** Record could not be decoded (unknown data field, bad date…): value is null. */
+  error?: string;
+  dif: number;
+  dife: number[];
+  vif?: number;
+  vife: number[];
+  /** Raw data bytes as hex, for diagnostics. */
+  raw: string;
+}
+
+export interface MbusData {
+  header: MbusHeader;
+  records: MbusRecord[];
+  /** A DIF 1Fh record asked the master to send another REQ_UD2 (multi-telegram). */
+  moreRecordsFollow: boolean;
+  /** Fixed data structure (CI 73h) rather than variable. */
+  fixed: boolean;
+}
+
+const functions: MbusFunction[] = ["instantaneous", "maximum", "minimum", "error"];
+/** Data length by DIF data-field code (EN 13757-3 table 4); 0x0D is variable (LVAR). */
+const dataLength = [0, 1, 2, 3, 4, 4, 6, 8, 0, 1, 2, 3, 4, -1, 6, 8];
+const MAX_EXT = 10; // DIFE/VIFE chain limit (EN 13757-3 §6.3.3/§6.4.5)
+
+function frameError(msg: string): EdgeError {
+  return new EdgeError(ErrorCode.DeviceFrame, `invalid M-Bus data: ${msg}`);
+}
+
+/** BCD little-endian; an F in the most significant digit means negative (EN 13757-3 annex B). */
+export function bcd(b: Uint8Array): number {
+  let v = 0;
+  for (let i = b.length - 1; i >= 0; i--) {
+    const hi = b[i]! >> 4;
+    // The sign nibble (and any A–E error nibble) in the high position counts as 0, as libmbus does.
+    v = v * 10 + (hi < 10 ? hi : 0);
+    v = v * 10 + (b[i]! & 0x0f);
+  }
+  return b.length > 0 && b[b.length - 1]! >> 4 === 0x0f ? -v : v;
+}
+
+function bcdString(b: Uint8Array): string {
+  let s = "";
+  for (let i = b.length - 1; i >= 0; i--) s += b[i]!.toString(16).padStart(2, "0");
+  return s.toUpperCase();
+}
+
+function int(b: Uint8Array): number {
+  if (b.length === 0) return 0;
+  if (b.length <= 6) return Buffer.from(b).readIntLE(0, b.length);
+  return Number(Buffer.from(b).readBigInt64LE(0));
+}
+
+export function manufacturerCode(m: number): string {
+  return String.fromCharCode(((m >> 10) & 0x1f) + 64, ((m >> 5) & 0x1f) + 64, (m & 0x1f) + 64);
+}
+
+export function manufacturerNumber(code: string): number {
+  const c = code.toUpperCase();
+  if (!/^[A-Z]{3}$/.test(c)) throw new EdgeError(ErrorCode.DriverConfig, `manufacturer "${code}" is not a 3-letter FLAG code`);
+  return ((c.charCodeAt(0) - 64) << 10) | ((c.charCodeAt(1) - 64) << 5) | (c.charCodeAt(2) - 64);
+}
+
+const pad = (n: number, w = 2) => String(n).padStart(w, "0");
+
+/** Type G date (2 bytes) → "YYYY-MM-DD". */
+export function dateG(b: Uint8Array): string {
+  const day = b[0]! & 0x1f;
+  const month = b[1]! & 0x0f;
+  const year = fullYear(((b[0]! & 0xe0) >> 5) | ((b[1]! & 0xf0) >> 1));
+  return `${year}-${pad(month)}-${pad(day)}`;
+}
+
+/**
+ * Two-digit years: 81–127 are 1981–2027 and 0–80 are 2000–2080, the window libmbus uses (the
+ * hundred-year bits of EN 13757-3:2018 type F are not sent by the meters of its corpus).
+ */
+function fullYear(y: number): number {
+  return y < 81 ? 2000 + y : 1900 + y;
+}
+
+/** Type F (4 bytes, minute resolution) or type I (6 bytes, with seconds) → "YYYY-MM-DDThh:mm:ss". */
+export function dateTime(b: Uint8Array): string {
+  const o = b.length === 6 ? 1 : 0;
+  // IV bit (bit 7 of the minute byte): the meter says its clock value is invalid.
+  if (b[o]! & 0x80) throw new Error("the meter flags this date/time as invalid (IV bit set)");
+  const sec = o ? b[0]! & 0x3f : 0;
+  const min = b[o]! & 0x3f;
+  const hour = b[o + 1]! & 0x1f;
+  const day = b[o + 2]! & 0x1f;
+  const month = b[o + 3]! & 0x0f;
+  const year = fullYear(((b[o + 2]! & 0xe0) >> 5) | ((b[o + 3]! & 0xf0) >> 1));
+  return `${year}-${pad(month)}-${pad(day)}T${pad(hour)}:${pad(min)}:${pad(sec)}`;
+}
+
+function parseHeader(d: Buffer, ci: number): MbusHeader {
+  if (d.length < 12) throw frameError(`fixed header needs 12 bytes, got ${d.length}`);
+  const idBytes = ci === 0x76 ? Buffer.from(d.subarray(0, 4)).reverse() : d.subarray(0, 4);
+  const man = ci === 0x76 ? d.readUInt16BE(4) : d.readUInt16LE(4);
+  return {
+    id: bcdString(idBytes),
+    manufacturer: manufacturerCode(man),
+    version: d[6]!,
+    medium: d[7]!,
+    mediumName: mediumName(d[7]!),
+    accessNumber: d[8]!,
+    status: d[9]!,
+    signature: d.readUInt16LE(10),
+  };
+}
+
+/** Parse the payload of a long RSP_UD frame. */
+export function parseUserData(frame: MbusFrame): MbusData {
+  if (frame.kind !== "long") throw frameError(`expected a long RSP_UD frame, got ${frame.kind === "ack" ? "an ACK (E5)" : "a short frame"}`);
+  if ((frame.control & 0x4f) !== 0x08) throw frameError(`control field 0x${frame.control.toString(16)} is not RSP_UD (08h)`);
+  if (frame.ci === 0x72 || frame.ci === 0x76) return parseVariable(frame.data, frame.ci);
+  if (frame.ci === 0x73 || frame.ci === 0x77) return parseFixed(frame.data);
+  throw frameError(`CI field 0x${frame.ci.toString(16)} is not a supported response (72h, 76h variable; 73h fixed)`);
+}
+
+function parseVariable(d: Buffer, ci: number): MbusData {
+  const header = parseHeader(d, ci);
+  const records: MbusRecord[] = [];
+  let moreRecordsFollow = false;
+  let i = 12;
+  while (i < d.length) {
+    const start = i;
+    const dif = d[i++]!;
+    if (dif === 0x2f) continue; // idle filler (EN 13757-3 §6.3.2)
+    if ((dif & 0xef) === 0x0f) {
+      // 0Fh / 1Fh: manufacturer-specific data to the end of the telegram; 1Fh: more records follow.
+      if (dif === 0x1f) moreRecordsFollow = true;
+      const data = d.subarray(i);
+      records.push({
+        index: records.length,
+        function: dif === 0x1f ? "more_records" : "manufacturer",
+        storage: 0,
+        tariff: 0,
+        subunit: 0,
+        quantity: "Manufacturer specific data",
+        value: toHex(data),
+        dif,
+        dife: [],
+        vife: [],
+        raw: toHex(data),
+      });
+      break;
+    }
+    const dife: number[] = [];
+    let ext = dif & 0x80;
+    while (ext) {
+      if (i >= d.length) throw frameError(`record ${records.length} at byte ${start}: telegram ends inside the DIF extensions`);
+      if (dife.length >= MAX_EXT) throw frameError(`record ${records.length} at byte ${start}: more than ${MAX_EXT} DIFE`);
+      const e = d[i++]!;
+      dife.push(e);
+      ext = e & 0x80;
+    }
+    if (i >= d.length) throw frameError(`record ${records.length} at byte ${start}: telegram ends before the VIF`);
+    const vif = d[i++]!;
+    let plain: string | undefined;
+    if ((vif & 0x7f) === 0x7c) {
+      // Plain-text unit: length byte then ASCII, last character first (EN 13757-3 §6.4.3).
+      // It follows the VIF directly, as libmbus and the meters of its corpus encode it.
+      if (i >= d.length) throw frameError(`record ${records.length}: telegram ends inside a plain-text VIF`);
+      const n = d[i++]!;
+      if (i + n > d.length) throw frameError(`record ${records.length}: plain-text VIF of ${n} bytes runs past the telegram end`);
+      plain = Buffer.from(d.subarray(i, i + n)).reverse().toString("latin1");
+      i += n;
+    }
+    const vife: number[] = [];
+    ext = vif & 0x80;
+    while (ext) {
+      if (i >= d.length) throw frameError(`record ${records.length} at byte ${start}: telegram ends inside the VIF extensions`);
+      if (vife.length >= MAX_EXT) throw frameError(`record ${records.length} at byte ${start}: more than ${MAX_EXT} VIFE`);
+      const e = d[i++]!;
+      vife.push(e);
+      ext = e & 0x80;
+    }
+    let len = dataLength[dif & 0x0f]!;
+    let lvar: number | undefined;
+    if (len < 0) {
+      if (i >= d.length) throw frameError(`record ${records.length}: telegram ends before the LVAR byte`);
+      lvar = d[i++]!;
+      if (lvar <= 0xbf) len = lvar;
+      else if (lvar <= 0xdf) len = (lvar & 0x0f) * 2;
+      else if (lvar <= 0xef) len = lvar - 0xe0;
+      else if (lvar <= 0xfa) len = (lvar - 0xec) * 4; // F0h–FAh: binary of 4×(LVAR−ECh) bytes
+      else throw frameError(`record ${records.length}: reserved LVAR 0x${lvar.toString(16)}`);
+    }
+    if (i + len > d.length) throw frameError(`record ${records.length} at byte ${start}: ${len} data bytes announced, only ${d.length - i} left (premature end of telegram)`);
+    const data = d.subarray(i, i + len);
+    i += len;
+    records.push(decodeRecord(records.length, dif, dife, vif, vife, plain, data, lvar));
+  }
+  return { header, records, moreRecordsFollow, fixed: false };
+}
+
+function storageOf(dif: number, dife: number[]): number {
+  let s = (dif >> 6) & 1;
+  dife.forEach((e, k) => (s += (e & 0x0f) * 2 ** (1 + 4 * k)));
+  return s;
+}
+function tariffOf(dife: number[]): number {
+  let t = 0;
+  dife.forEach((e, k) => (t += ((e >> 4) & 0x03) * 2 ** (2 * k)));
+  return t;
+}
+function subunitOf(dife: number[]): number {
+  let u = 0;
+  dife.forEach((e, k) => (u += ((e >> 6) & 1) * 2 ** k));
+  return u;
+}
+
+function vifInfo(vif: number, vife: number[]): { info: VifInfo; modifiers: number[] } {
+  if (vif === 0xfd || vif === 0xfb) {
+    if (vife.length === 0) return { info: { quantity: "Missing VIF extension", scale: 1, kind: "number", special: "reserved" }, modifiers: [] };
+    const code = vife[0]! & 0x7f;
+    return { info: vif === 0xfd ? fdVif(code) : fbVif(code), modifiers: vife.slice(1) };
+  }
+  return { info: primaryVif(vif & 0x7f), modifiers: vife };
+}
+
+function decodeRecord(
+  index: number,
+  dif: number,
+  dife: number[],
+  vif: number,
+  vife: number[],
+  plain: string | undefined,
+  data: Buffer,
+  lvar: number | undefined,
+): MbusRecord {
+  const { info, modifiers } = vifInfo(vif, vife);
+  const base = {
+    index,
+    function: functions[(dif >> 4) & 0x03]!,
+    storage: storageOf(dif, dife),
+    tariff: tariffOf(dife),
+    subunit: subunitOf(dife),
+    quantity: plain ?? info.quantity,
+    dif,
+    dife,
+    vif,
+    vife,
+    raw: toHex(data),
+  };
+  const unit = plain === undefined ? info.unit : undefined;
+  const withUnit = unit ? { unit } : {};
+  const df = dif & 0x0f;
+  try {
+    let raw: number | string;
+    switch (df) {
+      case 0x00:
+        return { ...base, ...withUnit, value: "" };
+      case 0x08:
+        return { ...base, value: null, error: "selection for readout (no data)" };
+      case 0x0f:
+        return { ...base, value: toHex(data) };
+      case 0x05:
+        raw = data.readFloatLE(0);
+        break;
+      case 0x0d:
+        if (lvar !== undefined && lvar <= 0xbf) return { ...base, ...withUnit, value: Buffer.from(data).reverse().toString("latin1") };
+        if (lvar !== undefined && lvar >= 0xc0 && lvar <= 0xdf) raw = (lvar >= 0xd0 ? -1 : 1) * bcd(data);
+        else if (lvar !== undefined && lvar >= 0xe0 && lvar <= 0xef && data.length <= 6) raw = int(data);
+        // Longer binary numbers exceed a double's precision: kept as hex, most significant byte first.
+        else return { ...base, value: toHex(Buffer.from(data).reverse()) };
+        break;
+      default:
+        if (df >= 0x09) {
+          raw = bcd(data);
+        } else if ((info.kind === "date" && data.length === 2) || (info.kind === "datetime" && (data.length === 4 || data.length === 6))) {
+          return { ...base, value: data.length === 2 ? dateG(data) : dateTime(data) };
+        } else raw = int(data);
+    }
+    let value = info.special === "plaintext" || plain !== undefined ? raw : raw * info.scale;
+    // Combinable VIFE (EN 13757-3 table 15): correction factors. Applied as libmbus does.
+    for (const m of modifiers.slice(0, 1)) {
+      const c = m & 0x7f;
+      if (c >= 0x70 && c <= 0x77) value *= pow10((c & 0x07) - 6);
+      else if (c >= 0x78 && c <= 0x7b) value += pow10((c & 0x03) - 3);
+      else if (c === 0x7d) value *= 1000;
+    }
+    return { ...base, ...withUnit, value };
+  } catch (e) {
+    return { ...base, value: null, error: `cannot decode data ${toHex(data)}: ${(e as Error).message}` };
+  }
+}
+
+/** Fixed data structure, EN 1434-3 / EN 13757-3 annex: two counters with unit codes. */
+const fixedUnits: { unit?: string; scale: number; label: string }[] = (() => {
+  const t: { unit?: string; scale: number; label: string }[] = [];
+  t[0x00] = { scale: 1, label: "h,m,s" };
+  t[0x01] = { scale: 1, label: "D,M,Y" };
+  const e = ["Wh", "10 Wh", "100 Wh", "kWh", "10 kWh", "100 kWh", "MWh", "10 MWh", "100 MWh"];
+  e.forEach((label, k) => (t[0x02 + k] = { unit: "Wh", scale: pow10(k), label }));
+  const j = ["kJ", "10 kJ", "100 kJ", "MJ", "10 MJ", "100 MJ", "GJ", "10 GJ", "100 GJ"];
+  j.forEach((label, k) => (t[0x0b + k] = { unit: "J", scale: pow10(k + 3), label }));
+  const w = ["W", "10 W", "100 W", "kW", "10 kW", "100 kW", "MW", "10 MW", "100 MW"];
+  w.forEach((label, k) => (t[0x14 + k] = { unit: "W", scale: pow10(k), label }));
+  const jh = ["kJ/h", "10 kJ/h", "100 kJ/h", "MJ/h", "10 MJ/h", "100 MJ/h", "GJ/h", "10 GJ/h", "100 GJ/h"];
+  jh.forEach((label, k) => (t[0x1d + k] = { unit: "W", scale: pow10(k + 3) / 3600, label }));
+  const v = ["ml", "10 ml", "100 ml", "l", "10 l", "100 l", "m^3", "10 m^3", "100 m^3"];
+  v.forEach((label, k) => (t[0x26 + k] = { unit: "m3", scale: pow10(k - 6), label }));
+  const f = ["ml/h", "10 ml/h", "100 ml/h", "l/h", "10 l/h", "100 l/h", "m^3/h", "10 m^3/h", "100 m^3/h"];
+  f.forEach((label, k) => (t[0x2f + k] = { unit: "m3/h", scale: pow10(k - 6), label }));
+  t[0x38] = { unit: "Cel", scale: 1e-3, label: "°C * 10^-3" };
+  t[0x39] = { scale: 1, label: "units for HCA" };
+  for (let k = 0x3a; k <= 0x3d; k++) t[k] = { scale: 1, label: "reserved" };
+  t[0x3e] = { scale: 1, label: "reserved but historic" };
+  t[0x3f] = { scale: 1, label: "without units" };
+  return t;
+})();
+
+export function fixedUnit(code: number): { unit?: string; scale: number; label: string } {
+  return fixedUnits[code & 0x3f]!;
+}
+
+function parseFixed(d: Buffer): MbusData {
+  if (d.length < 16) throw frameError(`fixed data structure needs 16 bytes, got ${d.length}`);
+  const status = d[5]!;
+  const u0 = d[6]!;
+  const u1 = d[7]!;
+  const medium = ((u0 & 0xc0) >> 6) | ((u1 & 0xc0) >> 4);
+  const header: MbusHeader = {
+    id: bcdString(d.subarray(0, 4)),
+    manufacturer: "",
+    version: 0,
+    medium,
+    mediumName: mediumName(medium),
+    accessNumber: d[4]!,
+    status,
+  };
+  // Status bit 7: counters in binary (1) or BCD (0); bit 6: historic (1) or actual (0) value.
+  const binary = (status & 0x80) !== 0;
+  const records = [0, 1].map((k): MbusRecord => {
+    const bytes = d.subarray(8 + 4 * k, 12 + 4 * k);
+    const raw = binary ? bytes.readUInt32LE(0) : bcd(bytes);
+    const u = fixedUnit(k === 0 ? u0 : u1);
+    return {
+      index: k,
+      function: "instantaneous",
+      storage: status & 0x40 ? 1 : 0,
+      tariff: 0,
+      subunit: 0,
+      quantity: `Counter ${k + 1} (${u.label})`,
+      ...(u.unit ? { unit: u.unit } : {}),
+      value: raw * u.scale,
+      dif: 0,
+      dife: [],
+      vife: [],
+      raw: toHex(bytes),
+    };
+  });
+  return { header, records, moreRecordsFollow: false, fixed: true };
+}

@@ -1,0 +1,170 @@
+/**
+ * Register ⇄ value encoding for every point type and byte/word order.
+ *
+ * Orders use the letters Telegraf's users know (plugins/inputs/modbus README, `byte_order`):
+ * the value's bytes, most significant first, are A B C D … and the order names how they appear
+ * on the wire, register by register:
+ *   ABCD  big-endian (the Modbus default, "high word first")
+ *   CDAB  word-swapped (low word first, bytes big-endian in each register: many meters/PLCs)
+ *   BADC  byte-swapped inside each register, high word first
+ *   DCBA  little-endian (fully reversed)
+ * The same rule scales to 64-bit values (ABCDEFGH ↔ GHEFCDAB …) and applies the byte swap to
+ * 16-bit values (AB ↔ BA). Strings honour the byte swap only: their registers are always read in
+ * address order (a word-swapped string is not a thing devices do).
+ */
+import type { ByteOrder, PointType } from "./schema.js";
+
+export interface CodecPoint {
+  type: PointType;
+  /** Registers of a string point. */
+  length?: number | undefined;
+  /** Bit number of a `bit` point. */
+  bit?: number | undefined;
+}
+
+/** Number of 16-bit registers (or bits, for bool) a point occupies. */
+export function pointSize(p: CodecPoint): number {
+  switch (p.type) {
+    case "bool":
+    case "bit":
+    case "int16":
+    case "uint16":
+      return 1;
+    case "int32":
+    case "uint32":
+    case "float32":
+      return 2;
+    case "int64":
+    case "uint64":
+    case "float64":
+      return 4;
+    case "string":
+      return p.length ?? 1;
+  }
+}
+
+const wordSwapped = (o: ByteOrder) => o === "CDAB" || o === "DCBA";
+const byteSwapped = (o: ByteOrder) => o === "BADC" || o === "DCBA";
+
+/** Registers (as read, in address order) → big-endian bytes of the value. */
+export function registersToBytes(regs: ArrayLike<number>, order: ByteOrder, words = true): Buffer {
+  const n = regs.length;
+  const out = Buffer.allocUnsafe(n * 2);
+  for (let i = 0; i < n; i++) {
+    const r = regs[words && wordSwapped(order) ? n - 1 - i : i]! & 0xffff;
+    if (byteSwapped(order)) out.writeUInt16LE(r, i * 2);
+    else out.writeUInt16BE(r, i * 2);
+  }
+  return out;
+}
+
+/** Big-endian bytes of a value → registers in address order (inverse of registersToBytes). */
+export function bytesToRegisters(bytes: Buffer, order: ByteOrder, words = true): number[] {
+  const n = bytes.length / 2;
+  const regs = new Array<number>(n);
+  for (let i = 0; i < n; i++) {
+    const r = byteSwapped(order) ? bytes.readUInt16LE(i * 2) : bytes.readUInt16BE(i * 2);
+    regs[words && wordSwapped(order) ? n - 1 - i : i] = r;
+  }
+  return regs;
+}
+
+/**
+ * Raw value of a register point (before scale/offset). 64-bit integers are returned as numbers:
+ * exact up to 2^53, rounded beyond (energy counters never get there).
+ */
+export function decodeRegisters(regs: ArrayLike<number>, p: CodecPoint, order: ByteOrder): number | string {
+  if (p.type === "bit") return (regs[0]! >> (p.bit ?? 0)) & 1;
+  if (p.type === "string") {
+    const b = registersToBytes(regs, order, false);
+    const nul = b.indexOf(0);
+    // Devices pad with NUL or spaces; neither is part of the value.
+    return b.toString("latin1", 0, nul < 0 ? b.length : nul).replace(/ +$/, "");
+  }
+  const b = registersToBytes(regs, order);
+  switch (p.type) {
+    case "int16":
+      return b.readInt16BE(0);
+    case "uint16":
+      return b.readUInt16BE(0);
+    case "int32":
+      return b.readInt32BE(0);
+    case "uint32":
+      return b.readUInt32BE(0);
+    case "float32":
+      return b.readFloatBE(0);
+    case "int64":
+      return Number(b.readBigInt64BE(0));
+    case "uint64":
+      return Number(b.readBigUInt64BE(0));
+    case "float64":
+      return b.readDoubleBE(0);
+    case "bool":
+      return regs[0]! ? 1 : 0;
+  }
+}
+
+const intBounds: Partial<Record<PointType, [number, number]>> = {
+  int16: [-32768, 32767],
+  uint16: [0, 65535],
+  int32: [-2147483648, 2147483647],
+  uint32: [0, 4294967295],
+  int64: [-(2 ** 63), 2 ** 63 - 1],
+  uint64: [0, 2 ** 64 - 1],
+};
+
+/** Thrown for a value the point's type cannot hold; the message is for the command's caller. */
+export class EncodeError extends Error {}
+
+/**
+ * Raw value → registers in address order. `current` is the register's present content, needed
+ * for a `bit` point (the other 15 bits are preserved: read-modify-write).
+ */
+export function encodeRegisters(raw: number | string, p: CodecPoint, order: ByteOrder, current = 0): number[] {
+  if (p.type === "string") {
+    if (typeof raw !== "string") throw new EncodeError("expected a string");
+    const size = pointSize(p) * 2;
+    const bytes = Buffer.alloc(size); // NUL padded
+    const written = bytes.write(raw, 0, "latin1");
+    if (Buffer.byteLength(raw, "latin1") > size || written < raw.length)
+      throw new EncodeError(`string longer than ${size} characters (${p.length ?? 1} registers)`);
+    return bytesToRegisters(bytes, order, false);
+  }
+  if (typeof raw !== "number" || Number.isNaN(raw) && !p.type.startsWith("float"))
+    throw new EncodeError("expected a number");
+  if (p.type === "bit" || p.type === "bool") {
+    if (raw !== 0 && raw !== 1) throw new EncodeError("expected 0/1 or true/false");
+    const bit = p.bit ?? 0;
+    return [p.type === "bool" ? raw : raw ? current | (1 << bit) : current & ~(1 << bit) & 0xffff];
+  }
+  const b = Buffer.alloc(pointSize(p) * 2);
+  if (p.type === "float32") b.writeFloatBE(raw, 0);
+  else if (p.type === "float64") b.writeDoubleBE(raw, 0);
+  else {
+    if (!Number.isInteger(raw)) throw new EncodeError(`expected an integer for ${p.type}, got ${raw}`);
+    const [lo, hi] = intBounds[p.type]!;
+    if (raw < lo || raw > hi) throw new EncodeError(`${raw} is outside the ${p.type} range ${lo}..${hi}`);
+    if (p.type === "int16") b.writeInt16BE(raw, 0);
+    else if (p.type === "uint16") b.writeUInt16BE(raw, 0);
+    else if (p.type === "int32") b.writeInt32BE(raw, 0);
+    else if (p.type === "uint32") b.writeUInt32BE(raw, 0);
+    else if (p.type === "int64") b.writeBigInt64BE(BigInt(raw), 0);
+    else b.writeBigUInt64BE(BigInt(raw), 0);
+  }
+  return bytesToRegisters(b, order);
+}
+
+/** Engineering value → raw (inverse of `raw × scale + offset`), rounded for integer types. */
+export function unscale(value: number, scale: number, offset: number, type: PointType): number {
+  const raw = (value - offset) / scale;
+  if (type.startsWith("float")) return raw;
+  // Guard against 0.1-style binary fractions: 23.7 / 0.1 = 236.99999999999997.
+  return Math.round(raw);
+}
+
+/** Raw → engineering value; integers stay exact when scale is 1 and offset 0. */
+export function scaleValue(raw: number, scale: number, offset: number): number {
+  if (scale === 1 && offset === 0) return raw;
+  // Round to 12 significant digits so 2301 × 0.1 reads 230.1, not 230.10000000000002.
+  return Number((raw * scale + offset).toPrecision(12));
+}

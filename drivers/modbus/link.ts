@@ -1,0 +1,289 @@
+/**
+ * One Modbus connection (a TCP socket, a serial line, or a TCP socket to a serial server) with
+ * its own transaction queue: writes go before reads, at most `concurrency` transactions are in
+ * flight (always 1 on a serial line, where the bus is half-duplex and the master must leave the
+ * silent interval of Modbus over Serial Line V1.02 §2.5.1.1 between frames).
+ *
+ * The client is modbus-serial. Its ports are single-use: after a TCP close TcpPort removes every
+ * listener, so each (re)connection builds a fresh client. While the link is down, requests fail
+ * at once with `comm_error` (they never wait on a dead link) and a reconnection is attempted
+ * with a growing delay (1 s → 30 s), so polling resumes by itself after any outage.
+ */
+import modbusSerial from "modbus-serial";
+import type { EventEmitter } from "node:events";
+import type { Logger } from "pino";
+import type { Quality } from "../driver.js";
+
+// modbus-serial is CommonJS with `module.exports.default = module.exports`; under NodeNext the
+// default import is the `module.exports` object, whose `.default` is the class.
+const ModbusRTU = modbusSerial.default;
+// The bundled typings omit that the client is an EventEmitter with destroy().
+type Client = InstanceType<typeof ModbusRTU> & EventEmitter & { destroy?: (cb: () => void) => void };
+
+export type LinkEndpoint =
+  | { type: "tcp"; host: string; port: number; concurrency: number }
+  | { type: "rtu"; path: string; baud: number; parity: "none" | "even" | "odd"; dataBits: 7 | 8; stopBits: 1 | 2; frameDelayMs: number }
+  | { type: "rtu_over_tcp"; host: string; port: number; frameDelayMs: number };
+
+export type Op =
+  | { fc: 1 | 2 | 3 | 4; unit: number; address: number; count: number }
+  | { fc: 5; unit: number; address: number; value: boolean }
+  | { fc: 6; unit: number; address: number; value: number }
+  | { fc: 15; unit: number; address: number; values: boolean[] }
+  | { fc: 16; unit: number; address: number; values: number[] };
+
+export type OpResult = { bits?: boolean[]; registers?: number[] };
+
+const exceptionNames: Record<number, string> = {
+  1: "illegal function",
+  2: "illegal data address",
+  3: "illegal data value",
+  4: "server device failure",
+  5: "acknowledge",
+  6: "server device busy",
+  8: "memory parity error",
+  10: "gateway path unavailable",
+  11: "gateway target device failed to respond",
+};
+
+/** A failed transaction, classified as the quality a reading will carry. */
+export class ModbusError extends Error {
+  constructor(
+    readonly quality: Exclude<Quality, "good" | "uncertain" | "codec_error" | "offline">,
+    message: string,
+    readonly exceptionCode?: number,
+  ) {
+    super(message);
+  }
+  /** Transient failures worth a retry; an exception is a definite answer. */
+  get retryable(): boolean {
+    return this.quality === "timeout" || this.quality === "frame_error";
+  }
+}
+
+export function exceptionDetail(code: number): string {
+  return `${exceptionNames[code] ?? "unknown exception"} (exception ${code})`;
+}
+
+/** Map modbus-serial's assorted error objects to a quality and plain words. */
+export function classify(e: unknown): ModbusError {
+  const err = e as { modbusCode?: number; name?: string; errno?: string; message?: string };
+  if (typeof err.modbusCode === "number") return new ModbusError("exception", exceptionDetail(err.modbusCode), err.modbusCode);
+  const msg = err.message ?? String(e);
+  if (err.name === "TransactionTimedOutError" || err.errno === "ETIMEDOUT") return new ModbusError("timeout", "no answer before the timeout");
+  if (/CRC error/.test(msg)) return new ModbusError("frame_error", "CRC error in the answer");
+  if (/Data length error|Unexpected data error/.test(msg)) return new ModbusError("frame_error", `malformed answer: ${msg}`);
+  return new ModbusError("comm_error", msg || "communication error");
+}
+
+interface Pending {
+  op: Op;
+  resolve: (r: OpResult) => void;
+  reject: (e: ModbusError) => void;
+}
+
+export function describeEndpoint(ep: LinkEndpoint): string {
+  return ep.type === "rtu" ? `${ep.path} (${ep.baud} baud)` : `${ep.type === "tcp" ? "" : "rtu-over-tcp "}${ep.host}:${ep.port}`;
+}
+
+export class ModbusLink {
+  private client: Client | undefined;
+  private state: "closed" | "opening" | "open" = "closed";
+  private readonly high: Pending[] = [];
+  private readonly low: Pending[] = [];
+  private inflight = 0;
+  private nextOpenAt = 0;
+  private openDelay = 1000;
+  private lastError = "";
+  private pauseUntil = 0;
+  private pauseTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  readonly counters = { requests: 0, timeouts: 0, exceptions: 0, frame_errors: 0, comm_errors: 0, connects: 0 };
+
+  constructor(
+    readonly endpoint: LinkEndpoint,
+    private readonly timeoutMs: number,
+    private readonly log: Logger,
+  ) {}
+
+  get name(): string {
+    return describeEndpoint(this.endpoint);
+  }
+
+  get detail(): string {
+    if (this.state === "open") return `connected to ${this.name}`;
+    return `${this.name} not connected${this.lastError ? `: ${this.lastError}` : ""}`;
+  }
+
+  private get concurrency(): number {
+    return this.endpoint.type === "tcp" ? this.endpoint.concurrency : 1;
+  }
+
+  /** Queue a transaction; `priority` "high" (writes, on-demand reads) goes before polls. */
+  request(op: Op, priority: "high" | "low" = "low"): Promise<OpResult> {
+    if (this.stopped) return Promise.reject(new ModbusError("comm_error", "driver stopped"));
+    return new Promise((resolve, reject) => {
+      (priority === "high" ? this.high : this.low).push({ op, resolve, reject });
+      this.pump();
+    });
+  }
+
+  async close(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.pauseTimer);
+    this.failQueued(new ModbusError("comm_error", "driver stopped"));
+    await this.dropClient();
+  }
+
+  private failQueued(err: ModbusError): void {
+    for (const q of [this.high, this.low]) for (const p of q.splice(0)) p.reject(err);
+  }
+
+  private pump(): void {
+    if (this.stopped) return;
+    if (this.state !== "open") {
+      if (this.state === "closed") {
+        if (Date.now() >= this.nextOpenAt) void this.open();
+        else this.failQueued(new ModbusError("comm_error", `${this.detail}; retrying in ${Math.ceil((this.nextOpenAt - Date.now()) / 1000)} s`));
+      }
+      return;
+    }
+    const wait = this.pauseUntil - Date.now();
+    if (wait > 0) {
+      // Serial line: keep the silent interval before the next frame.
+      this.pauseTimer ??= setTimeout(() => {
+        this.pauseTimer = undefined;
+        this.pump();
+      }, wait);
+      return;
+    }
+    while (this.inflight < this.concurrency) {
+      const next = this.high.shift() ?? this.low.shift();
+      if (!next) return;
+      this.inflight++;
+      this.counters.requests++;
+      this.run(next.op).then(
+        (r) => this.done(next, r, undefined),
+        (e: unknown) => this.done(next, undefined, classify(e)),
+      );
+    }
+  }
+
+  private done(p: Pending, r: OpResult | undefined, err: ModbusError | undefined): void {
+    this.inflight--;
+    const ep = this.endpoint;
+    if (ep.type !== "tcp" && ep.frameDelayMs > 0) this.pauseUntil = Date.now() + ep.frameDelayMs;
+    if (err) {
+      const key = `${err.quality === "exception" ? "exceptions" : err.quality === "frame_error" ? "frame_errors" : err.quality === "timeout" ? "timeouts" : "comm_errors"}` as const;
+      this.counters[key]++;
+      if (err.quality === "comm_error" && !this.client?.isOpen) void this.lost(err.message);
+      p.reject(err);
+    } else p.resolve(r!);
+    this.pump();
+  }
+
+  private async lost(why: string): Promise<void> {
+    if (this.state === "closed") return;
+    this.log.warn({ endpoint: this.name, why }, "modbus link lost");
+    this.lastError = why;
+    this.state = "closed";
+    this.nextOpenAt = 0; // first reconnection at once; failures then back off
+    await this.dropClient();
+  }
+
+  private async dropClient(): Promise<void> {
+    const c = this.client;
+    this.client = undefined;
+    if (!c) return;
+    c.removeAllListeners();
+    c.on("error", () => {}); // late socket errors of a dropped client are expected
+    await new Promise<void>((resolve) => {
+      try {
+        if (typeof c.destroy === "function") c.destroy(() => resolve());
+        else c.close(() => resolve());
+      } catch {
+        resolve();
+      }
+      setTimeout(resolve, 500).unref();
+    });
+  }
+
+  private async open(): Promise<void> {
+    this.state = "opening";
+    const c = new ModbusRTU() as Client;
+    const ep = this.endpoint;
+    try {
+      if (ep.type === "tcp") await c.connectTCP(ep.host, { port: ep.port });
+      else if (ep.type === "rtu_over_tcp") await c.connectTelnet(ep.host, { port: ep.port });
+      else await c.connectRTUBuffered(ep.path, { baudRate: ep.baud, parity: ep.parity, dataBits: ep.dataBits, stopBits: ep.stopBits });
+    } catch (e) {
+      this.lastError = (e as Error).message || String(e);
+      this.state = "closed";
+      this.nextOpenAt = Date.now() + this.openDelay;
+      this.log.warn({ endpoint: this.name, err: this.lastError, retryMs: this.openDelay }, "modbus connection failed");
+      this.openDelay = Math.min(this.openDelay * 2, 30_000);
+      c.removeAllListeners();
+      this.failQueued(new ModbusError("comm_error", `cannot connect to ${this.name}: ${this.lastError}`));
+      return;
+    }
+    if (this.stopped) {
+      this.client = c;
+      await this.dropClient();
+      return;
+    }
+    c.setTimeout(this.timeoutMs);
+    c.on("close", () => {
+      if (this.client === c) void this.lost("connection closed");
+    });
+    c.on("error", (e: Error) => {
+      if (this.client === c) void this.lost(e.message);
+    });
+    this.client = c;
+    this.state = "open";
+    this.openDelay = 1000;
+    this.lastError = "";
+    this.counters.connects++;
+    this.log.info({ endpoint: this.name }, "modbus link connected");
+    this.pump();
+  }
+
+  private run(op: Op): Promise<OpResult> {
+    const c = this.client;
+    if (!c) return Promise.reject(new ModbusError("comm_error", "not connected"));
+    if (this.endpoint.type !== "tcp") {
+      // modbus-serial's RTU ports (RTUBufferedPort, TelnetPort) keep unread bytes between
+      // transactions, so a late answer to a timed-out request could be taken for the answer to
+      // the next one. Nothing legitimate is pending when a new request starts: drop them.
+      const port = (c as unknown as { _port?: { _buffer?: Buffer } })._port;
+      if (port && port._buffer) port._buffer = Buffer.alloc(0);
+    }
+    return new Promise((resolve, reject) => {
+      // One callback for every function code; the result shape is checked per code below.
+      const cb = (err: Error | null, data: unknown) => {
+        if (err) return reject(err);
+        const d = data as { data?: (number | boolean)[] };
+        if (op.fc === 1 || op.fc === 2) resolve({ bits: (d.data as boolean[]).slice(0, op.count) });
+        else if (op.fc === 3 || op.fc === 4) resolve({ registers: d.data as number[] });
+        else resolve({});
+      };
+      switch (op.fc) {
+        case 1:
+          return c.writeFC1(op.unit, op.address, op.count, cb);
+        case 2:
+          return c.writeFC2(op.unit, op.address, op.count, cb);
+        case 3:
+          return c.writeFC3(op.unit, op.address, op.count, cb);
+        case 4:
+          return c.writeFC4(op.unit, op.address, op.count, cb);
+        case 5:
+          return c.writeFC5(op.unit, op.address, op.value, cb);
+        case 6:
+          return c.writeFC6(op.unit, op.address, op.value, cb);
+        case 15:
+          return c.writeFC15(op.unit, op.address, op.values, cb);
+        case 16:
+          return c.writeFC16(op.unit, op.address, op.values, cb);
+      }
+    });
+  }
+}

@@ -1,0 +1,191 @@
+/**
+ * A serial line shared by the TIC and M-Bus drivers: opens the port, reopens it with backoff when
+ * it disappears (USB converter unplugged, socat restarted) and reports its state in plain words.
+ *
+ * Transports sit behind a factory (model: zwave-js `createNodeSerialPortFactory`), so the same
+ * code runs on a real UART, on a socat pty in tests, or on serialport's mock binding.
+ *
+ * Note on 7E1 over a pty: a pty does not simulate baud rate or parity. We pass the configured
+ * data bits/parity to the UART, which strips and checks the parity bit on real hardware; the
+ * protocol layers above then reject any byte with bit 7 set as non-printable, which also catches
+ * a line mistakenly opened as 8N1 against a 7E1 meter.
+ */
+import { SerialPort } from "serialport";
+import { EdgeError, ErrorCode, describeError } from "../../agent/errors.js";
+
+export interface SerialOptions {
+  path: string;
+  baudRate: number;
+  dataBits: 7 | 8;
+  parity: "none" | "even" | "odd";
+  stopBits: 1 | 2;
+}
+
+/** One open port. `onClose` fires once, with an error when the port went away by itself. */
+export interface RawSerial {
+  write(data: Buffer): Promise<void>;
+  close(): Promise<void>;
+  onData(cb: (chunk: Buffer) => void): void;
+  onClose(cb: (err?: Error) => void): void;
+}
+
+export type SerialFactory = (opts: SerialOptions) => Promise<RawSerial>;
+
+/** The real transport: the `serialport` package (works on UARTs, USB adapters and ptys). */
+export const nodeSerialFactory: SerialFactory = (opts) =>
+  new Promise((resolve, reject) => {
+    const port = new SerialPort({ ...opts, autoOpen: false, lock: false });
+    port.open((err) => {
+      if (err) {
+        reject(err);
+        return;
+      }
+      let closed = false;
+      const closeCbs: ((err?: Error) => void)[] = [];
+      const fireClose = (e?: Error) => {
+        if (closed) return;
+        closed = true;
+        for (const cb of closeCbs) cb(e);
+      };
+      port.on("close", (e?: Error | null) => fireClose(e ?? undefined));
+      // A read error (EIO when the other end of a pty vanishes) precedes or replaces 'close'.
+      port.on("error", (e: Error) => {
+        fireClose(e);
+        if (port.isOpen) port.close(() => undefined);
+      });
+      resolve({
+        write: (data) =>
+          new Promise<void>((res, rej) => {
+            port.write(data, (e) => (e ? rej(e) : port.drain((e2) => (e2 ? rej(e2) : res()))));
+          }),
+        close: () =>
+          new Promise<void>((res) => {
+            closed = true;
+            if (!port.isOpen) res();
+            else port.close(() => res());
+          }),
+        onData: (cb) => port.on("data", cb),
+        onClose: (cb) => closeCbs.push(cb),
+      });
+    });
+  });
+
+export type PortState = "stopped" | "opening" | "open" | "waiting";
+
+export interface ReconnectingPortOptions {
+  factory?: SerialFactory;
+  /** First retry delay (ms); doubles up to maxDelayMs, with ±20 % jitter. */
+  minDelayMs?: number;
+  maxDelayMs?: number;
+  onData: (chunk: Buffer) => void;
+  /** Called on every state change with a plain-words detail. */
+  onState?: (state: PortState, detail: string) => void;
+}
+
+export function describeSerial(o: SerialOptions): string {
+  return `${o.baudRate} ${o.dataBits}${o.parity[0]!.toUpperCase()}${o.stopBits}`;
+}
+
+/** A port that keeps itself open: retried with backoff until `stop()`. */
+export class ReconnectingPort {
+  private port: RawSerial | undefined;
+  private state: PortState = "stopped";
+  private detailText = "not started";
+  private timer: NodeJS.Timeout | undefined;
+  private attempt = 0;
+  private generation = 0;
+  openCount = 0;
+  lostCount = 0;
+
+  constructor(
+    private opts: SerialOptions,
+    private readonly o: ReconnectingPortOptions,
+  ) {}
+
+  get options(): SerialOptions {
+    return this.opts;
+  }
+  get isOpen(): boolean {
+    return this.state === "open";
+  }
+  get detail(): string {
+    return this.detailText;
+  }
+
+  start(): void {
+    if (this.state !== "stopped") return;
+    this.attempt = 0;
+    void this.open();
+  }
+
+  async stop(): Promise<void> {
+    this.generation++;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const p = this.port;
+    this.port = undefined;
+    this.set("stopped", `port ${this.opts.path} closed`);
+    if (p) await p.close();
+  }
+
+  /** Reopen with other line settings (TIC mode detection switches 1200 ↔ 9600). */
+  async reconfigure(opts: Partial<SerialOptions>): Promise<void> {
+    await this.stop();
+    this.opts = { ...this.opts, ...opts };
+    this.start();
+  }
+
+  async write(data: Buffer): Promise<void> {
+    if (!this.port || this.state !== "open") {
+      throw new EdgeError(ErrorCode.PortUnavailable, `serial port ${this.opts.path} is not open (${this.detailText})`);
+    }
+    await this.port.write(data);
+  }
+
+  private set(state: PortState, detail: string): void {
+    this.state = state;
+    this.detailText = detail;
+    this.o.onState?.(state, detail);
+  }
+
+  private async open(): Promise<void> {
+    const gen = ++this.generation;
+    this.set("opening", `opening ${this.opts.path} at ${describeSerial(this.opts)}`);
+    try {
+      const port = await (this.o.factory ?? nodeSerialFactory)(this.opts);
+      if (gen !== this.generation) {
+        await port.close();
+        return;
+      }
+      this.port = port;
+      this.attempt = 0;
+      this.openCount++;
+      port.onData((c) => {
+        if (gen === this.generation) this.o.onData(c);
+      });
+      port.onClose((err) => {
+        if (gen !== this.generation) return;
+        this.port = undefined;
+        this.lostCount++;
+        this.retry(`port ${this.opts.path} lost${err ? ` (${describeError(err)})` : ""}`);
+      });
+      this.set("open", `port ${this.opts.path} open at ${describeSerial(this.opts)}`);
+    } catch (e) {
+      if (gen !== this.generation) return;
+      this.retry(`cannot open ${this.opts.path}: ${describeError(e)}`);
+    }
+  }
+
+  private retry(why: string): void {
+    const min = this.o.minDelayMs ?? 1000;
+    const max = this.o.maxDelayMs ?? 30_000;
+    const base = Math.min(max, min * 2 ** this.attempt++);
+    const delay = Math.round(base * (0.8 + Math.random() * 0.4));
+    this.set("waiting", `${why}; retrying in ${(delay / 1000).toFixed(1)} s`);
+    const gen = this.generation;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (gen === this.generation) void this.open();
+    }, delay);
+  }
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Usage: scripts/pack-install.sh DEST
+#
+# The one recipe that turns this source tree into an installed, production-only eclor-edge in
+# the empty directory DEST (DEST/package.json, DEST/dist/, DEST/node_modules/ with production
+# dependencies only, native modules compiled for this machine's Node and architecture).
+# The Dockerfile's build stage, `npm run package:deb` and the packaging test all run THIS file,
+# so the test checks exactly what the image and the .deb ship.
+#
+# Why not `npm install ./eclor-edge-X.tgz`: npm pack leaves package-lock.json out, so installing
+# the tarball re-resolves every transitive dependency and would ship versions no test has seen.
+# We unpack the tarball (exactly the files `npm publish` would ship, see "files" in
+# package.json), put the lockfile beside it and run `npm ci --omit=dev`.
+set -euo pipefail
+
+dest=${1:?usage: scripts/pack-install.sh DEST (an empty or missing directory)}
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+mkdir -p "$dest"
+dest=$(cd "$dest" && pwd)
+if [ -n "$(ls -A "$dest")" ]; then
+  echo "pack-install: $dest is not empty; give an empty or missing directory" >&2
+  exit 2
+fi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+cd "$root"
+# Build explicitly (stdout to stderr so it cannot mix with pack's JSON), then pack without
+# running `prepare` a second time.
+npm run --silent build >&2
+tgz=$(npm pack --ignore-scripts --json --pack-destination "$work" | node -e \
+  'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s)[0].filename))')
+tar -xzf "$work/$tgz" -C "$dest" --strip-components=1 --no-same-owner
+cp package-lock.json "$dest/"
+
+cd "$dest"
+# --ignore-scripts: the root package's own lifecycle scripts (prepare = tsc) must not run here,
+# dev tools are not installed. Dependencies' install scripts (native modules: better-sqlite3,
+# @serialport/bindings-cpp, the optional sd-notify) run in the rebuild below, under the
+# allowScripts list of package.json.
+npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error >&2
+npm rebuild --no-audit --no-fund --loglevel=error >&2 || {
+  # sd-notify is optional (it needs libsystemd-dev + pkg-config to compile): drop it when it
+  # does not build, so the agent runs without systemd notifications (Type=exec unit).
+  echo "pack-install: a native module failed to build; retrying without the optional sd-notify" >&2
+  rm -rf node_modules/sd-notify
+  npm rebuild --no-audit --no-fund --loglevel=error >&2
+}
+# Build intermediates are not needed at run time (object files, dependency makefiles).
+find node_modules -path '*/build/Release/obj.target' -prune -exec rm -rf {} + 2>/dev/null || true
+find node_modules -path '*/build/Release/.deps' -prune -exec rm -rf {} + 2>/dev/null || true
+rm -f package-lock.json
+echo "$dest"

@@ -1,0 +1,37 @@
+/** Issue a token and write the matching provisioning bundle (what the platform gives installers). */
+import type { BundleInput } from "../../agent/provision/bundle.js";
+import type { TokenRegistry } from "./registry.js";
+
+export interface MintOptions {
+  gateway: string;
+  commune: string;
+  name?: string | undefined;
+  url: string;
+  enrolmentUrl?: string | undefined;
+  prefix?: string | undefined;
+  caPem: string;
+  ttlMs: number;
+  username?: string | undefined;
+  password?: string | undefined;
+}
+
+export function mintBundle(registry: TokenRegistry, o: MintOptions): BundleInput {
+  const expires = new Date(Date.now() + o.ttlMs);
+  const token = registry.issue(o.gateway, expires);
+  return {
+    version: 1,
+    gateway: { id: o.gateway, commune: o.commune, ...(o.name ? { name: o.name } : {}) },
+    platform: {
+      url: o.url,
+      ...(o.enrolmentUrl ? { enrolment_url: o.enrolmentUrl } : {}),
+      ...(o.prefix ? { prefix: o.prefix } : {}),
+      ca: o.caPem,
+    },
+    enrolment: {
+      token,
+      expires: expires.toISOString(),
+      ...(o.username ? { username: o.username } : {}),
+      ...(o.password ? { password: o.password } : {}),
+    },
+  };
+}
