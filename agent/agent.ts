@@ -29,6 +29,8 @@ import { Pipeline, rulesFromConfig, type Stage } from "./pipeline/index.js";
 import { Store, type StoredListener } from "./store/index.js";
 import { Uplink, type CommandHandler } from "./uplink/index.js";
 import { VERSION } from "./version.js";
+import { attachWhenReady } from "./commands/control-plane.js";
+import { resolveStartupConfig } from "./commands/startup.js";
 
 export interface RunOptions {
   configPath: string;
@@ -283,11 +285,16 @@ export class Agent {
 }
 
 /** The `eclor-edge run` daemon: start, notify, stop cleanly on SIGTERM/SIGINT, exit 0. */
-export async function runAgent(config: Config, opts: RunOptions): Promise<void> {
-  const logger = createLogger({ level: config.log.level });
+export async function runAgent(fileConfig: Config, opts: RunOptions): Promise<void> {
+  const logger = createLogger({ level: fileConfig.log.level });
   const notifier: Notifier = await loadNotifier();
+  // The local file or the last remote configuration (precedence: agent/commands/config-versions.ts).
+  const startup = resolveStartupConfig(opts.configPath, fileConfig, { record: true, logger });
+  logger.info({ source: startup.source, config_version: startup.version?.version }, startup.reason);
+  const config = startup.config;
   const agent = new Agent(config, { configPath: opts.configPath, logger });
   await agent.start();
+  const stopCommands = attachWhenReady(agent, { config, raw: startup.raw, configPath: opts.configPath, fileHash: startup.fileHash, logger });
   notifier.ready();
   let last = "";
   const tick = (): void => {
@@ -314,6 +321,7 @@ export async function runAgent(config: Config, opts: RunOptions): Promise<void> 
     logger.flush();
     process.exit(1);
   }, 8000);
+  stopCommands();
   await agent.stop();
   clearTimeout(hard);
   logger.flush();

@@ -5,6 +5,9 @@
  *
  * Each schema is a strict zod object whose `driver` field is a literal (the discriminator).
  */
+import { lorawanDriverSchema } from "./lorawan/schema.js";
+import { mbusDriverSchema } from "./mbus/schema.js";
 import { modbusDriverSchema } from "./modbus/schema.js";
+import { ticDriverSchema } from "./tic/schema.js";
 
-export const driverSchemas = [modbusDriverSchema] as const;
+export const driverSchemas = [modbusDriverSchema, ticDriverSchema, mbusDriverSchema, lorawanDriverSchema] as const;

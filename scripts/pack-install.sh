@@ -47,8 +47,13 @@ npm rebuild --no-audit --no-fund --loglevel=error >&2 || {
   rm -rf node_modules/sd-notify
   npm rebuild --no-audit --no-fund --loglevel=error >&2
 }
-# Build intermediates are not needed at run time (object files, dependency makefiles).
-find node_modules -path '*/build/Release/obj.target' -prune -exec rm -rf {} + 2>/dev/null || true
-find node_modules -path '*/build/Release/.deps' -prune -exec rm -rf {} + 2>/dev/null || true
+# Build intermediates and sources of the native modules are not needed at run time (object
+# files, static libraries, SQLite's amalgamation source): about 20 MB less in the image.
+find node_modules -type d \( -path '*/build/Release/obj' -o -path '*/build/Release/obj.target' \
+  -o -path '*/build/Release/.deps' \) -prune -exec rm -rf {} +
+find node_modules -path '*/build/Release/*' \( -name '*.a' -o -name 'test_extension.node' \) -delete
+rm -rf node_modules/better-sqlite3/deps node_modules/better-sqlite3/src
+# npm marks bins executable when it links them; nothing links ours here (it is the root).
+node -e 'for (const f of Object.values(require("./package.json").bin ?? {})) require("fs").chmodSync(f, 0o755)'
 rm -f package-lock.json
 echo "$dest"

@@ -6,6 +6,7 @@ import type { Command } from "commander";
 import { registerConfigCommands } from "./config.js";
 import { registerProvisionCommand } from "./provision.js";
 import { registerRunCommand } from "./run.js";
+import { registerSimCommands } from "./sim.js";
 import { registerTechnicianCommands } from "./technician.js";
 
 export function registerCommands(program: Command): void {
@@ -13,4 +14,5 @@ export function registerCommands(program: Command): void {
   registerProvisionCommand(program);
   registerConfigCommands(program);
   registerTechnicianCommands(program);
+  registerSimCommands(program);
 }

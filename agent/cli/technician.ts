@@ -8,6 +8,8 @@ import { registerBufferCommands } from "./buffer.js";
 import { registerCompletionCommands } from "./completion.js";
 import { registerDeviceCommands } from "./devices.js";
 import { registerLogsCommand } from "./logs.js";
+import { registerModbusCommands } from "./modbus.js";
+import { registerSerialCommands } from "./serial.js";
 import { registerStatusCommand } from "./status.js";
 import { registerTailCommand } from "./tail.js";
 
@@ -17,5 +19,7 @@ export function registerTechnicianCommands(program: Command): void {
   registerTailCommand(program);
   registerBufferCommands(program);
   registerLogsCommand(program);
+  registerSerialCommands(program);
+  registerModbusCommands(program);
   registerCompletionCommands(program);
 }

@@ -5,9 +5,8 @@
  */
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== "object") {
-    if (typeof value === "number" && !Number.isFinite(value))
-      throw new TypeError("non-finite number");
-    // JSON.stringify of a primitive already follows JCS (RFC 8785 §3.2.2).
+    // JSON.stringify of a primitive already follows JCS (RFC 8785 §3.2.2); NaN/Infinity, which JSON
+    // cannot carry, become null as in JSON.stringify (they are refused by validation anyway).
     return JSON.stringify(value) ?? "null";
   }
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;

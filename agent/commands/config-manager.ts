@@ -47,6 +47,8 @@ export interface ConfigManagerOptions {
   remoteAllowed: boolean;
   logger: Logger;
   pollMs?: number;
+  /** The host reconnects the uplink with new settings (else uplink changes wait for a restart). */
+  liveUplink?: boolean;
 }
 
 export interface ConfigGetResult {
@@ -75,7 +77,11 @@ const LOCAL_ONLY: readonly (readonly string[])[] = [
   ["control", "socket"],
 ];
 
-export function planChanges(prev: Config, next: Config): ApplyPlan {
+/**
+ * What changed. `liveUplink`: the host can reconnect the uplink with new settings; otherwise an
+ * uplink change takes effect at the next agent start (listed in `pendingRestart`).
+ */
+export function planChanges(prev: Config, next: Config, liveUplink = true): ApplyPlan {
   const before = new Map(prev.drivers.map((d) => [d.id, canonicalJson(d)]));
   const after = new Map(next.drivers.map((d) => [d.id, canonicalJson(d)]));
   const plan: ApplyPlan = { start: [], stop: [], restart: [], uplink: false, pendingRestart: [] };
@@ -85,7 +91,9 @@ export function planChanges(prev: Config, next: Config): ApplyPlan {
     else if (old !== json) plan.restart.push(id);
   }
   for (const id of before.keys()) if (!after.has(id)) plan.stop.push(id);
-  plan.uplink = canonicalJson(prev.uplink) !== canonicalJson(next.uplink);
+  const uplinkChanged = canonicalJson(prev.uplink) !== canonicalJson(next.uplink);
+  if (liveUplink) plan.uplink = uplinkChanged;
+  else if (uplinkChanged) plan.pendingRestart.push("uplink");
   for (const key of ["log", "store", "commands", "gateway"] as const) {
     if (canonicalJson(prev[key]) !== canonicalJson(next[key])) plan.pendingRestart.push(key);
   }
@@ -154,7 +162,7 @@ export class ConfigManager {
     } catch (e) {
       return this.refuse(o, e);
     }
-    const plan = planChanges(prev, next);
+    const plan = planChanges(prev, next, this.opts.liveUplink ?? false);
     if (o.dryRun) {
       return {
         ok: true,

@@ -8,7 +8,8 @@ import { dirname } from "node:path";
 import type { Logger } from "pino";
 import type { Config } from "../../config/schema.js";
 import type { Agent } from "../agent.js";
-import { EdgeError, ErrorCode } from "../errors.js";
+import { EdgeError, ErrorCode, type ErrorCodeValue } from "../errors.js";
+import type { Value, WriteResult } from "../../drivers/driver.js";
 import { AuditLog } from "./audit.js";
 import { type ApplyPlan, type ConfigHost, ConfigManager } from "./config-manager.js";
 import { ConfigVersions } from "./config-versions.js";
@@ -147,6 +148,38 @@ export class ControlPlane {
     return this.service.execute(name, body, { who: "local" });
   }
 
+  /**
+   * `eclor-edge write` through the control socket (agent/control/backend.ts): the router's checks,
+   * journal and audit, as a local technician. Refusals and failures throw an EdgeError with the
+   * router's code and words.
+   */
+  async localWrite(req: {
+    device: string;
+    point: string;
+    value: Value;
+    commandId: string;
+  }): Promise<WriteResult & { commandId: string; duplicate?: boolean }> {
+    const r = await this.router.write(
+      { id: req.commandId, device: req.device, values: [{ point: req.point, value: req.value }] },
+      "local",
+    );
+    if (!r.ok)
+      throw new EdgeError(r.error.ecode as ErrorCodeValue, r.error.message, {
+        ...r.error.details,
+        command_id: r.id,
+        ...(r.duplicate ? { duplicate: true } : {}),
+      });
+    const p = r.result.results[0]!;
+    return {
+      ok: p.ok,
+      commandId: r.id,
+      ...(p.queued ? { queued: true } : {}),
+      ...(p.read_back !== undefined ? { readBack: p.read_back } : {}),
+      ...(p.detail ? { detail: p.detail } : {}),
+      ...(r.duplicate ? { duplicate: true } : {}),
+    };
+  }
+
   private target(): ControlTarget {
     const agent = this.agent;
     return {
@@ -204,4 +237,34 @@ export class ControlPlane {
     }
     return { failed, uplinkConnected: this.agent.uplink.connected };
   }
+}
+
+/**
+ * Attach the control plane once the agent's store is open, retrying while it is unavailable
+ * (commands need the journal: until then the uplink answers every command with an error).
+ * Calls `onReady` with the control plane (the control socket uses it for `eclor-edge write`).
+ */
+export function attachWhenReady(
+  agent: Agent,
+  opts: ControlPlaneOptions,
+  onReady?: (cp: ControlPlane) => void,
+): () => void {
+  const logger = opts.logger ?? agent.logger;
+  let timer: NodeJS.Timeout | undefined;
+  const tryAttach = (): void => {
+    try {
+      const cp = ControlPlane.attach(agent, opts);
+      logger.info("command router ready");
+      onReady?.(cp);
+    } catch (err) {
+      logger.error(
+        { err },
+        "the command router cannot start (store unavailable): commands are refused; retrying in 10 s",
+      );
+      timer = setTimeout(tryAttach, 10_000);
+      timer.unref();
+    }
+  };
+  tryAttach();
+  return () => clearTimeout(timer);
 }

@@ -5,6 +5,7 @@
  */
 import type { Database } from "better-sqlite3";
 import { withSeq } from "../store/records.js";
+import type { ResultOf } from "./schemas.js";
 import type { HistoryQuery } from "./service.js";
 
 interface Row {
@@ -13,10 +14,7 @@ interface Row {
   body: string;
 }
 
-export function queryHistory(
-  db: Database,
-  q: HistoryQuery,
-): { records: Record<string, unknown>[]; next_after_seq: number | null } {
+export function queryHistory(db: Database, q: HistoryQuery): ResultOf<"history"> {
   const where = ["stream = 'telemetry'", "ts >= ?", "ts < ?", "seq > ?"];
   const args: (string | number)[] = [q.from, q.to, q.afterSeq ?? 0];
   if (q.device !== undefined && q.point !== undefined) {
@@ -35,7 +33,9 @@ export function queryHistory(
   const more = rows.length > q.limit;
   const page = more ? rows.slice(0, q.limit) : rows;
   return {
-    records: page.map((r) => JSON.parse(withSeq(r.seq, r.body)) as Record<string, unknown>),
+    records: page.map(
+      (r) => JSON.parse(withSeq(r.seq, r.body)) as ResultOf<"history">["records"][number],
+    ),
     next_after_seq: more ? page[page.length - 1]!.seq : null,
   };
 }

@@ -30,7 +30,3 @@ export function errorBody(e: unknown): ErrorBody {
 export function failure(e: unknown): { ok: false; error: ErrorBody } {
   return { ok: false, error: errorBody(e) };
 }
-
-export function refused(message: string, details?: Record<string, unknown>): EdgeError {
-  return new EdgeError(ErrorCode.CommandRefused, message, details);
-}

@@ -22,7 +22,7 @@ import { EdgeError, ErrorCode } from "../errors.js";
 import type { AuditLog } from "./audit.js";
 import { canonicalJson } from "./canonical.js";
 import type { Journal, Who } from "./journal.js";
-import { type Outcome, errorBody, failure, refused } from "./outcome.js";
+import { type Outcome, errorBody, failure } from "./outcome.js";
 import type { RateLimiter } from "./rate-limit.js";
 
 /** What the router needs from the agent: the declared points and the drivers' write path. */
@@ -81,6 +81,16 @@ export class CommandRouter {
   /** Validate and execute a write. Never throws: refusals and failures are outcomes. */
   async write(cmd: WriteCommand, who: Who): Promise<WriteOutcome> {
     const id = cmd.id ?? `${who}-${randomUUID()}`;
+    try {
+      return await this.writeOnce(id, cmd, who);
+    } catch (e) {
+      // Only a store failure (journal/audit) gets here: the write may not be attempted without
+      // its journal entry, so it is reported and not retried.
+      return { id, ...failure(e) };
+    }
+  }
+
+  private async writeOnce(id: string, cmd: WriteCommand, who: Who): Promise<WriteOutcome> {
     const fingerprint = createHash("sha256")
       .update(canonicalJson({ name: "write", device: cmd.device, values: cmd.values }))
       .digest("hex");

@@ -296,8 +296,10 @@ export const resultSchemas = {
     pending_restart: z
       .array(z.string())
       .describe(
-        "Changed sections that take effect at the next agent start (log, store, commands, gateway).",
+        "Changed sections that take effect at the next agent start (uplink, log, store, commands, gateway).",
       ),
   }),
   resync: z.strictObject({ republished: z.array(z.string()) }),
 } as const satisfies Record<CommandName, z.ZodType>;
+
+export type ResultOf<N extends CommandName> = z.infer<(typeof resultSchemas)[N]>;

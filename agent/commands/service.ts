@@ -18,14 +18,11 @@ import {
   type CommandName,
   type CommandResponse,
   type RequestOf,
+  type ResultOf,
   isCommandName,
   requestSchemas,
-  resultSchemas,
 } from "./schemas.js";
 import type { SignatureVerifier } from "./signing.js";
-import type { z } from "zod";
-
-type ResultOf<N extends CommandName> = z.infer<(typeof resultSchemas)[N]>;
 
 export interface HistoryQuery {
   device?: string | undefined;
@@ -106,9 +103,11 @@ export class CommandService {
     }
     if (origin.who === "hypervisor" && this.opts.verifier)
       this.opts.verifier.check(name, body as Record<string, unknown>);
-    const parsed = requestSchemas[name].safeParse(body);
+    const parsed = requestSchemas[name].safeParse(body, { reportInput: true });
     if (!parsed.success) {
-      const problems = formatIssues(parsed.error.issues);
+      // Top-level keys for "did you mean" on a misspelt field.
+      const keys = Object.keys(requestSchemas[name].shape);
+      const problems = formatIssues(parsed.error.issues, (path) => (path.length === 0 ? keys : []));
       throw new EdgeError(
         ErrorCode.CommandInvalid,
         `invalid ${name} request: ${problems.map((p) => `${p.path}: ${p.message}`).join("; ")}`,

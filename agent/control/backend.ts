@@ -103,6 +103,8 @@ export interface BusInfo {
   path?: string;
   host?: string;
   port?: number;
+  /** Devices on this bus with their bus address (Modbus unit id, M-Bus primary address). */
+  devices?: { id: string; address?: number }[];
 }
 
 export interface ControlBackend {

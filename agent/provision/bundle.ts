@@ -59,6 +59,7 @@ const isoDate = z
   .string({ error: 'expected an ISO 8601 date-time with a zone, e.g. "2026-12-01T00:00:00Z"' })
   .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/, {
     error: 'expected an ISO 8601 date-time with a zone, e.g. "2026-12-01T00:00:00Z"',
+    abort: true,
   })
   .refine((s) => !Number.isNaN(Date.parse(s)), { error: "not a valid calendar date-time" });
 

@@ -160,8 +160,18 @@ export async function enrolOnce(opts: EnrolOptions): Promise<EnrolledTls> {
   const paths = provisionPaths(opts.stateDir);
   const done = loadEnrolment(opts.stateDir);
   if (done && !done.expired) {
+    // Enrolled, possibly cut before the bookkeeping finished: finish it (idempotent).
+    const st = readState(opts.stateDir);
+    if (st?.status !== "enrolled" || st.step !== "done") {
+      updateState(
+        opts.stateDir,
+        { status: "enrolled", step: "cleanup", gateway: done.tls.gatewayId, certificate: done.tls.certificate, enrolled_at: st?.enrolled_at ?? new Date().toISOString() },
+        ["last_error", "next_retry_at"],
+      );
+    }
     const copy = readIfExists(paths.bundle);
     if (copy !== undefined) deleteToken(opts, parseBundleText(copy, paths.bundle), log);
+    if (st?.step !== "done") updateState(opts.stateDir, { step: "done" });
     return done.tls;
   }
   if (done?.expired) {
@@ -300,9 +310,7 @@ export async function ensureEnrolled(opts: EnrolOptions): Promise<EnrolledTls> {
   let delay = min;
   for (let attempt = 1; ; attempt++) {
     const prev = readState(opts.stateDir);
-    if (prev?.status !== "enrolled" && prev?.status !== undefined) {
-      updateState(opts.stateDir, { attempts: (prev.attempts ?? 0) + 1 });
-    }
+    if (prev?.status !== "enrolled") updateState(opts.stateDir, { attempts: (prev?.attempts ?? 0) + 1 });
     try {
       return await enrolOnce({ ...opts, logger: log });
     } catch (e) {

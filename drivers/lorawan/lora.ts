@@ -44,9 +44,19 @@ export function fullFCnt(nextExpected: number, truncated: number): number {
   const next = nextExpected >>> 0;
   const low = next & 0xffff;
   if (truncated === ((low - 1) & 0xffff) && low !== 0) return (next - 1) >>> 0;
-  if (low === 0 && truncated === 0xffff) return (next - 1) >>> 0;
+  if (low === 0 && truncated === 0xffff && next > 0) return (next - 1) >>> 0;
   const gap = truncated >= low ? truncated - low : 0x10000 - low + truncated;
   return (next + gap) >>> 0;
+}
+
+/**
+ * The most recent counter below `nextExpected` with these 16 low bits, or -1: what an authentic
+ * old frame (a replay) would have been sent with.
+ */
+export function olderFCnt(nextExpected: number, truncated: number): number {
+  let c = (nextExpected & 0xffff0000) + truncated;
+  if (c >= nextExpected) c -= 0x10000;
+  return c;
 }
 
 /** Upper 16 bits of a 32-bit counter, little-endian, as lora-packet wants them. */

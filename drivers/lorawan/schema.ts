@@ -73,8 +73,7 @@ export const lorawanDriverSchema = z
       })
       .prefault({})
       .describe("UDP listener for Semtech packet forwarders (protocol v1/v2)."),
-    net_id: hexOf(3, "a NetID").default("000000").describe("NetID given to OTAA devices; 000000 is for private networks."),
-    dev_addr_prefix: hexOf(4, "a DevAddr prefix").optional().describe("DevAddr bits forced on OTAA devices (the NwkID of net_id by default)."),
+    net_id: hexOf(3, "a NetID").default("000000").describe("NetID given to OTAA devices (type 0: 000000-00003F; 000000/000001 are for private networks). OTAA DevAddrs get its NwkID in their top bits."),
     dedup_window: duration.prefault("200ms").describe("How long to wait for copies of a frame from other concentrators; the best signal wins."),
     rx1_delay_s: intRange(1, 15).default(1).describe("RX1 delay in seconds (RECEIVE_DELAY1, EU868 default 1); RX2 is one second later."),
     rx2_frequency: z.number().min(863).max(870).default(869.525).describe("RX2 frequency in MHz (EU868: 869.525)."),

@@ -31,7 +31,7 @@ export class ModbusDevice {
   readonly order: ByteOrder;
   readonly plan: ReadRequest<PlannedPoint>[];
   readonly interval: number;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
   private due = 0;
   private polling = false;
   private stopped = true;
@@ -66,12 +66,14 @@ export class ModbusDevice {
 
   stop(): void {
     this.stopped = true;
-    clearTimeout(this.timer);
+    clearTimeout(this.timer as NodeJS.Timeout);
+    clearImmediate(this.timer as NodeJS.Immediate);
   }
 
   private schedule(delay: number): void {
     if (this.stopped) return;
-    this.timer = setTimeout(() => void this.tick(), delay);
+    // A due poll runs on the next turn of the event loop, not after a timer's 1 ms minimum.
+    this.timer = delay <= 0 ? setImmediate(() => void this.tick()) : setTimeout(() => void this.tick(), delay);
   }
 
   private async tick(): Promise<void> {

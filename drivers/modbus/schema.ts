@@ -222,6 +222,11 @@ export const modbusDriverSchema = z
     d.devices.forEach((dev, i) => {
       if (d.transport.type !== "tcp" && (dev.host !== undefined || dev.port !== undefined))
         ctx.addIssue({ code: "custom", path: ["devices", i, dev.host !== undefined ? "host" : "port"], message: `host/port per device only exist on a tcp transport; this bus is ${d.transport.type}` });
+      dev.points.forEach((p, j) => {
+        const size = p.type === "string" ? (p.length ?? 1) : registerCount[p.type];
+        if (!isBitTable(p.table) && size > d.max_registers)
+          ctx.addIssue({ code: "custom", path: ["devices", i, "points", j, "type"], message: `a ${p.type} spans ${size} registers but max_registers is ${d.max_registers}: it could never be read` });
+      });
       if (d.transport.type === "rtu" && dev.unit_id === 0 && dev.points.some((p) => !p.writable))
         ctx.addIssue({ code: "custom", path: ["devices", i, "unit_id"], message: "unit 0 is the RTU broadcast address: nothing answers it, so it cannot be polled (use 1..247)" });
     });

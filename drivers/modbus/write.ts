@@ -40,7 +40,12 @@ export function rawForWrite(req: WriteRequest, p: ModbusPointConfig): number | s
   if (typeof v !== "number" || !Number.isFinite(v)) throw invalid(req, `expected a finite number, got ${String(v)}`);
   if (p.min !== undefined && v < p.min) throw invalid(req, `${v} is below the point's min ${p.min}`);
   if (p.max !== undefined && v > p.max) throw invalid(req, `${v} is above the point's max ${p.max}`);
-  return unscale(v, p.scale, p.offset, p.type);
+  const raw = unscale(v, p.scale, p.offset, p.type);
+  const exact = (v - p.offset) / p.scale;
+  // Rounding is for binary-fraction noise (23.7 / 0.1), not for silently changing the value.
+  if (!p.type.startsWith("float") && Math.abs(exact - raw) > 1e-6 * Math.max(1, Math.abs(exact)))
+    throw invalid(req, `${v} is not a multiple of the point's scale ${p.scale} (raw ${exact} is not an integer for ${p.type})`);
+  return raw;
 }
 
 export async function executeWrite(dev: ModbusDevice, p: ModbusPointConfig, req: WriteRequest): Promise<WriteResult> {

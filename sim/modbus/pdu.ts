@@ -89,6 +89,8 @@ export interface SimUnit {
   behaviour: UnitBehaviour;
   /** Requests served, for tests and the live view. */
   requests: number;
+  /** Requests served per function code. */
+  functions: Map<number, number>;
 }
 
 const exception = (fc: number, code: number): Buffer => Buffer.from([fc | 0x80, code]);
@@ -97,6 +99,7 @@ const exception = (fc: number, code: number): Buffer => Buffer.from([fc | 0x80, 
 export function handlePdu(unit: SimUnit, pdu: Buffer): Buffer {
   unit.requests++;
   const fc = pdu[0]!;
+  unit.functions.set(fc, (unit.functions.get(fc) ?? 0) + 1);
   const { bank } = unit;
   if (pdu.length < 5 && fc >= 1 && fc <= 16) return exception(fc, 3);
   const address = pdu.length >= 3 ? pdu.readUInt16BE(1) : 0;

@@ -65,7 +65,7 @@ export class ModbusSimulator {
   requests = 0;
 
   addUnit(id: number, behaviour: UnitBehaviour = {}, opts: { strict?: boolean; bank?: RegisterBank } = {}): SimUnit {
-    const unit: SimUnit = { bank: opts.bank ?? new RegisterBank(), strict: opts.strict ?? false, behaviour, requests: 0 };
+    const unit: SimUnit = { bank: opts.bank ?? new RegisterBank(), strict: opts.strict ?? false, behaviour, requests: 0, functions: new Map() };
     this.units.set(id, unit);
     return unit;
   }

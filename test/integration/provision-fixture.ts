@@ -4,7 +4,7 @@
  * like docs/provisioning/, and the reference enrolment service.
  */
 import { execFileSync } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import mqtt, { type MqttClient } from "mqtt";
@@ -66,8 +66,9 @@ export class Platform {
     p.platformId = makeLeaf(p.dir, p.ca, "platform", "platform", "extendedKeyUsage=clientAuth\n");
     execFileSync("mosquitto_passwd", ["-b", "-c", join(p.dir, "passwd"), ENROL_USER, ENROL_PASSWORD]);
     // Mosquitto started as root drops to its own user before reading the password and ACL files.
+    // (Test keys only: on a real broker these files belong to the mosquitto user.)
     chmodSync(p.dir, 0o755);
-    chmodSync(join(p.dir, "passwd"), 0o644);
+    for (const f of readdirSync(p.dir)) chmodSync(join(p.dir, f), 0o644);
     // The ACL files of docs/provisioning/, used as they are.
     const docs = new URL("../../docs/provisioning/", import.meta.url);
     writeFileSync(join(p.dir, "acl-gateways"), readFileSync(new URL("acl-gateways", docs), "utf8"));

@@ -49,7 +49,7 @@ export function testConfig(url: string, over: Partial<ConfigInput> & { store?: C
     version: 1,
     gateway: { id: "gw-test" },
     state_dir: stateDir,
-    log: { level: "silent" },
+    log: { level: (process.env.ECLOR_TEST_LOG ?? "silent") as "silent" },
     ...over,
     uplink: { url, reconnect_min_ms: 100, reconnect_max_ms: 1000, ...over.uplink },
     store: { flush_ms: 20, ...over.store },
@@ -64,12 +64,23 @@ export interface Received {
   state: unknown[];
   inventory: unknown[];
   invalid: string[];
+  /** Arrival order of every record, e.g. "e:3001", "t:1". */
+  order: string[];
 }
 
 /** The hypervisor side: subscribes to everything of the gateway and checks every payload. */
 export async function hypervisor(url: string, gw = "gw-test", opts: mqtt.IClientOptions = {}): Promise<{ client: MqttClient; rx: Received }> {
-  const rx: Received = { telemetry: [], messages: [], events: [], state: [], inventory: [], invalid: [] };
-  const client = mqtt.connect(url, { protocolVersion: 5, reconnectPeriod: 200, clientId: `hv-${Math.random().toString(16).slice(2)}`, ...opts });
+  const rx: Received = { telemetry: [], messages: [], events: [], state: [], inventory: [], invalid: [], order: [] };
+  // A persistent session (clean: false + session expiry): QoS 1 messages published while this
+  // subscriber is reconnecting are queued by the broker, as a real hypervisor would configure it.
+  const client = mqtt.connect(url, {
+    protocolVersion: 5,
+    reconnectPeriod: 200,
+    clean: false,
+    properties: { sessionExpiryInterval: 600 },
+    clientId: `hv-${Math.random().toString(16).slice(2)}`,
+    ...opts,
+  });
   client.on("message", (topic, payload) => {
     const body = JSON.parse(payload.toString()) as unknown;
     const kind = topic.slice(`eclor/v1/${gw}/`.length);
@@ -80,11 +91,15 @@ export async function hypervisor(url: string, gw = "gw-test", opts: mqtt.IClient
         const seqs = p.data.records.map((r) => r.seq);
         rx.messages.push(seqs);
         rx.telemetry.push(...seqs);
+        rx.order.push(...seqs.map((q) => `t:${q}`));
       }
     } else if (kind === "events") {
       const p = eventsPayloadSchema.safeParse(body);
       if (!p.success) rx.invalid.push(`${topic}: ${p.error.message}`);
-      else rx.events.push(...p.data.records.map((r) => ({ seq: r.seq, type: r.type, ...(r.data ? { data: r.data } : {}) })));
+      else {
+        rx.events.push(...p.data.records.map((r) => ({ seq: r.seq, type: r.type, ...(r.data ? { data: r.data } : {}) })));
+        rx.order.push(...p.data.records.map((r) => `e:${r.seq}`));
+      }
     } else if (kind === "state") {
       const p = statePayloadSchema.safeParse(body);
       if (!p.success) rx.invalid.push(`${topic}: ${p.error.message}`);

@@ -3,7 +3,9 @@
  * Mosquitto → a hypervisor-side subscriber.
  */
 import type { MqttClient } from "mqtt";
-import { rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Agent } from "../../agent/agent.js";
 import type { Config } from "../../config/schema.js";
@@ -12,16 +14,23 @@ import { waitFor } from "../helpers/ports.js";
 import { hypervisor, testConfig, TestDriver, waitForCount, type Received } from "./uplink-fixtures.js";
 
 let broker: Mosquitto;
+let persistDir: string;
 const cleanups: (() => Promise<void> | void)[] = [];
 
 beforeAll(async () => {
-  broker = await Mosquitto.start();
+  // Persistence on, so the hypervisor's session (and the messages queued for it) survives the
+  // broker restarts below; otherwise whatever the agent publishes before the test's subscriber
+  // has reconnected would be lost by the broker, not by the agent.
+  persistDir = mkdtempSync(join(tmpdir(), "eclor-persist-"));
+  chmodSync(persistDir, 0o777); // mosquitto started as root drops to the `mosquitto` user
+  broker = await Mosquitto.start({ extraConfig: `persistence true\npersistence_location ${persistDir}/` });
 });
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 afterAll(async () => {
   await broker.dispose();
+  rmSync(persistDir, { recursive: true, force: true });
 });
 
 async function startAgent(config: Config): Promise<{ agent: Agent; driver: TestDriver }> {
@@ -104,8 +113,9 @@ describe("uplink", () => {
     await waitFor(() => rx.events.length === 1 && new Set(rx.telemetry).size === 3000, 10_000, "everything");
     const eventSeq = rx.events[0]!.seq;
     expect(eventSeq).toBe(3001);
-    // The event (seq 3001) was published before most of the older telemetry backlog.
-    expect(rx.telemetry.length).toBe(3000);
+    // The event (seq 3001) was published before the older telemetry backlog.
+    expect(rx.order[0]).toBe("e:3001");
+    expect(rx.telemetry).toEqual(Array.from({ length: 3000 }, (_, i) => i + 1));
     await agent.stop();
     await waitFor(() => rx.state.some((s) => (s as { online: boolean; reason?: string }).reason === "shutdown"), 5000, "offline state");
   });

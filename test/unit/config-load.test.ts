@@ -194,7 +194,8 @@ drivers:
     const ok = parse(
       `${base}drivers:\n  - { id: b, driver: modbus, poll_interval: 1.5s, transport: { type: tcp, host: h } }\n`,
     );
-    expect(ok.drivers[0]!.poll_interval).toBe(1500);
+    const d0 = ok.drivers[0]!;
+    expect(d0.driver === "modbus" ? d0.poll_interval : undefined).toBe(1500);
     const p = problems(
       `${base}drivers:\n  - { id: b, driver: modbus, poll_interval: 10, transport: { type: tcp, host: h } }\n`,
     );

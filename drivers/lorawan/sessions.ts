@@ -1,0 +1,88 @@
+/**
+ * Durable LoRaWAN state through the driver's `DriverState` (SQLite, owned by the store): sessions
+ * with their frame counters, used DevNonces, JoinNonces and the downlink queues. Everything is
+ * written through before the frame that changed it is acted upon, so a restart never reopens a
+ * replay window nor loses a queued command.
+ *
+ * Keys: `session:<device>`, `devnonce:<device>`, `joinnonce:<device>`, `queue:<device>`.
+ */
+import type { DriverState } from "../driver.js";
+
+export interface Session {
+  activation: "otaa" | "abp";
+  devAddr: string; // hex, big-endian (as written on labels)
+  nwkSKey: string;
+  appSKey: string;
+  /** Next expected 32-bit uplink counter. */
+  fCntUp: number;
+  /** Last accepted uplink counter (-1 before the first). */
+  lastFCntUp: number;
+  /** Next downlink counter. */
+  fCntDown: number;
+  joinedAt?: number;
+  /** A confirmed downlink waiting for the device's ACK. */
+  pendingAck?: QueuedDownlink;
+}
+
+export interface QueuedDownlink {
+  id: string;
+  fPort: number;
+  bytes: string; // hex
+  confirmed: boolean;
+  commandId?: string;
+  /** Transmissions so far (confirmed downlinks are resent when not acknowledged). */
+  attempts: number;
+  queuedAt: number;
+}
+
+export class LorawanState {
+  private readonly sessions = new Map<string, Session>();
+
+  constructor(private readonly state: DriverState) {}
+
+  session(device: string): Session | undefined {
+    let s = this.sessions.get(device);
+    if (!s) {
+      s = this.state.get<Session>(`session:${device}`);
+      if (s) this.sessions.set(device, s);
+    }
+    return s;
+  }
+
+  saveSession(device: string, s: Session): void {
+    this.state.set(`session:${device}`, s);
+    this.sessions.set(device, s);
+  }
+
+  dropSession(device: string): void {
+    this.state.delete(`session:${device}`);
+    this.sessions.delete(device);
+  }
+
+  /** True when `nonce` was already used by `device` (LoRaWAN 1.0.4 §6.2.4: refuse it). */
+  devNonceUsed(device: string, nonce: number): boolean {
+    return (this.state.get<number[]>(`devnonce:${device}`) ?? []).includes(nonce);
+  }
+
+  recordDevNonce(device: string, nonce: number): void {
+    const used = this.state.get<number[]>(`devnonce:${device}`) ?? [];
+    used.push(nonce);
+    this.state.set(`devnonce:${device}`, used);
+  }
+
+  /** Next JoinNonce (24 bits, strictly increasing per device: §6.2.5). */
+  nextJoinNonce(device: string): number {
+    const n = ((this.state.get<number>(`joinnonce:${device}`) ?? 0) + 1) & 0xffffff;
+    this.state.set(`joinnonce:${device}`, n);
+    return n;
+  }
+
+  queue(device: string): QueuedDownlink[] {
+    return this.state.get<QueuedDownlink[]>(`queue:${device}`) ?? [];
+  }
+
+  saveQueue(device: string, q: readonly QueuedDownlink[]): void {
+    if (q.length === 0) this.state.delete(`queue:${device}`);
+    else this.state.set(`queue:${device}`, q);
+  }
+}
