@@ -40,6 +40,9 @@ export interface ProvisionContext {
 /** Returns TLS settings to use instead of `config.uplink.tls`, or undefined to keep them. */
 export type ProvisionStep = (ctx: ProvisionContext) => Promise<UplinkConfig["tls"] | undefined>;
 
-export async function loadProvisioner(_config: Config): Promise<ProvisionStep | undefined> {
-  return undefined;
+export async function loadProvisioner(config: Config): Promise<ProvisionStep | undefined> {
+  // Enrolment and renewal (agent/provision/agent-step.ts) when the config asks for them.
+  if (!config.provisioning) return undefined;
+  const { provisionStep } = await import("./provision/agent-step.js");
+  return provisionStep;
 }

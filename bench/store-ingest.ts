@@ -19,7 +19,9 @@ import { readingRecord } from "../agent/store/records.js";
 import { coreMigrations } from "../agent/store/schema.js";
 import { Store } from "../agent/store/store.js";
 
-const N = 400_000;
+const N = 200_000;
+/** The machine is shared and noisy: alternate the two measurements and keep the best of each. */
+const ROUNDS = 3;
 const CHUNK = 100;
 const dir = mkdtempSync(join(tmpdir(), "eclor-bench-ingest-"));
 const defaults = configSchema.parse({ version: 1, gateway: { id: "bench" }, uplink: { url: "mqtt://127.0.0.1:1" } }).store;
@@ -30,8 +32,8 @@ function readings(offset: number, n: number, ts: number): Reading[] {
   return out;
 }
 
-async function storeRate(): Promise<number> {
-  const store = new Store({ ...defaults, path: join(dir, "store.db"), logger: pino({ level: "silent" }) }).open();
+async function storeRate(round: number): Promise<number> {
+  const store = new Store({ ...defaults, path: join(dir, `store-${round}.db`), logger: pino({ level: "silent" }) }).open();
   const pipeline = new Pipeline(new Map(), (r) => store.appendReadings(r), pino({ level: "silent" }));
   let committed = 0;
   let done!: () => void;
@@ -52,8 +54,8 @@ async function storeRate(): Promise<number> {
   return N / s;
 }
 
-function rawRate(): number {
-  const db = new Database(join(dir, "raw.db"));
+function rawRate(round: number): number {
+  const db = new Database(join(dir, `raw-${round}.db`));
   db.pragma("journal_mode = WAL");
   db.pragma("synchronous = FULL");
   migrateUserVersion(db, coreMigrations);
@@ -74,15 +76,23 @@ function rawRate(): number {
 }
 
 try {
-  const raw = rawRate();
-  const ours = await storeRate();
+  const raws: number[] = [];
+  const ourss: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    raws.push(rawRate(r));
+    ourss.push(await storeRate(r));
+  }
+  const raw = Math.max(...raws);
+  const ours = Math.max(...ourss);
   const ratio = ours / raw;
   process.stdout.write(
     `${JSON.stringify({
       bench: "store-ingest",
       readings: N,
+      rounds: ROUNDS,
+      all_rounds: { store: ourss.map(Math.round), raw: raws.map(Math.round) },
       readings_per_s: Math.round(ours),
-      reference: { what: "raw better-sqlite3 inserts of the same rows, one transaction, same schema and pragmas", readings_per_s: Math.round(raw) },
+      reference: { what: "raw better-sqlite3 inserts of the same rows, one transaction, same schema and pragmas (best round)", readings_per_s: Math.round(raw) },
       ratio: Number(ratio.toFixed(3)),
       goal: { ratio: 0.4 },
       pass: ratio >= 0.4,

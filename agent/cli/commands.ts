@@ -4,6 +4,7 @@
  */
 import type { Command } from "commander";
 import { registerConfigCommands } from "./config.js";
+import { registerMbusCommands } from "./mbus.js";
 import { registerProvisionCommand } from "./provision.js";
 import { registerRunCommand } from "./run.js";
 import { registerSimCommands } from "./sim.js";
@@ -15,4 +16,5 @@ export function registerCommands(program: Command): void {
   registerConfigCommands(program);
   registerTechnicianCommands(program);
   registerSimCommands(program);
+  registerMbusCommands(program);
 }

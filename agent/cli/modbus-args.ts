@@ -206,3 +206,13 @@ export function describeTarget(ep: LinkEndpoint): string {
     ? `${ep.path} (${ep.baud} baud, ${ep.parity}, ${ep.dataBits}${ep.stopBits})`
     : `${ep.host}:${ep.port}${ep.type === "rtu_over_tcp" ? " (RTU over TCP)" : ""}`;
 }
+
+/**
+ * End the process once the command is done. modbus-serial's RTUBufferedPort has no destroy(), so
+ * closing a ModbusLink on a serial line leaves the SerialPort open and the process alive
+ * (node_modules/modbus-serial/index.js `destroy`); stdout is synchronous for files, pipes and
+ * TTYs on Linux, so nothing printed is lost.
+ */
+export function exitAfterBus(): never {
+  process.exit(process.exitCode ?? 0);
+}

@@ -20,6 +20,7 @@ import {
   addBusOptions,
   busEndpoint,
   describeTarget,
+  exitAfterBus,
   int,
   parseEndpoint,
   parseTable,
@@ -284,5 +285,6 @@ export function registerModbusScan(modbus: Command): void {
         const c = client;
         if (c) await new Promise<void>((res) => c.close(() => res()));
       }
+      exitAfterBus();
     });
 }

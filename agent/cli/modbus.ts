@@ -18,6 +18,7 @@ import {
   addRegisterOptions,
   busEndpoint,
   describeTarget,
+  exitAfterBus,
   int,
   parseEndpoint,
   parseRegisterRequest,
@@ -250,6 +251,7 @@ export function registerModbusCommands(program: Command): void {
       } finally {
         await link?.close();
       }
+      exitAfterBus();
     });
 
   addRegisterOptions(
@@ -333,6 +335,7 @@ export function registerModbusCommands(program: Command): void {
     } finally {
       await link?.close();
     }
+    exitAfterBus();
   });
 
   registerModbusScan(modbus);

@@ -119,6 +119,7 @@ export function registerProvisionCommand(program: Command): void {
           logger,
           timeoutMs: t.data,
           maxAttempts: attempts,
+          stopOnPermanent: true,
           retryMinMs: 2_000,
           retryMaxMs: 30_000,
         });

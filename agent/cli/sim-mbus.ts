@@ -11,6 +11,7 @@ interface MbusOpts {
   meter: string[];
   corruptEvery?: string;
   silent?: string;
+  builtin: boolean;
 }
 
 export function registerSimMbusCommand(sim: Command): void {
@@ -19,7 +20,8 @@ export function registerSimMbusCommand(sim: Command): void {
     .description("Simulated M-Bus meters: answer SND_NKE/REQ_UD2 and secondary selection on a serial port")
     .requiredOption("--serial <path>", "serial port, e.g. one end of a socat pty pair")
     .option("--baud <n>", "line speed (8E1)", "2400")
-    .option("--meter <ADDR=FILE.hex>", "serve these frames at primary address ADDR (repeatable; several files, comma-separated, form a multi-telegram answer). Default: a heat meter at 1 (id 12345678, two telegrams) and a water meter at 2 (id 87654321)", (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option("--meter <ADDR=FILE.hex>", "serve these frames at primary address ADDR (repeatable; several files, comma-separated, form a multi-telegram answer)", (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option("--no-builtin", "leave out the built-in meters: heat meter at 1 (id 12345678, two telegrams), water meter at 2 (id 87654321)")
     .option("--corrupt-every <n>", "corrupt the checksum of every nth answer")
     .option("--silent <addrs>", "comma-separated addresses that never answer")
     .addHelpText("after", "\nExample:\n  eclor-edge sim mbus --serial /tmp/mbus-a --meter 5=../shared/vectors/mbus-libmbus/EDC.hex\n")
@@ -41,7 +43,7 @@ export function registerSimMbusCommand(sim: Command): void {
         }
         const { runMbusSim } = await import("../../sim/mbus/run.js");
         const log = { info: (m: string) => process.stderr.write(`sim mbus: ${m}\n`), warn: (m: string) => process.stderr.write(`sim mbus: ${m}\n`) };
-        const run = runMbusSim({ serial: opts.serial, baud, meters: opts.meter, ...(corruptEvery ? { corruptEvery } : {}), ...(silent ? { silent } : {}), logger: log });
+        const run = runMbusSim({ serial: opts.serial, baud, meters: opts.meter, builtin: opts.builtin, ...(corruptEvery ? { corruptEvery } : {}), ...(silent ? { silent } : {}), logger: log });
         for (const m of run.meters) process.stderr.write(`sim mbus: meter at address ${m.address}, id ${m.id}\n`);
         await new Promise<void>((resolve) => {
           const stop = () => void run.stop().then(resolve);

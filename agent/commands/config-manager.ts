@@ -154,7 +154,10 @@ export class ConfigManager {
           "another configuration is being applied — retry when it is done",
         ),
       );
-    const raw = restoreRedacted(rawIn, this.raw) as Record<string, unknown>;
+    const raw = withLocalOnly(
+      restoreRedacted(rawIn, this.raw) as Record<string, unknown>,
+      this.raw,
+    );
     const prev = this.opts.host.current();
     let next: Config;
     try {
@@ -340,6 +343,31 @@ export class ConfigManager {
       await new Promise((r) => setTimeout(r, this.opts.pollMs ?? 200));
     }
   }
+}
+
+/**
+ * A remote configuration that leaves out a local-only setting keeps the box's value (it must not
+ * fall back to the default: a missing `state_dir` would move the store to /var/lib/eclor-edge).
+ */
+function withLocalOnly(
+  raw: Record<string, unknown>,
+  current: Record<string, unknown>,
+): Record<string, unknown> {
+  const out = structuredClone(raw);
+  paths: for (const path of LOCAL_ONLY) {
+    const have = dig(current, path);
+    if (have === undefined || dig(out, path) !== undefined) continue;
+    let cur: Record<string, unknown> = out;
+    for (const k of path.slice(0, -1)) {
+      cur[k] ??= {};
+      const next = cur[k];
+      // Not an object: the schema reports it; nothing to fill in.
+      if (next === null || typeof next !== "object" || Array.isArray(next)) continue paths;
+      cur = next as Record<string, unknown>;
+    }
+    cur[path[path.length - 1]!] = structuredClone(have);
+  }
+  return out;
 }
 
 function dig(obj: unknown, path: readonly string[]): unknown {

@@ -229,11 +229,20 @@ export class ControlPlane {
     this.current = next;
   }
 
+  /**
+   * A driver is healthy when it runs and, if it has devices, at least one of them answers: a bus
+   * that cannot be opened (missing serial port, unreachable host) shows as every device offline,
+   * since drivers do not fail `start()` for a device that is merely offline (drivers/driver.ts).
+   */
   private health(): ReturnType<ConfigHost["health"]> {
     const failed = [...this.startFailures];
     for (const s of this.agent.driverStatus()) {
-      if (!s.running && !failed.some((f) => f.id === s.id))
-        failed.push({ id: s.id, reason: s.detail ?? "not running" });
+      if (failed.some((f) => f.id === s.id)) continue;
+      if (!s.running) failed.push({ id: s.id, reason: s.detail || "not running" });
+      else if (s.devices.length > 0 && !s.devices.some((d) => d.online)) {
+        const why = s.devices.find((d) => d.lastError)?.lastError ?? s.detail;
+        failed.push({ id: s.id, reason: `no device answers${why ? `: ${why}` : ""}` });
+      }
     }
     return { failed, uplinkConnected: this.agent.uplink.connected };
   }

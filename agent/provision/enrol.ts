@@ -49,6 +49,8 @@ export interface EnrolOptions {
   retryMaxMs?: number | undefined;
   /** Give up after this many attempts (CLI); default: never (the daemon). */
   maxAttempts?: number | undefined;
+  /** Give up at once on a refusal only a new bundle fixes (CLI); the daemon keeps retrying slowly. */
+  stopOnPermanent?: boolean | undefined;
   signal?: AbortSignal | undefined;
 }
 
@@ -165,7 +167,13 @@ export async function enrolOnce(opts: EnrolOptions): Promise<EnrolledTls> {
     if (st?.status !== "enrolled" || st.step !== "done") {
       updateState(
         opts.stateDir,
-        { status: "enrolled", step: "cleanup", gateway: done.tls.gatewayId, certificate: done.tls.certificate, enrolled_at: st?.enrolled_at ?? new Date().toISOString() },
+        {
+          status: "enrolled",
+          step: "cleanup",
+          gateway: done.tls.gatewayId,
+          certificate: done.tls.certificate,
+          enrolled_at: st?.enrolled_at ?? new Date().toISOString(),
+        },
         ["last_error", "next_retry_at"],
       );
     }
@@ -310,12 +318,15 @@ export async function ensureEnrolled(opts: EnrolOptions): Promise<EnrolledTls> {
   let delay = min;
   for (let attempt = 1; ; attempt++) {
     const prev = readState(opts.stateDir);
-    if (prev?.status !== "enrolled") updateState(opts.stateDir, { attempts: (prev?.attempts ?? 0) + 1 });
+    if (prev?.status !== "enrolled")
+      updateState(opts.stateDir, { attempts: (prev?.attempts ?? 0) + 1 });
     try {
       return await enrolOnce({ ...opts, logger: log });
     } catch (e) {
       const rec = problemRecord(e);
-      const last = opts.maxAttempts !== undefined && attempt >= opts.maxAttempts;
+      const last =
+        (opts.maxAttempts !== undefined && attempt >= opts.maxAttempts) ||
+        (rec.permanent && opts.stopOnPermanent === true);
       const wait = rec.permanent ? max : Math.round(delay * (0.75 + Math.random() * 0.5));
       delay = Math.min(delay * 2, max);
       updateState(

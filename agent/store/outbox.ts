@@ -88,17 +88,26 @@ export class Outbox {
       ),
     );
     const maxSeq = (this.db.prepare("SELECT max(seq) FROM outbox").pluck().get() as number | null) ?? 0;
-    const bytes = this.db
+    this.st = {
+      nextSeq: Math.max(meta.get("next_seq") ?? 1, maxSeq + 1),
+      bytes: meta.get("bytes") ?? this.recount(),
+      sent: PRIORITIES.map((p) => meta.get(`sent_${p}`) ?? 0),
+    };
+  }
+
+  /** Logical size by a full scan (ROW_OVERHEAD must match schema.ts migration 2). */
+  recount(): number {
+    return this.db
       .prepare(
         `SELECT coalesce(sum(length(body) + coalesce(length(name), 0)), 0) + count(*) * ${ROW_OVERHEAD} FROM outbox`,
       )
       .pluck()
       .get() as number;
-    this.st = {
-      nextSeq: Math.max(meta.get("next_seq") ?? 1, maxSeq + 1),
-      bytes,
-      sent: PRIORITIES.map((p) => meta.get(`sent_${p}`) ?? 0),
-    };
+  }
+
+  /** Persist the size counter; every method that changes rows calls it inside its transaction. */
+  private saveBytes(): void {
+    this.q.setMeta.run(this.st.bytes, "bytes");
   }
 
   get nextSeq(): number {
@@ -137,6 +146,7 @@ export class Outbox {
     this.q.setMeta.run(seq, "next_seq");
     this.st.nextSeq = seq;
     this.st.bytes += bytes;
+    this.saveBytes();
     return out;
   }
 
@@ -170,13 +180,17 @@ export class Outbox {
     const dropped: DropRange[] = [];
     for (const prio of [2, 1, 0] as const) {
       this.deleteChunked(prio, 0, this.st.sent[prio]!, target);
-      if (this.st.bytes <= target) return dropped;
+      if (this.st.bytes <= target) {
+        this.saveBytes();
+        return dropped;
+      }
     }
     for (const prio of [2, 1, 0] as const) {
       const r = this.deleteChunked(prio, this.st.sent[prio]!, Number.MAX_SAFE_INTEGER, target);
       if (r) dropped.push({ prio, ...r });
       if (this.st.bytes <= target) break;
     }
+    this.saveBytes();
     return dropped;
   }
 
@@ -223,6 +237,7 @@ export class Outbox {
       n += rows.length;
       if (n >= limit) break;
     }
+    if (n > 0) this.saveBytes();
     return n;
   }
 

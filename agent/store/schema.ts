@@ -6,7 +6,7 @@
  *   was deleted). A row is *pending* while seq > meta.sent_<prio> (the uplink's acknowledged
  *   watermark of its priority) and *history* after; history is deleted by age or when the store
  *   is full. `body` is the rendered JSON record without `seq` (see records.ts).
- * meta:   small integer counters (next_seq, sent_0, sent_1, sent_2).
+ * meta:   small integer counters (next_seq, sent_0, sent_1, sent_2, bytes).
  * kv:     drivers' durable state (DriverState), namespaced per driver instance.
  */
 import type { Migration } from "./db.js";
@@ -29,4 +29,9 @@ export const coreMigrations: readonly Migration[] = [
      value TEXT NOT NULL,
      PRIMARY KEY (ns, key)
    ) WITHOUT ROWID;`,
+  // 2: the logical size is kept in meta (updated in the same transactions as the rows), so
+  // opening a store with a large backlog does not scan it.
+  `INSERT INTO meta (key, value)
+     SELECT 'bytes', coalesce(sum(length(body) + coalesce(length(name), 0)), 0) + count(*) * 40
+     FROM outbox;`,
 ];

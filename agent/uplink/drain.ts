@@ -73,6 +73,7 @@ export class Drainer {
 
   /** Connection lost: forget in-flight batches, resume from the watermarks next time. */
   detach(): void {
+    this.flushAcks();
     this.client = undefined;
     for (const p of PRIORITIES) {
       this.inflight[p] = [];
@@ -159,16 +160,41 @@ export class Drainer {
     let upTo = -1;
     while (q.length > 0 && q[0]!.acked) upTo = q.shift()!.last;
     if (upTo >= 0) {
-      try {
-        const box = this.store.outbox;
-        withNormalSync(this.store.db, () => box.markSent(batch.prio, upTo));
-        this.lastAckSeq = Math.max(this.lastAckSeq, upTo);
-      } catch (err) {
-        // The batch reached the broker; failing to record it only means it is sent again later.
-        this.logger.error({ err }, "could not record acknowledged batch; it will be sent again");
-      }
+      this.ackedUpTo[batch.prio] = upTo;
+      // PUBACKs arrive in bursts (one socket read holds many): record them once per burst.
+      this.ackFlush ??= setImmediate(() => this.recordAcks());
     }
     this.pump();
+  }
+
+  private readonly ackedUpTo = [-1, -1, -1];
+  private ackFlush?: NodeJS.Immediate;
+
+  /** Advance the watermarks over everything acknowledged so far (one small transaction). */
+  private recordAcks(): void {
+    this.ackFlush = undefined;
+    try {
+      const box = this.store.outbox;
+      withNormalSync(this.store.db, () => {
+        for (const p of PRIORITIES) {
+          const upTo = this.ackedUpTo[p]!;
+          if (upTo >= 0) box.markSent(p, upTo);
+          this.lastAckSeq = Math.max(this.lastAckSeq, upTo);
+        }
+      });
+    } catch (err) {
+      // The batches reached the broker; failing to record it only means they are sent again.
+      this.logger.error({ err }, "could not record acknowledged batches; they will be sent again");
+    }
+    this.ackedUpTo.fill(-1);
+  }
+
+  /** Record pending acknowledgements now (before closing the store). */
+  flushAcks(): void {
+    if (this.ackFlush) {
+      clearImmediate(this.ackFlush);
+      this.recordAcks();
+    }
   }
 
   private refused(batch: Batch, err: Error): void {

@@ -105,10 +105,21 @@ export type InventoryPayload = Omit<z.infer<typeof inventoryPayloadSchema>, "dev
   devices: DeviceInfo[];
 };
 
+/** The common frame of every command response (docs/mqtt-api.md §8). */
+export const commandResponseSchema = z
+  .object({
+    id: z.string().nullable(),
+    ok: z.boolean(),
+    result: z.unknown().optional(),
+    error: z.looseObject({ code: z.string(), message: z.string() }).optional(),
+  })
+  .refine((r) => r.ok || r.error !== undefined, { error: "a failed response carries error" });
+
 /** Schemas by message name, as used in docs/asyncapi.yaml `components.messages`. */
 export const payloadSchemas = {
   telemetry: telemetryPayloadSchema,
   events: eventsPayloadSchema,
   state: statePayloadSchema,
   inventory: inventoryPayloadSchema,
+  response: commandResponseSchema,
 } as const;

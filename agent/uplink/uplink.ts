@@ -208,5 +208,6 @@ export class Uplink {
   /** Publish the offline state, disconnect cleanly. In-flight batches stay in the store. */
   async stop(): Promise<void> {
     await this.conn.stop({ topic: this.topics.state, payload: JSON.stringify(this.statePayload(false, "shutdown")) });
+    this.drainer.flushAcks();
   }
 }

@@ -44,8 +44,10 @@ interface RawReply {
 }
 
 const quickjsPath = createRequire(import.meta.url).resolve("quickjs-emscripten");
-/** Extra time the watchdog grants beyond the codec's limit (worker start-up, GC pauses). */
-const GRACE_MS = 1500;
+/** Extra time the watchdog grants beyond the codec's limit (GC pauses, a slow interrupt check). */
+const GRACE_MS = 1000;
+/** Loading the QuickJS wasm module in a new worker takes ~100-500 ms on a busy box. */
+const START_MS = 10_000;
 
 const strings = (v: unknown): string[] => (Array.isArray(v) ? v.map((x) => String(x)) : []);
 
@@ -53,10 +55,12 @@ export class CodecSandbox {
   private worker: Worker | undefined;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
-  private lastProgress = 0;
+  /** Start time (ms) of the call running in the worker, 0 when idle (written by the worker). */
+  private beat = new Float64Array(new SharedArrayBuffer(8));
   private watchdog: NodeJS.Timeout | undefined;
   private closed = false;
   private ready = false;
+  private spawnedAt = 0;
   /** Set when the codec source does not load: no point restarting a worker for every uplink. */
   private broken: string | undefined;
   /** Workers started (1 + restarts), for status and tests. */
@@ -105,7 +109,6 @@ export class CodecSandbox {
     const worker = this.worker ?? this.spawn();
     const id = this.nextId++;
     return new Promise<RawReply>((resolve) => {
-      if (this.pending.size === 0) this.lastProgress = Date.now();
       this.pending.set(id, { id, op, sentAt: Date.now(), resolve });
       worker.postMessage({ id, op, input });
       this.armWatchdog();
@@ -115,9 +118,11 @@ export class CodecSandbox {
   private spawn(): Worker {
     this.starts++;
     this.ready = false;
+    this.beat = new Float64Array(new SharedArrayBuffer(8));
+    this.spawnedAt = Date.now();
     const w = new Worker(CODEC_WORKER_SOURCE, {
       eval: true,
-      workerData: { quickjsPath, source: this.source, name: this.name, timeoutMs: this.limits.timeoutMs, memoryBytes: this.limits.memoryBytes },
+      workerData: { quickjsPath, source: this.source, name: this.name, timeoutMs: this.limits.timeoutMs, memoryBytes: this.limits.memoryBytes, heartbeat: this.beat.buffer },
       // Bounds the worker's own V8 heap (the QuickJS heap lives in wasm memory, capped inside).
       resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 16 },
       stdout: true,
@@ -125,7 +130,6 @@ export class CodecSandbox {
     });
     w.unref();
     w.on("message", (m: RawReply & { id?: number; ready?: boolean; fatal?: string }) => {
-      this.lastProgress = Date.now();
       if (m.fatal !== undefined) {
         this.broken = m.fatal;
         return this.fail(w, "crashed", m.fatal);
@@ -157,13 +161,13 @@ export class CodecSandbox {
     if (this.watchdog) return;
     this.watchdog = setInterval(() => {
       if (this.pending.size === 0 || !this.worker) return this.disarm();
-      // The worker handles calls one at a time: the oldest pending call is the running one and
-      // started at the later of its sending and the last reply.
-      const oldest = this.pending.values().next().value as Pending;
-      const started = Math.max(oldest.sentAt, this.lastProgress);
-      // Loading the QuickJS wasm module takes a few hundred ms on a busy box: more grace until ready.
-      const budget = this.limits.timeoutMs + GRACE_MS + (this.ready ? 0 : 5000);
-      if (Date.now() - started > budget) this.fail(this.worker, "timeout", `codec ${this.name} did not answer within ${budget} ms; its worker was restarted`);
+      const now = Date.now();
+      const started = this.beat[0]!;
+      if (started > 0 && now - started > this.limits.timeoutMs + GRACE_MS) {
+        this.fail(this.worker, "timeout", `codec ${this.name} ran ${now - started} ms despite its ${this.limits.timeoutMs} ms limit; its worker was restarted`);
+      } else if (!this.ready && now - this.spawnedAt > START_MS) {
+        this.fail(this.worker, "crashed", `codec ${this.name}: sandbox did not start within ${START_MS} ms`);
+      }
     }, 50);
     this.watchdog.unref();
   }

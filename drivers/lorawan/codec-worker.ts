@@ -10,7 +10,9 @@
  *    (justjake/quickjs-emscripten#255, #271), so WebAssembly.Memory.prototype.grow is capped in
  *    this worker's realm: growth past the cap fails, emscripten's malloc returns NULL and QuickJS
  *    throws "out of memory" instead of growing the process to 2 GiB.
- * The main thread adds a watchdog that terminates the worker if it stops answering anyway.
+ * The main thread adds a watchdog that terminates the worker if a call runs too long anyway; it
+ * reads the start time of the running call from shared memory, so a busy main thread (replies
+ * not yet handled) is never mistaken for a stuck codec.
  *
  * Messages in:  {id, op: "decode"|"encode", input} ; out: {id, ok, value?, error?, kind?} and
  * once {ready: true} (or {fatal: message}).
@@ -18,7 +20,9 @@
 export const CODEC_WORKER_SOURCE = String.raw`
 "use strict";
 const { parentPort, workerData } = require("node:worker_threads");
-const { quickjsPath, source, name, timeoutMs, memoryBytes } = workerData;
+const { quickjsPath, source, name, timeoutMs, memoryBytes, heartbeat } = workerData;
+// Shared with the main thread's watchdog: [0] = start time (ms) of the running call, 0 when idle.
+const beat = new Float64Array(heartbeat);
 
 async function main() {
   const { newQuickJSWASMModule, shouldInterruptAfterDeadline } = require(quickjsPath);
@@ -87,7 +91,9 @@ async function main() {
   try { open(); } catch (e) { parentPort.postMessage({ fatal: e.message }); return; }
   parentPort.on("message", (m) => {
     let out;
+    beat[0] = Date.now();
     try { out = call(m.op, m.input); } catch (e) { out = { ok: false, kind: "crashed", error: String(e && e.message || e) }; }
+    beat[0] = 0;
     out.id = m.id;
     parentPort.postMessage(out);
     if (out.kind === "crashed") process.exit(3);

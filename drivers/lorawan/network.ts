@@ -45,7 +45,7 @@ function better(a: Copy, b: Copy): boolean {
 export class LorawanNetwork {
   readonly counters: Record<string, number> = { frames: 0, duplicates: 0, joins: 0, join_unknown: 0, uplinks: 0, unknown_devaddr: 0, mic_failed: 0, replays: 0, retransmissions: 0, devnonce_reused: 0, invalid_frames: 0, codec_errors: 0, decoded: 0, downlinks: 0 };
   private readonly dedup = new Map<string, { copies: Copy[]; timer: NodeJS.Timeout | undefined }>();
-  private readonly recent = new Map<string, number>();
+  private readonly recent = new Map<string, { at: number; gws: Set<string> }>();
   private readonly byAddr = new Map<string, DeviceRuntime[]>();
   private readonly byEui = new Map<string, DeviceRuntime>();
   private readonly netId: Buffer;
@@ -75,7 +75,7 @@ export class LorawanNetwork {
     }
     this.sweep = setInterval(() => {
       const old = Date.now() - LATE_COPY_MS;
-      for (const [k, t] of this.recent) if (t < old) this.recent.delete(k);
+      for (const [k, v] of this.recent) if (v.at < old) this.recent.delete(k);
     }, LATE_COPY_MS).unref();
   }
 
@@ -112,20 +112,24 @@ export class LorawanNetwork {
       this.counters.duplicates!++;
       return;
     }
-    if (this.recent.has(key)) {
+    // A late copy comes from another concentrator; the same bytes again from a concentrator that
+    // already reported them were sent again (a replay or retransmission): process them.
+    const seen = this.recent.get(key);
+    if (seen && !seen.gws.has(gw.eui)) {
+      seen.gws.add(gw.eui);
       this.counters.duplicates!++;
       return;
     }
     const windowMs = this.d.cfg.dedup_window;
     if (windowMs <= 0) {
-      this.recent.set(key, receivedAt);
+      this.recent.set(key, { at: receivedAt, gws: new Set([gw.eui]) });
       this.process([copy]);
       return;
     }
     const entry = { copies: [copy], timer: undefined as NodeJS.Timeout | undefined };
     entry.timer = setTimeout(() => {
       this.dedup.delete(key);
-      this.recent.set(key, Date.now());
+      this.recent.set(key, { at: Date.now(), gws: new Set(entry.copies.map((c) => c.gw.eui)) });
       this.process(entry.copies);
     }, windowMs);
     this.dedup.set(key, entry);

@@ -69,7 +69,7 @@ export const lorawanDriverSchema = z
     listen: z
       .strictObject({
         host: z.string().min(1).default("0.0.0.0").describe("Address the packet forwarders send to."),
-        port: intRange(1, 65535).default(1700),
+        port: intRange(0, 65535).default(1700).describe("UDP port (Semtech default 1700; 0 picks a free port, for tests)."),
       })
       .prefault({})
       .describe("UDP listener for Semtech packet forwarders (protocol v1/v2)."),

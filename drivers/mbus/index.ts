@@ -106,7 +106,9 @@ export class MbusDriver implements Driver {
 
   /** Read one meter: every telegram, by primary or secondary address. */
   private async readMeter(d: DeviceRuntime): Promise<MbusData[]> {
-    if (!this.port.isOpen) throw new EdgeError(ErrorCode.PortUnavailable, this.port.detail);
+    if (!this.port.isOpen && !(await this.port.whenOpen(Math.min(2000, this.cfg.timeout_ms * 2)))) {
+      throw new EdgeError(ErrorCode.PortUnavailable, `serial port unavailable: ${this.port.detail}`);
+    }
     return d.cfg.secondary !== undefined ? this.master.readSecondary(d.cfg.secondary, d.cfg.max_telegrams) : this.master.readAll(d.cfg.address!, d.cfg.max_telegrams);
   }
 

@@ -76,6 +76,8 @@ export class MbusMaster {
   private readonly fcb = new Map<number, number>();
   readonly counters: MasterCounters = { requests: 0, timeouts: 0, badFrames: 0, goodFrames: 0 };
   lastGoodFrameTs = 0;
+  /** Bytes that arrived while no request was waiting (late answers, extra ACKs). */
+  private unsolicited = 0;
 
   constructor(
     private readonly send: Send,
@@ -89,12 +91,14 @@ export class MbusMaster {
       const r = scanFrame(this.buf);
       if (r.status === "need") return;
       if (r.status === "invalid") {
+        if (!this.waiter) this.unsolicited += r.skip;
         this.buf = this.buf.subarray(r.skip);
         this.garbage ??= r.reason;
         continue;
       }
       this.buf = this.buf.subarray(r.length);
       const w = this.waiter;
+      if (!w) this.unsolicited += r.length;
       if (w) {
         this.waiter = undefined;
         this.garbage = undefined;
@@ -215,11 +219,16 @@ export class MbusMaster {
   }
 
   private async selectNow(mask: SecondaryMask): Promise<"selected" | "none" | "collision"> {
+    const before = this.unsolicited;
     const o = await this.transact(
       longFrame(C.SND_UD, ADDR_SELECTED, CI.SELECT_SECONDARY, selectPayload(mask)),
     );
-    if ("frame" in o) return o.frame.kind === "ack" ? "selected" : "collision";
-    return "garbage" in o ? "collision" : "none";
+    if (!("frame" in o)) return "garbage" in o ? "collision" : "none";
+    if (o.frame.kind !== "ack") return "collision";
+    // Several meters may ACK at once: anything more on the line right after the ACK is a
+    // collision (libmbus does the same purge in mbus_select_secondary_address).
+    await new Promise((r) => setTimeout(r, Math.min(100, Math.max(20, this.o.timeoutMs / 4))));
+    return this.unsolicited > before || this.buf.length > 0 ? "collision" : "selected";
   }
 
   /** Read a meter by secondary address: select, then read at address 253, as one transaction. */

@@ -199,8 +199,10 @@ export class ModbusLink {
     c.on("error", () => {}); // late socket errors of a dropped client are expected
     await new Promise<void>((resolve) => {
       try {
-        if (typeof c.destroy === "function") c.destroy(() => resolve());
-        else c.close(() => resolve());
+        // ModbusRTU.destroy() only destroys ports that have destroy(): RTUBufferedPort has none,
+        // so destroy() would leave the serial line open (and keep reading the bus). Close it.
+        if (this.endpoint.type === "rtu" || typeof c.destroy !== "function") c.close(() => resolve());
+        else c.destroy(() => resolve());
       } catch {
         resolve();
       }

@@ -142,9 +142,28 @@ export class ReconnectingPort {
     await this.port.write(data);
   }
 
+  private openWaiters: (() => void)[] = [];
+
+  /** Resolves true once the port is open, false after `timeoutMs` (e.g. a poll right at start). */
+  whenOpen(timeoutMs: number): Promise<boolean> {
+    if (this.state === "open") return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        resolve(true);
+      };
+      const t = setTimeout(() => {
+        this.openWaiters = this.openWaiters.filter((w) => w !== done);
+        resolve(false);
+      }, timeoutMs);
+      this.openWaiters.push(done);
+    });
+  }
+
   private set(state: PortState, detail: string): void {
     this.state = state;
     this.detailText = detail;
+    if (state === "open") for (const w of this.openWaiters.splice(0)) w();
     this.o.onState?.(state, detail);
   }
 

@@ -28,6 +28,7 @@ export class TicDriver implements Driver {
   private lastValidFrameTs = 0;
   private diagnosed = false;
   private diagnosis: string | undefined;
+  private diagnosisKind: "silence" | "garbage" | undefined;
   private bytesInWindow = 0;
   private readonly latest = new Map<string, Reading>();
   private meterId: string | undefined;
@@ -105,7 +106,10 @@ export class TicDriver implements Driver {
     const msg = `no valid TIC frame in ${secs} s at ${speed} — ${hint}${heard}`;
     this.diagnosis = msg;
     this.status_.online = false;
-    if (!this.diagnosed || this.cfg.mode === "auto") {
+    // One event per cause: again in auto mode (each speed), or when silence turns into garbage.
+    const kind = this.bytesInWindow > 0 ? "garbage" : "silence";
+    if (!this.diagnosed || this.cfg.mode === "auto" || kind !== this.diagnosisKind) {
+      this.diagnosisKind = kind;
       this.ctx.event({ ts: now, type: "tic_no_valid_frame", severity: "warning", device: this.device.id, message: msg, data: { path: this.cfg.path, baud: this.port.options.baudRate, bytes: this.bytesInWindow } });
       this.ctx.logger.warn({ path: this.cfg.path }, msg);
     }
@@ -150,6 +154,7 @@ export class TicDriver implements Driver {
     if (this.diagnosed) {
       this.diagnosed = false;
       this.diagnosis = undefined;
+      this.diagnosisKind = undefined;
       this.ctx.event({ ts, type: "tic_line_ok", severity: "info", device: this.device.id, message: `valid ${f.mode}-mode TIC frames at ${describeSerial(this.port.options)}` });
     }
     if (!this.status_.online) this.ctx.event({ ts, type: "device_online", severity: "info", device: this.device.id, message: `TIC meter ${this.meterId ?? "?"} (${f.mode} mode) is sending` });

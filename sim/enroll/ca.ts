@@ -24,9 +24,7 @@ export function loadSigningCa(certPem: string, keyPem: string): SigningCa {
         `the CA key is ${k.asymmetricKeyType ?? "unknown"}, the reference service signs with RSA keys only`,
       );
     }
-    key = forge.pki.privateKeyFromPem(
-      k.export({ type: "pkcs1", format: "pem" }).toString(),
-    );
+    key = forge.pki.privateKeyFromPem(k.export({ type: "pkcs1", format: "pem" }).toString());
     cert = forge.pki.certificateFromPem(certPem);
   } catch (e) {
     throw new EdgeError(ErrorCode.SimulatorConfig, `cannot load the CA: ${(e as Error).message}`);

@@ -1,5 +1,5 @@
 /** Issue a token and write the matching provisioning bundle (what the platform gives installers). */
-import type { BundleInput } from "../../agent/provision/bundle.js";
+import { type BundleInput, validateBundle } from "../../agent/provision/bundle.js";
 import type { TokenRegistry } from "./registry.js";
 
 export interface MintOptions {
@@ -17,7 +17,12 @@ export interface MintOptions {
 
 export function mintBundle(registry: TokenRegistry, o: MintOptions): BundleInput {
   const expires = new Date(Date.now() + o.ttlMs);
-  const token = registry.issue(o.gateway, expires);
+  // Validate with a placeholder first: a bad gateway id or URL must not leave a live token behind.
+  validateBundle(draft(o, "placeholder-token-0000", expires), "bundle options");
+  return draft(o, registry.issue(o.gateway, expires), expires);
+}
+
+function draft(o: MintOptions, token: string, expires: Date): BundleInput {
   return {
     version: 1,
     gateway: { id: o.gateway, commune: o.commune, ...(o.name ? { name: o.name } : {}) },

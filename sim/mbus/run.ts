@@ -14,8 +14,10 @@ import { MbusSlaveSim, type SimMeter, meterFromFrames } from "./slave.js";
 export interface MbusSimOptions {
   serial: string;
   baud: number;
-  /** "ADDR=FILE.hex[,FILE2.hex]" entries; empty → built-in meters at addresses 1 and 2. */
+  /** "ADDR=FILE.hex[,FILE2.hex]" entries, served besides the built-in meters. */
   meters: string[];
+  /** Built-in heat meter at 1 and water meter at 2 (default true). */
+  builtin?: boolean;
   corruptEvery?: number;
   silent?: number[];
   factory?: SerialFactory;
@@ -51,7 +53,13 @@ export function builtinMeters(): SimMeter[] {
 }
 
 export function runMbusSim(o: MbusSimOptions): { stop(): Promise<void>; slave: MbusSlaveSim; meters: SimMeter[] } {
-  const meters = o.meters.length ? o.meters.map(parseMeterSpec) : builtinMeters();
+  const meters = [...(o.builtin === false ? [] : builtinMeters()), ...o.meters.map(parseMeterSpec)];
+  const seen = new Set<number>();
+  for (const m of meters) {
+    if (seen.has(m.address)) throw new EdgeError(ErrorCode.SimulatorConfig, `two simulated meters at primary address ${m.address} (built-in meters use 1 and 2; pass --no-builtin to free them)`);
+    seen.add(m.address);
+  }
+  if (meters.length === 0) throw new EdgeError(ErrorCode.SimulatorConfig, "no meter to simulate: give --meter ADDR=FILE.hex or keep the built-in meters");
   const port: ReconnectingPort = new ReconnectingPort(
     { path: o.serial, baudRate: o.baud, dataBits: 8, parity: "even", stopBits: 1 },
     { ...(o.factory ? { factory: o.factory } : {}), minDelayMs: 200, maxDelayMs: 5000, onData: (c) => slave.feed(c), onState: (_s, detail) => o.logger?.info(detail) },

@@ -67,7 +67,11 @@ describe("sd_notify over a real datagram socket", () => {
       buf += d.toString();
       let i;
       while ((i = buf.indexOf("\n")) >= 0) {
-        const msg = JSON.parse(buf.slice(0, i));
+        const msg = JSON.parse(buf.slice(0, i)) as {
+          listening?: boolean;
+          pid: number | null;
+          state: string;
+        };
         buf = buf.slice(i + 1);
         if (msg.listening) listening = true;
         else got.push(msg);
@@ -101,7 +105,7 @@ describe("sd_notify over a real datagram socket", () => {
         15_000,
         "two watchdog pings",
       );
-      child.stdin!.write("stop\n");
+      child.stdin.write("stop\n");
       expect(await exited).toBe(0);
       await waitFor(() => got.some((m) => m.state.startsWith("STOPPING=1")), 5_000, "STOPPING=1");
 

@@ -46,10 +46,18 @@ function mtlsClient(tls: EnrolledTls, clientId = tls.gatewayId) {
   });
 }
 
-async function enrol(gw: string): Promise<{ tls: EnrolledTls; stateDir: string; bundlePath: string }> {
+async function enrol(
+  gw: string,
+): Promise<{ tls: EnrolledTls; stateDir: string; bundlePath: string }> {
   const stateDir = join(work, gw);
   const bundlePath = platform.writeBundle(work, gw);
-  const tls = await ensureEnrolled({ stateDir, bundlePath, logger: platform.logger, maxAttempts: 1, timeoutMs: 10_000 });
+  const tls = await ensureEnrolled({
+    stateDir,
+    bundlePath,
+    logger: platform.logger,
+    maxAttempts: 1,
+    timeoutMs: 10_000,
+  });
   return { tls, stateDir, bundlePath };
 }
 
@@ -73,15 +81,26 @@ describe("provisioning: first-boot enrolment", () => {
     expect(status).toMatchObject({ status: "enrolled", gateway: "gw-volmerange-01", step: "done" });
     expect(status.certificate?.notAfter).toBe(new Date(cert.validTo).toISOString());
     // Initial configuration: the platform's file completed with the box's id and mTLS files, valid.
-    const cfg = validateConfigObject(parse(readFileSync(gw1.tls.configPath!, "utf8")), "initial", { env: {}, baseDir: work });
+    const cfg = validateConfigObject(parse(readFileSync(gw1.tls.configPath!, "utf8")), "initial", {
+      env: {},
+      baseDir: work,
+    });
     expect(cfg.gateway.id).toBe("gw-volmerange-01");
     expect(cfg.log.level).toBe("debug");
-    expect(cfg.uplink).toMatchObject({ url: platform.mtlsUrl, tls: { cert: p.cert, key: p.key, ca: p.ca } });
+    expect(cfg.uplink).toMatchObject({
+      url: platform.mtlsUrl,
+      tls: { cert: p.cert, key: p.key, ca: p.ca },
+    });
   });
 
   it("enrolling again is a no-op (already enrolled, same certificate)", async () => {
     const before = readFileSync(gw1.tls.certPath, "utf8");
-    const tls = await ensureEnrolled({ stateDir: gw1.stateDir, bundlePath: gw1.bundlePath, logger: platform.logger, maxAttempts: 1 });
+    const tls = await ensureEnrolled({
+      stateDir: gw1.stateDir,
+      bundlePath: gw1.bundlePath,
+      logger: platform.logger,
+      maxAttempts: 1,
+    });
     expect(readFileSync(tls.certPath, "utf8")).toBe(before);
   });
 
@@ -91,7 +110,9 @@ describe("provisioning: first-boot enrolment", () => {
     plat.on("message", (t, m) => got.push(`${t} ${m.toString()}`));
     await plat.subscribeAsync(`${PREFIX}/gw-volmerange-01/telemetry`, { qos: 1 });
     const gw = await mtlsClient(gw1.tls);
-    const ack = await gw.publishAsync(`${PREFIX}/gw-volmerange-01/telemetry`, '{"seq":1}', { qos: 1 });
+    const ack = await gw.publishAsync(`${PREFIX}/gw-volmerange-01/telemetry`, '{"seq":1}', {
+      qos: 1,
+    });
     expect((ack as { reasonCode?: number } | undefined)?.reasonCode ?? 0).toBeLessThan(128);
     await waitFor(() => got.length === 1, 5000, "telemetry at the platform");
     expect(got[0]).toBe(`${PREFIX}/gw-volmerange-01/telemetry {"seq":1}`);
@@ -108,14 +129,22 @@ describe("provisioning: first-boot enrolment", () => {
     const c2 = await mtlsClient(gw2.tls);
     // The broker answers PUBACK "not authorized"; and on the same connection, a forged message
     // that got through would arrive before the legitimate one that follows it.
-    await expect(c2.publishAsync(`${PREFIX}/gw-volmerange-01/telemetry`, "forged", { qos: 1 })).rejects.toThrow(/Not authorized/);
+    await expect(
+      c2.publishAsync(`${PREFIX}/gw-volmerange-01/telemetry`, "forged", { qos: 1 }),
+    ).rejects.toThrow(/Not authorized/);
     await c2.publishAsync(`${PREFIX}/gw-volmerange-02/telemetry`, "own", { qos: 1 });
-    await waitFor(() => got.includes(`${PREFIX}/gw-volmerange-02/telemetry`), 5000, "own telemetry");
+    await waitFor(
+      () => got.includes(`${PREFIX}/gw-volmerange-02/telemetry`),
+      5000,
+      "own telemetry",
+    );
     expect(got).not.toContain(`${PREFIX}/gw-volmerange-01/telemetry`);
     // Reading: Mosquitto grants the subscription but filters at delivery by the read ACL.
     const seen: string[] = [];
     c2.on("message", (t) => seen.push(t));
-    await c2.subscribeAsync([`${PREFIX}/gw-volmerange-01/#`, `${PREFIX}/gw-volmerange-02/cmd/#`], { qos: 1 });
+    await c2.subscribeAsync([`${PREFIX}/gw-volmerange-01/#`, `${PREFIX}/gw-volmerange-02/cmd/#`], {
+      qos: 1,
+    });
     await plat.publishAsync(`${PREFIX}/gw-volmerange-01/cmd/reboot`, "{}", { qos: 1 });
     await plat.publishAsync(`${PREFIX}/gw-volmerange-02/cmd/ping`, "{}", { qos: 1 });
     await waitFor(() => seen.includes(`${PREFIX}/gw-volmerange-02/cmd/ping`), 5000, "own command");
@@ -125,26 +154,54 @@ describe("provisioning: first-boot enrolment", () => {
   });
 
   it("the enrolment identity reaches nothing but its own enrolment topics", async () => {
-    const c = await mqtt.connectAsync(platform.enrolUrl, { protocolVersion: 5, clientId: "gw-volmerange-01", username: ENROL_USER, password: ENROL_PASSWORD, ca: platform.ca.certPem, reconnectPeriod: 0 });
+    const c = await mqtt.connectAsync(platform.enrolUrl, {
+      protocolVersion: 5,
+      clientId: "gw-volmerange-01",
+      username: ENROL_USER,
+      password: ENROL_PASSWORD,
+      ca: platform.ca.certPem,
+      reconnectPeriod: 0,
+    });
     const plat = await platform.platformClient();
     const got: string[] = [];
     plat.on("message", (t) => got.push(t));
     await plat.subscribeAsync(`${PREFIX}/#`, { qos: 1 });
-    await expect(c.publishAsync(`${PREFIX}/gw-volmerange-01/telemetry`, "forged", { qos: 1 })).rejects.toThrow(/Not authorized/);
+    await expect(
+      c.publishAsync(`${PREFIX}/gw-volmerange-01/telemetry`, "forged", { qos: 1 }),
+    ).rejects.toThrow(/Not authorized/);
     await c.publishAsync(`${PREFIX}/enroll/gw-volmerange-01/request`, "{}", { qos: 1 });
-    await waitFor(() => got.includes(`${PREFIX}/enroll/gw-volmerange-01/request`), 5000, "enrolment request");
+    await waitFor(
+      () => got.includes(`${PREFIX}/enroll/gw-volmerange-01/request`),
+      5000,
+      "enrolment request",
+    );
     expect(got).not.toContain(`${PREFIX}/gw-volmerange-01/telemetry`);
     const seen: string[] = [];
     c.on("message", (t) => seen.push(t));
-    await c.subscribeAsync([`${PREFIX}/enroll/+/response`, `${PREFIX}/gw-volmerange-02/#`], { qos: 1 });
+    await c.subscribeAsync([`${PREFIX}/enroll/+/response`, `${PREFIX}/gw-volmerange-02/#`], {
+      qos: 1,
+    });
     await plat.publishAsync(`${PREFIX}/enroll/gw-volmerange-02/response`, "{}", { qos: 1 });
     await plat.publishAsync(`${PREFIX}/gw-volmerange-02/cmd/x`, "{}", { qos: 1 });
     await plat.publishAsync(`${PREFIX}/enroll/gw-volmerange-01/response`, "{}", { qos: 1 });
-    await waitFor(() => seen.includes(`${PREFIX}/enroll/gw-volmerange-01/response`), 5000, "own response");
+    await waitFor(
+      () => seen.includes(`${PREFIX}/enroll/gw-volmerange-01/response`),
+      5000,
+      "own response",
+    );
     expect(seen.filter((t) => !t.startsWith(`${PREFIX}/enroll/gw-volmerange-01/`))).toEqual([]);
     await c.endAsync();
     await plat.endAsync();
     // A client without the enrolment password is not let in at all.
-    await expect(mqtt.connectAsync(platform.enrolUrl, { protocolVersion: 5, clientId: "x", username: ENROL_USER, password: "wrong", ca: platform.ca.certPem, reconnectPeriod: 0 })).rejects.toThrow();
+    await expect(
+      mqtt.connectAsync(platform.enrolUrl, {
+        protocolVersion: 5,
+        clientId: "x",
+        username: ENROL_USER,
+        password: "wrong",
+        ca: platform.ca.certPem,
+        reconnectPeriod: 0,
+      }),
+    ).rejects.toThrow();
   });
 });

@@ -27,15 +27,83 @@ function openssl(args: string[], cwd: string): void {
 }
 
 /** A CA (RSA, as node-forge requires) and a leaf signed by it, all with openssl. */
-export function makeCa(dir: string, name: string): { cert: string; key: string; certPem: string; keyPem: string } {
-  openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", `${name}.key`, "-out", `${name}.pem`, "-days", "2", "-subj", `/CN=${name}`, "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"], dir);
-  return { cert: join(dir, `${name}.pem`), key: join(dir, `${name}.key`), certPem: readFileSync(join(dir, `${name}.pem`), "utf8"), keyPem: readFileSync(join(dir, `${name}.key`), "utf8") };
+export function makeCa(
+  dir: string,
+  name: string,
+): { cert: string; key: string; certPem: string; keyPem: string } {
+  openssl(
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-keyout",
+      `${name}.key`,
+      "-out",
+      `${name}.pem`,
+      "-days",
+      "2",
+      "-subj",
+      `/CN=${name}`,
+      "-addext",
+      "basicConstraints=critical,CA:TRUE",
+      "-addext",
+      "keyUsage=critical,keyCertSign,cRLSign",
+    ],
+    dir,
+  );
+  return {
+    cert: join(dir, `${name}.pem`),
+    key: join(dir, `${name}.key`),
+    certPem: readFileSync(join(dir, `${name}.pem`), "utf8"),
+    keyPem: readFileSync(join(dir, `${name}.key`), "utf8"),
+  };
 }
 
-export function makeLeaf(dir: string, ca: { cert: string; key: string }, name: string, cn: string, ext: string): { cert: string; key: string } {
-  openssl(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", `/CN=${cn}`], dir);
+export function makeLeaf(
+  dir: string,
+  ca: { cert: string; key: string },
+  name: string,
+  cn: string,
+  ext: string,
+): { cert: string; key: string } {
+  openssl(
+    [
+      "req",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-keyout",
+      `${name}.key`,
+      "-out",
+      `${name}.csr`,
+      "-subj",
+      `/CN=${cn}`,
+    ],
+    dir,
+  );
   writeFileSync(join(dir, `${name}.ext`), ext);
-  openssl(["x509", "-req", "-in", `${name}.csr`, "-CA", ca.cert, "-CAkey", ca.key, "-CAcreateserial", "-out", `${name}.pem`, "-days", "2", "-extfile", `${name}.ext`], dir);
+  openssl(
+    [
+      "x509",
+      "-req",
+      "-in",
+      `${name}.csr`,
+      "-CA",
+      ca.cert,
+      "-CAkey",
+      ca.key,
+      "-CAcreateserial",
+      "-out",
+      `${name}.pem`,
+      "-days",
+      "2",
+      "-extfile",
+      `${name}.ext`,
+    ],
+    dir,
+  );
   return { cert: join(dir, `${name}.pem`), key: join(dir, `${name}.key`) };
 }
 
@@ -50,7 +118,10 @@ export class Platform {
   registry!: TokenRegistry;
   service?: EnrollService;
   readonly logLines: string[] = [];
-  readonly logger: Logger = pino({ level: "debug" }, { write: (s: string) => void this.logLines.push(s) });
+  readonly logger: Logger = pino(
+    { level: "debug" },
+    { write: (s: string) => void this.logLines.push(s) },
+  );
 
   get mtlsUrl(): string {
     return `mqtts://127.0.0.1:${this.mtlsPort}`;
@@ -62,9 +133,21 @@ export class Platform {
   static async start(opts: { validity?: number; service?: boolean } = {}): Promise<Platform> {
     const p = new Platform();
     p.ca = makeCa(p.dir, "platform-ca");
-    p.server = makeLeaf(p.dir, p.ca, "server", "localhost", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n");
+    p.server = makeLeaf(
+      p.dir,
+      p.ca,
+      "server",
+      "localhost",
+      "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+    );
     p.platformId = makeLeaf(p.dir, p.ca, "platform", "platform", "extendedKeyUsage=clientAuth\n");
-    execFileSync("mosquitto_passwd", ["-b", "-c", join(p.dir, "passwd"), ENROL_USER, ENROL_PASSWORD]);
+    execFileSync("mosquitto_passwd", [
+      "-b",
+      "-c",
+      join(p.dir, "passwd"),
+      ENROL_USER,
+      ENROL_PASSWORD,
+    ]);
     // Mosquitto started as root drops to its own user before reading the password and ACL files.
     // (Test keys only: on a real broker these files belong to the mosquitto user.)
     chmodSync(p.dir, 0o755);
@@ -72,7 +155,10 @@ export class Platform {
     // The ACL files of docs/provisioning/, used as they are.
     const docs = new URL("../../docs/provisioning/", import.meta.url);
     writeFileSync(join(p.dir, "acl-gateways"), readFileSync(new URL("acl-gateways", docs), "utf8"));
-    writeFileSync(join(p.dir, "acl-enrolment"), readFileSync(new URL("acl-enrolment", docs), "utf8"));
+    writeFileSync(
+      join(p.dir, "acl-enrolment"),
+      readFileSync(new URL("acl-enrolment", docs), "utf8"),
+    );
     p.mtlsPort = await freePort();
     p.enrolPort = await freePort();
     const tls = `cafile ${p.ca.cert}\ncertfile ${p.server.cert}\nkeyfile ${p.server.key}\n`;
@@ -104,24 +190,44 @@ export class Platform {
       validityMs,
       configDir,
       logger: this.logger,
-      connect: { clientId: `svc-${Math.random().toString(16).slice(2)}`, ...this.clientTls(this.platformId) },
+      connect: {
+        clientId: `svc-${Math.random().toString(16).slice(2)}`,
+        ...this.clientTls(this.platformId),
+      },
     });
     await this.service.start();
     return this.service;
   }
 
   clientTls(id: { cert: string; key: string }): { ca: string; cert: string; key: string } {
-    return { ca: this.ca.certPem, cert: readFileSync(id.cert, "utf8"), key: readFileSync(id.key, "utf8") };
+    return {
+      ca: this.ca.certPem,
+      cert: readFileSync(id.cert, "utf8"),
+      key: readFileSync(id.key, "utf8"),
+    };
   }
 
   /** The platform identity on the mTLS listener (reads everything under the prefix). */
   async platformClient(): Promise<MqttClient> {
-    return mqtt.connectAsync(this.mtlsUrl, { protocolVersion: 5, clientId: `plat-${Math.random().toString(16).slice(2)}`, ...this.clientTls(this.platformId) });
+    return mqtt.connectAsync(this.mtlsUrl, {
+      protocolVersion: 5,
+      clientId: `plat-${Math.random().toString(16).slice(2)}`,
+      ...this.clientTls(this.platformId),
+    });
   }
 
   /** Issue a token and write the bundle file; returns its path. */
   writeBundle(dir: string, gateway: string, ttlMs = 3_600_000): string {
-    const b = mintBundle(this.registry, { gateway, commune: "Volmerange-les-Mines", url: this.mtlsUrl, enrolmentUrl: this.enrolUrl, caPem: this.ca.certPem, ttlMs, username: ENROL_USER, password: ENROL_PASSWORD });
+    const b = mintBundle(this.registry, {
+      gateway,
+      commune: "Volmerange-les-Mines",
+      url: this.mtlsUrl,
+      enrolmentUrl: this.enrolUrl,
+      caPem: this.ca.certPem,
+      ttlMs,
+      username: ENROL_USER,
+      password: ENROL_PASSWORD,
+    });
     const path = join(dir, `${gateway}-bundle.yaml`);
     writeFileAtomic(path, bundleToYaml(b), 0o600);
     return path;

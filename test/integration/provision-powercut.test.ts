@@ -29,9 +29,12 @@ afterAll(async () => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-function cli(args: string[], crashAfter?: string): Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string; err: string }> {
+function cli(
+  args: string[],
+  crashAfter?: string,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string; err: string }> {
   return new Promise((resolve) => {
-    const env = { ...process.env, NO_COLOR: "1" };
+    const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: "1" };
     delete env.ECLOR_EDGE_CRASH_AFTER;
     if (crashAfter) env.ECLOR_EDGE_CRASH_AFTER = crashAfter;
     const p = spawn(process.execPath, [main, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
@@ -54,26 +57,54 @@ function assertEnrolled(stateDir: string, gw: string, bundlePath: string): void 
   expect(parse(readFileSync(bundlePath, "utf8")).enrolment.token).toBeUndefined();
 }
 
-const enrolSteps = ["bundle", "key", "csr", "request", "published", "response", "cert", "state", "token"];
+const enrolSteps = [
+  "bundle",
+  "key",
+  "csr",
+  "request",
+  "published",
+  "response",
+  "cert",
+  "state",
+  "token",
+];
 
 describe("provisioning: power cut at every step", () => {
-  it.each(enrolSteps)("SIGKILL after '%s', restart: enrolment completes with one certificate", async (step) => {
-    const gw = `gw-cut-${step}`;
-    const stateDir = join(work, gw);
-    const bundlePath = platform.writeBundle(work, gw);
-    const args = ["provision", "--bundle", bundlePath, "--state-dir", stateDir, "--timeout", "10s", "--attempts", "1"];
-    const cut = await cli(args, step);
-    expect(cut.signal, cut.err).toBe("SIGKILL");
-    const again = await cli(args);
-    expect(again.code, again.err).toBe(0);
-    expect(again.out).toContain(`enrolled as ${gw}`);
-    assertEnrolled(stateDir, gw, bundlePath);
-    // The token bought one certificate: the one on the box (re-sent after a cut, not re-issued).
-    const reg = JSON.parse(readFileSync(join(platform.dir, "registry.json"), "utf8")) as { tokens: Record<string, { gateway: string; used?: { certificate: string } }> };
-    const entries = Object.values(reg.tokens).filter((t) => t.gateway === gw);
-    expect(entries).toHaveLength(1);
-    expect(entries[0]!.used?.certificate).toBe(readFileSync(provisionPaths(stateDir).cert, "utf8"));
-  });
+  it.each(enrolSteps)(
+    "SIGKILL after '%s', restart: enrolment completes with one certificate",
+    async (step) => {
+      const gw = `gw-cut-${step}`;
+      const stateDir = join(work, gw);
+      const bundlePath = platform.writeBundle(work, gw);
+      const args = [
+        "provision",
+        "--bundle",
+        bundlePath,
+        "--state-dir",
+        stateDir,
+        "--timeout",
+        "10s",
+        "--attempts",
+        "1",
+      ];
+      const cut = await cli(args, step);
+      expect(cut.signal, cut.err).toBe("SIGKILL");
+      const again = await cli(args);
+      expect(again.code, again.err).toBe(0);
+      expect(again.out).toContain(`enrolled as ${gw}`);
+      assertEnrolled(stateDir, gw, bundlePath);
+      // The token bought one certificate: the one on the box (re-sent after a cut, not re-issued).
+      const reg = JSON.parse(readFileSync(join(platform.dir, "registry.json"), "utf8")) as {
+        tokens: Record<string, { gateway: string; used?: { certificate: string } }>;
+      };
+      const entries = Object.values(reg.tokens).filter((t) => t.gateway === gw);
+      expect(entries).toHaveLength(1);
+      expect(entries[0]!.used?.certificate).toBe(
+        readFileSync(provisionPaths(stateDir).cert, "utf8"),
+      );
+    },
+    90_000,
+  ); // two or three CLI processes per case; slow when the machine is loaded
 
   // renew-csr is like csr above; these three are where a renewal can go wrong.
   it.each(["renew-published", "renew-cert", "renew-promote"])(
@@ -82,7 +113,19 @@ describe("provisioning: power cut at every step", () => {
       const gw = `gw-${step}`;
       const stateDir = join(work, gw);
       const bundlePath = platform.writeBundle(work, gw);
-      expect((await cli(["provision", "--bundle", bundlePath, "--state-dir", stateDir, "--timeout", "10s"])).code).toBe(0);
+      expect(
+        (
+          await cli([
+            "provision",
+            "--bundle",
+            bundlePath,
+            "--state-dir",
+            stateDir,
+            "--timeout",
+            "10s",
+          ])
+        ).code,
+      ).toBe(0);
       const before = readFileSync(provisionPaths(stateDir).cert, "utf8");
       const renew = ["provision", "--renew", "--state-dir", stateDir, "--timeout", "10s"];
       const cut = await cli(renew, step);
@@ -95,7 +138,10 @@ describe("provisioning: power cut at every step", () => {
       expect(again.code, again.err).toBe(0);
       const after = readFileSync(p.cert, "utf8");
       expect(after).not.toBe(before);
-      expect(new X509Certificate(after).checkPrivateKey(createPrivateKey(readFileSync(p.key)))).toBe(true);
+      expect(
+        new X509Certificate(after).checkPrivateKey(createPrivateKey(readFileSync(p.key))),
+      ).toBe(true);
     },
+    90_000,
   );
 });

@@ -4,7 +4,14 @@
  * Each is refused with a clear error, the box stays unenrolled (no cert.pem, token kept), and
  * it retries: quickly for transient faults, slowly for refusals only a new bundle fixes.
  */
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { MqttClient } from "mqtt";
@@ -39,11 +46,17 @@ afterAll(async () => {
 });
 
 /** A misbehaving platform: answers every request with `answer(request)`. */
-async function fakeResponder(answer: (req: { gateway: string; request_id: string; csr: string }) => EnrollResponse): Promise<void> {
+async function fakeResponder(
+  answer: (req: { gateway: string; request_id: string; csr: string }) => EnrollResponse,
+): Promise<void> {
   fake = await platform.platformClient();
   fake.on("message", (_t, payload) => {
     const req = requestSchema.parse(JSON.parse(payload.toString()));
-    void fake!.publishAsync(`${PREFIX}/enroll/${req.gateway}/response`, JSON.stringify(answer(req)), { qos: 1 });
+    void fake!.publishAsync(
+      `${PREFIX}/enroll/${req.gateway}/response`,
+      JSON.stringify(answer(req)),
+      { qos: 1 },
+    );
   });
   await fake.subscribeAsync(`${PREFIX}/enroll/+/request`, { qos: 1 });
 }
@@ -55,7 +68,15 @@ function fresh(gw = `gw-${++n}`) {
 }
 
 async function refused(box: ReturnType<typeof fresh>, pattern: RegExp): Promise<void> {
-  await expect(ensureEnrolled({ stateDir: box.stateDir, bundlePath: box.bundlePath, logger: platform.logger, maxAttempts: 1, timeoutMs: 5000 })).rejects.toThrow(pattern);
+  await expect(
+    ensureEnrolled({
+      stateDir: box.stateDir,
+      bundlePath: box.bundlePath,
+      logger: platform.logger,
+      maxAttempts: 1,
+      timeoutMs: 5000,
+    }),
+  ).rejects.toThrow(pattern);
   // Still unenrolled: no certificate, the token kept for the next try, the error recorded.
   expect(existsSync(box.p.cert)).toBe(false);
   expect(parse(readFileSync(box.bundlePath, "utf8")).enrolment.token).toBeTypeOf("string");
@@ -64,7 +85,13 @@ async function refused(box: ReturnType<typeof fresh>, pattern: RegExp): Promise<
   expect(s.last_error?.message).toMatch(pattern);
 }
 
-const ok = (req: { gateway: string; request_id: string }, certificate: string): EnrollResponse => ({ v: 1, gateway: req.gateway, request_id: req.request_id, ok: true, certificate });
+const ok = (req: { gateway: string; request_id: string }, certificate: string): EnrollResponse => ({
+  v: 1,
+  gateway: req.gateway,
+  request_id: req.request_id,
+  ok: true,
+  certificate,
+});
 
 describe("provisioning: refusals", () => {
   let other: SigningCa;
@@ -83,7 +110,10 @@ describe("provisioning: refusals", () => {
     reg.tokens[hashToken(token)].expires = new Date(Date.now() - 1000).toISOString();
     writeFileSync(join(platform.dir, "registry.json"), JSON.stringify(reg));
     await refused(box, /refused the enrolment of "gw-\d+" \(token_expired\).*new bundle/);
-    expect(readProvisionStatus(box.stateDir)).toMatchObject({ status: "failed", last_error: { permanent: true, code: "ProvisionEnrol/token_expired" } });
+    expect(readProvisionStatus(box.stateDir)).toMatchObject({
+      status: "failed",
+      last_error: { permanent: true, code: "ProvisionEnrol/token_expired" },
+    });
   });
 
   it("a bundle whose token expired is refused on the box, before any connection", async () => {
@@ -99,14 +129,27 @@ describe("provisioning: refusals", () => {
     const first = fresh();
     const copy = join(work, "stolen-bundle.yaml");
     copyFileSync(first.bundlePath, copy);
-    await ensureEnrolled({ stateDir: first.stateDir, bundlePath: first.bundlePath, logger: platform.logger, maxAttempts: 1 });
-    const thief = { ...first, stateDir: join(work, "thief"), bundlePath: copy, p: provisionPaths(join(work, "thief")) };
+    await ensureEnrolled({
+      stateDir: first.stateDir,
+      bundlePath: first.bundlePath,
+      logger: platform.logger,
+      maxAttempts: 1,
+    });
+    const thief = {
+      ...first,
+      stateDir: join(work, "thief"),
+      bundlePath: copy,
+      p: provisionPaths(join(work, "thief")),
+    };
     await refused(thief, /\(token_used\)/);
   });
 
   it("a certificate signed by another CA is refused", async () => {
     await fakeResponder((req) => ok(req, signCsr(other, req.csr, 3_600_000)));
-    await refused(fresh(), /issued by "CN=other-ca", not by the bundle CA "CN=platform-ca".*refused/);
+    await refused(
+      fresh(),
+      /issued by "CN=other-ca", not by the bundle CA "CN=platform-ca".*refused/,
+    );
   });
 
   it("a tampered certificate (CN altered after signing) is refused", async () => {
@@ -114,14 +157,21 @@ describe("provisioning: refusals", () => {
       const pem = signCsr(right, req.csr, 3_600_000);
       const der = Buffer.from(pem.replace(/-----[^-]+-----|\s/g, ""), "base64");
       const at = der.indexOf(Buffer.from(req.gateway));
-      der[at + req.gateway.length - 1] ^= 0x01; // gw-7 → gw-6: same length, DER still parses
-      return ok(req, `-----BEGIN CERTIFICATE-----\n${der.toString("base64").replace(/(.{64})/g, "$1\n")}\n-----END CERTIFICATE-----\n`);
+      const i = at + req.gateway.length - 1;
+      der[i] = der[i]! ^ 0x01; // gw-7 → gw-6: same length, DER still parses
+      return ok(
+        req,
+        `-----BEGIN CERTIFICATE-----\n${der.toString("base64").replace(/(.{64})/g, "$1\n")}\n-----END CERTIFICATE-----\n`,
+      );
     });
     await refused(fresh(), /signature does not verify with the bundle CA/);
   });
 
   it("an answer addressed to another gateway is refused", async () => {
-    await fakeResponder((req) => ({ ...ok(req, signCsr(right, req.csr, 3_600_000)), gateway: "gw-somewhere-else" }));
+    await fakeResponder((req) => ({
+      ...ok(req, signCsr(right, req.csr, 3_600_000)),
+      gateway: "gw-somewhere-else",
+    }));
     await refused(fresh(), /addressed to gateway "gw-somewhere-else"/);
   });
 
@@ -135,12 +185,30 @@ describe("provisioning: refusals", () => {
 
   it("no answer: a clear timeout, then quick retries; a fixed platform enrols the box", async () => {
     const box = fresh();
-    await expect(ensureEnrolled({ stateDir: box.stateDir, bundlePath: box.bundlePath, logger: platform.logger, maxAttempts: 2, retryMinMs: 50, timeoutMs: 300 })).rejects.toThrow(/no answer from the enrolment service on eclor\/v1\/enroll\/gw-\d+\/response.*is the platform's enrolment service running/);
+    await expect(
+      ensureEnrolled({
+        stateDir: box.stateDir,
+        bundlePath: box.bundlePath,
+        logger: platform.logger,
+        maxAttempts: 2,
+        retryMinMs: 50,
+        timeoutMs: 300,
+      }),
+    ).rejects.toThrow(
+      /no answer from the enrolment service on eclor\/v1\/enroll\/gw-\d+\/response.*is the platform's enrolment service running/,
+    );
     const s = readProvisionStatus(box.stateDir);
     expect(s).toMatchObject({ status: "enrolling", last_error: { permanent: false } });
     expect(s.attempts).toBeGreaterThanOrEqual(2);
     // The platform comes up while the box keeps retrying: enrolment completes.
-    const done = ensureEnrolled({ stateDir: box.stateDir, bundlePath: box.bundlePath, logger: platform.logger, retryMinMs: 100, retryMaxMs: 400, timeoutMs: 500 });
+    const done = ensureEnrolled({
+      stateDir: box.stateDir,
+      bundlePath: box.bundlePath,
+      logger: platform.logger,
+      retryMinMs: 100,
+      retryMaxMs: 400,
+      timeoutMs: 500,
+    });
     await new Promise((r) => setTimeout(r, 600));
     await platform.startService(86_400_000);
     const tls = await done;
@@ -156,10 +224,25 @@ describe("provisioning: refusals", () => {
     bad.enrolment.token = "not-a-token-the-platform-knows";
     writeFileSync(box.bundlePath, JSON.stringify(bad));
     const ac = new AbortController();
-    const done = ensureEnrolled({ stateDir: box.stateDir, bundlePath: box.bundlePath, logger: platform.logger, retryMinMs: 50, retryMaxMs: 800, timeoutMs: 2000, signal: ac.signal });
+    const done = ensureEnrolled({
+      stateDir: box.stateDir,
+      bundlePath: box.bundlePath,
+      logger: platform.logger,
+      retryMinMs: 50,
+      retryMaxMs: 800,
+      timeoutMs: 2000,
+      signal: ac.signal,
+    });
     done.catch(() => undefined);
     const { waitFor } = await import("../helpers/ports.js");
-    const s = await waitFor(() => { const st = readProvisionStatus(box.stateDir); return st.status === "failed" ? st : undefined; }, 5000, "refusal");
+    const s = await waitFor(
+      () => {
+        const st = readProvisionStatus(box.stateDir);
+        return st.status === "failed" ? st : undefined;
+      },
+      5000,
+      "refusal",
+    );
     expect(s.last_error?.message).toMatch(/token_unknown/);
     // The retry is scheduled retryMaxMs later, not in a tight loop.
     expect(Date.parse(s.next_retry_at!) - Date.parse(s.last_error!.at)).toBeGreaterThanOrEqual(700);

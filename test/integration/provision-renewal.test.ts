@@ -43,8 +43,16 @@ describe("provisioning: certificate renewal", () => {
   it("renews before expiry over mTLS, keeps the old pair until the new one works, no telemetry gap", async () => {
     const gw = "gw-renew-01";
     const stateDir = join(work, gw);
-    const tls0 = await ensureEnrolled({ stateDir, bundlePath: platform.writeBundle(work, gw), logger: platform.logger, maxAttempts: 1 });
-    const old = { cert: readFileSync(tls0.certPath, "utf8"), key: readFileSync(tls0.keyPath, "utf8") };
+    const tls0 = await ensureEnrolled({
+      stateDir,
+      bundlePath: platform.writeBundle(work, gw),
+      logger: platform.logger,
+      maxAttempts: 1,
+    });
+    const old = {
+      cert: readFileSync(tls0.certPath, "utf8"),
+      key: readFileSync(tls0.keyPath, "utf8"),
+    };
     const oldNotAfter = Date.parse(tls0.certificate.notAfter);
 
     const plat = await platform.platformClient();
@@ -66,7 +74,11 @@ describe("provisioning: certificate renewal", () => {
         pending = tls;
       },
     });
-    expect(readProvisionStatus(stateDir).renewal?.due_at).toBe(new Date(renewalDueAt(tls0.certificate.notBefore, tls0.certificate.notAfter, 5_000)).toISOString());
+    expect(readProvisionStatus(stateDir).renewal?.due_at).toBe(
+      new Date(
+        renewalDueAt(tls0.certificate.notBefore, tls0.certificate.notAfter, 5_000),
+      ).toISOString(),
+    );
 
     // The publisher: one reading at a time, never skipping a seq; switches certificate between
     // two publishes when the renewal says the new one is in place.
@@ -80,7 +92,9 @@ describe("provisioning: certificate renewal", () => {
           await client.endAsync();
           client = await connect(next);
         }
-        await client.publishAsync(`${PREFIX}/${gw}/telemetry`, JSON.stringify({ seq: seq + 1 }), { qos: 1 });
+        await client.publishAsync(`${PREFIX}/${gw}/telemetry`, JSON.stringify({ seq: seq + 1 }), {
+          qos: 1,
+        });
         seq++;
         await new Promise((r) => setTimeout(r, 50));
       }
@@ -112,14 +126,38 @@ describe("provisioning: certificate renewal", () => {
   it("a renewal request signed by the wrong key is refused by the platform (proof of possession)", async () => {
     const gw = "gw-renew-02";
     const stateDir = join(work, gw);
-    const tls = await ensureEnrolled({ stateDir, bundlePath: platform.writeBundle(work, gw), logger: platform.logger, maxAttempts: 1 });
+    const tls = await ensureEnrolled({
+      stateDir,
+      bundlePath: platform.writeBundle(work, gw),
+      logger: platform.logger,
+      maxAttempts: 1,
+    });
     const { exchange } = await import("../../agent/provision/exchange.js");
-    const { buildCsrPem, generatePrivateKeyPem, proofPayload, signProof } = await import("../../agent/provision/crypto.js");
+    const { buildCsrPem, generatePrivateKeyPem, proofPayload, signProof } =
+      await import("../../agent/provision/crypto.js");
     const wrongKey = generatePrivateKeyPem();
     const csr = buildCsrPem(wrongKey, gw);
     const res = await exchange(
-      { url: tls.url, ca: readFileSync(tls.caPath, "utf8"), cert: readFileSync(tls.certPath, "utf8"), key: readFileSync(tls.keyPath, "utf8"), clientId: `${gw}-x`, prefix: PREFIX, gatewayId: gw, timeoutMs: 5000, logger: platform.logger },
-      { v: 1, type: "renew", gateway: gw, request_id: "request-0001", csr, certificate: readFileSync(tls.certPath, "utf8"), proof: signProof(wrongKey, proofPayload(gw, "request-0001", csr)) },
+      {
+        url: tls.url,
+        ca: readFileSync(tls.caPath, "utf8"),
+        cert: readFileSync(tls.certPath, "utf8"),
+        key: readFileSync(tls.keyPath, "utf8"),
+        clientId: `${gw}-x`,
+        prefix: PREFIX,
+        gatewayId: gw,
+        timeoutMs: 5000,
+        logger: platform.logger,
+      },
+      {
+        v: 1,
+        type: "renew",
+        gateway: gw,
+        request_id: "request-0001",
+        csr,
+        certificate: readFileSync(tls.certPath, "utf8"),
+        proof: signProof(wrongKey, proofPayload(gw, "request-0001", csr)),
+      },
     );
     expect(res).toMatchObject({ ok: false, error: { code: "proof_invalid" } });
   });

@@ -1,7 +1,16 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AuditLog } from "../../agent/commands/audit.js";
-import { type ApplyPlan, type ConfigHost, ConfigManager, planChanges } from "../../agent/commands/config-manager.js";
-import { ConfigVersions, chooseStartupConfig, sha256 } from "../../agent/commands/config-versions.js";
+import {
+  type ApplyPlan,
+  type ConfigHost,
+  ConfigManager,
+  planChanges,
+} from "../../agent/commands/config-manager.js";
+import {
+  ConfigVersions,
+  chooseStartupConfig,
+  sha256,
+} from "../../agent/commands/config-versions.js";
 import { Journal } from "../../agent/commands/journal.js";
 import { REDACTED, redactSecrets, restoreRedacted } from "../../agent/commands/redact.js";
 import { resultSchemas } from "../../agent/commands/schemas.js";
@@ -16,7 +25,13 @@ function bus(id: string, port: number, dim = 100) {
     id,
     driver: "modbus",
     transport: { type: "tcp", host: "127.0.0.1", port },
-    devices: [{ id: `lamp-${id}`, unit_id: 1, points: [{ id: "dim", table: "holding", address: 0, writable: true, min: 0, max: dim }] }],
+    devices: [
+      {
+        id: `lamp-${id}`,
+        unit_id: 1,
+        points: [{ id: "dim", table: "holding", address: 0, writable: true, min: 0, max: dim }],
+      },
+    ],
   };
 }
 function rawConfig(drivers = [bus("a", 5020), bus("b", 5021)]) {
@@ -42,7 +57,9 @@ class FakeHost implements ConfigHost {
     return Promise.resolve();
   }
   health() {
-    const failed = this.cfg.drivers.filter((d) => this.failing.has(d.id)).map((d) => ({ id: d.id, reason: "port /dev/ttyNOPE missing" }));
+    const failed = this.cfg.drivers
+      .filter((d) => this.failing.has(d.id))
+      .map((d) => ({ id: d.id, reason: "port /dev/ttyNOPE missing" }));
     return { failed, uplinkConnected: true };
   }
 }
@@ -59,7 +76,19 @@ beforeEach(() => {
   audit = new AuditLog(tmp.db);
   chooseStartupConfig(versions, { raw: rawConfig(), hash: "file-hash-1" });
   manager = new ConfigManager(
-    { host, versions, journal: new Journal(tmp.db), audit, refs, fileHash: () => "file-hash-1", filePath: "/etc/eclor-edge/config.yaml", rollbackWindowMs: 300, remoteAllowed: true, logger: silent, pollMs: 20 },
+    {
+      host,
+      versions,
+      journal: new Journal(tmp.db),
+      audit,
+      refs,
+      fileHash: () => "file-hash-1",
+      filePath: "/etc/eclor-edge/config.yaml",
+      rollbackWindowMs: 300,
+      remoteAllowed: true,
+      logger: silent,
+      pollMs: 20,
+    },
     rawConfig(),
   );
 });
@@ -71,7 +100,9 @@ describe("config/set", () => {
     (bad.gateway as Record<string, unknown>).name = 12;
     (bad.uplink as Record<string, unknown>).url = "http://broker";
     (bad.uplink as Record<string, unknown>).keepalive = 30;
-    ((bad.drivers as ReturnType<typeof bus>[])[1]!.devices[0]!.points[0] as Record<string, unknown>).address = -1;
+    (
+      (bad.drivers as ReturnType<typeof bus>[])[1]!.devices[0]!.points[0] as Record<string, unknown>
+    ).address = -1;
     (bad as Record<string, unknown>).state_dir = "/tmp/elsewhere";
     const r = await manager.set(bad, { who: "hypervisor", commandId: "c5", dryRun: false });
     expect(r.ok).toBe(false);
@@ -79,23 +110,49 @@ describe("config/set", () => {
     expect(r.error.code).toBe("ConfigInvalid");
     const problems = r.error.details?.problems as { path: string; message: string }[];
     expect(problems.map((p) => p.path).sort()).toEqual(
-      ["drivers[0].transport.port", "drivers[1].devices[0].points[0].address", "gateway.name", "state_dir", "uplink.keepalive", "uplink.url"].sort(),
+      [
+        "drivers[0].transport.port",
+        "drivers[1].devices[0].points[0].address",
+        "gateway.name",
+        "state_dir",
+        "uplink.keepalive",
+        "uplink.url",
+      ].sort(),
     );
-    expect(problems.find((p) => p.path === "uplink.keepalive")?.message).toMatch(/did you mean "keepalive_s"/);
+    expect(problems.find((p) => p.path === "uplink.keepalive")?.message).toMatch(
+      /did you mean "keepalive_s"/,
+    );
     expect(host.applied).toHaveLength(0);
     expect(versions.list()).toHaveLength(1);
-    expect(audit.list()[0]).toMatchObject({ command: "config/set", outcome: "refused", code: "ConfigInvalid" });
+    expect(audit.list()[0]).toMatchObject({
+      command: "config/set",
+      outcome: "refused",
+      code: "ConfigInvalid",
+    });
   });
 
   it("restarts only the changed driver and records the version", async () => {
     const next = rawConfig([bus("a", 5020), bus("b", 5021, 80), bus("c", 5022)]);
     const r = await manager.set(next, { who: "hypervisor", commandId: "c1", dryRun: false });
-    expect(r).toMatchObject({ ok: true, result: { applied: true, restarted: ["b"], started: ["c"], stopped: [], pending_restart: [] } });
+    expect(r).toMatchObject({
+      ok: true,
+      result: { applied: true, restarted: ["b"], started: ["c"], stopped: [], pending_restart: [] },
+    });
     if (r.ok) expect(resultSchemas["config/set"].safeParse(r.result).success).toBe(true);
     expect(host.applied).toHaveLength(1);
     const active = versions.active()!;
-    expect(active).toMatchObject({ source: "remote", who: "hypervisor", commandId: "c1", fileHash: "file-hash-1", status: "active" });
-    expect(manager.get()).toMatchObject({ version: active.version, source: "remote", who: "hypervisor" });
+    expect(active).toMatchObject({
+      source: "remote",
+      who: "hypervisor",
+      commandId: "c1",
+      fileHash: "file-hash-1",
+      status: "active",
+    });
+    expect(manager.get()).toMatchObject({
+      version: active.version,
+      source: "remote",
+      who: "hypervisor",
+    });
     // A repeated id returns the stored response and applies nothing.
     const again = await manager.set(next, { who: "hypervisor", commandId: "c1", dryRun: false });
     expect(again).toMatchObject({ ok: true, duplicate: true });
@@ -105,10 +162,16 @@ describe("config/set", () => {
   it("rolls back when a changed driver does not come up within the window", async () => {
     const before = host.cfg;
     host.failing.add("b");
-    const r = await manager.set(rawConfig([bus("a", 5020), bus("b", 1)]), { who: "hypervisor", commandId: "c2", dryRun: false });
+    const r = await manager.set(rawConfig([bus("a", 5020), bus("b", 1)]), {
+      who: "hypervisor",
+      commandId: "c2",
+      dryRun: false,
+    });
     expect(r.ok).toBe(false);
     if (r.ok) return;
-    expect(r.error.message).toMatch(/rolled back: driver "b" is not running \(port \/dev\/ttyNOPE missing\)/);
+    expect(r.error.message).toMatch(
+      /rolled back: driver "b" is not running \(port \/dev\/ttyNOPE missing\)/,
+    );
     expect(host.applied.map((a) => a.plan.restart)).toEqual([["b"], ["b"]]);
     expect(host.cfg).toBe(before);
     expect(versions.list()[0]).toMatchObject({ status: "rolled_back", who: "hypervisor" });
@@ -119,20 +182,42 @@ describe("config/set", () => {
   it("validates without applying on dry_run, and keeps redacted secrets", async () => {
     const got = manager.get();
     expect((got.config.uplink as Record<string, unknown>).password).toBe("${MQTT_PASS}");
-    const shown = redactSecrets({ uplink: { password: "literal" }, x: [{ id: "d", app_key: "00aa" }] }) as Record<string, never>;
+    const shown = redactSecrets({
+      uplink: { password: "literal" },
+      x: [{ id: "d", app_key: "00aa" }],
+    }) as Record<string, never>;
     expect(shown).toEqual({ uplink: { password: REDACTED }, x: [{ id: "d", app_key: REDACTED }] });
-    expect(restoreRedacted({ x: [{ id: "e" }, { id: "d", app_key: REDACTED }] }, { x: [{ id: "d", app_key: "00aa" }] })).toEqual({
+    expect(
+      restoreRedacted(
+        { x: [{ id: "e" }, { id: "d", app_key: REDACTED }] },
+        { x: [{ id: "d", app_key: "00aa" }] },
+      ),
+    ).toEqual({
       x: [{ id: "e" }, { id: "d", app_key: "00aa" }],
     });
-    const r = await manager.set(rawConfig([bus("a", 5020)]), { who: "local", commandId: "d1", dryRun: true });
+    const r = await manager.set(rawConfig([bus("a", 5020)]), {
+      who: "local",
+      commandId: "d1",
+      dryRun: true,
+    });
     expect(r).toMatchObject({ ok: true, result: { applied: false, stopped: ["b"] } });
     expect(host.applied).toHaveLength(0);
   });
 
   it("plans uplink and other sections separately from drivers", () => {
     const a = validateConfigObject(rawConfig(), "a", refs);
-    const b = validateConfigObject({ ...rawConfig(), log: { level: "debug" }, uplink: { url: "mqtt://10.0.0.1:1883" } }, "b", refs);
-    expect(planChanges(a, b)).toEqual({ start: [], stop: [], restart: [], uplink: true, pendingRestart: ["log"] });
+    const b = validateConfigObject(
+      { ...rawConfig(), log: { level: "debug" }, uplink: { url: "mqtt://10.0.0.1:1883" } },
+      "b",
+      refs,
+    );
+    expect(planChanges(a, b)).toEqual({
+      start: [],
+      stop: [],
+      restart: [],
+      uplink: true,
+      pendingRestart: ["log"],
+    });
   });
 });
 
@@ -140,12 +225,23 @@ describe("precedence between the local file and remote configuration", () => {
   it("keeps the remote config while the file is unchanged, and lets an edited file win", () => {
     const v = new ConfigVersions(tmp.db);
     expect(v.active()).toMatchObject({ source: "file", version: 1 });
-    v.add({ ts: 1, who: "hypervisor", source: "remote", commandId: "c", fileHash: "file-hash-1", config: { remote: true }, status: "active", detail: null });
+    v.add({
+      ts: 1,
+      who: "hypervisor",
+      source: "remote",
+      commandId: "c",
+      fileHash: "file-hash-1",
+      config: { remote: true },
+      status: "active",
+      detail: null,
+    });
     const same = chooseStartupConfig(v, { raw: { file: true }, hash: "file-hash-1" });
     expect(same).toMatchObject({ source: "remote", raw: { remote: true } });
     const edited = chooseStartupConfig(v, { raw: { file: true }, hash: sha256("edited") });
     expect(edited).toMatchObject({ source: "file", raw: { file: true } });
-    expect(edited.reason).toMatch(/the local file changed since remote configuration v2 was applied: the file wins/);
+    expect(edited.reason).toMatch(
+      /the local file changed since remote configuration v2 was applied: the file wins/,
+    );
     expect(v.active()).toMatchObject({ source: "file", version: 3, who: "local" });
     // Unchanged file on the next start: no new version.
     chooseStartupConfig(v, { raw: { file: true }, hash: sha256("edited") });

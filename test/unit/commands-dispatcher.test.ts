@@ -13,7 +13,16 @@ class Target extends FakeTarget implements ControlTarget {
   reads: string[] = [];
   read(device: string, points?: readonly string[]): Promise<Reading[]> {
     this.reads.push(device);
-    return Promise.resolve((points ?? ["dim"]).map((p) => ({ device, point: p, ts: 1000, value: 42, unit: "%", quality: "good" as const })));
+    return Promise.resolve(
+      (points ?? ["dim"]).map((p) => ({
+        device,
+        point: p,
+        ts: 1000,
+        value: 42,
+        unit: "%",
+        quality: "good" as const,
+      })),
+    );
   }
   status() {
     return { uplink: { connected: true } };
@@ -31,7 +40,11 @@ class Target extends FakeTarget implements ControlTarget {
 
 let tmp: TempDb;
 let target: Target;
-let sent: { topic: string; payload: Record<string, unknown>; correlationData: Buffer | undefined }[];
+let sent: {
+  topic: string;
+  payload: Record<string, unknown>;
+  correlationData: Buffer | undefined;
+}[];
 beforeEach(() => {
   tmp = new TempDb();
   target = new Target();
@@ -49,7 +62,11 @@ function setup(verifier?: SignatureVerifier) {
     logger: silent,
     publisher: {
       publish: (topic, payload, correlationData) => {
-        sent.push({ topic, payload: JSON.parse(payload) as Record<string, unknown>, correlationData });
+        sent.push({
+          topic,
+          payload: JSON.parse(payload) as Record<string, unknown>,
+          correlationData,
+        });
         return Promise.resolve();
       },
     },
@@ -57,13 +74,22 @@ function setup(verifier?: SignatureVerifier) {
   return { service, dispatcher };
 }
 
-const msg = (name: string, payload: unknown, extra: Partial<InboundMessage> = {}): InboundMessage => ({
+const msg = (
+  name: string,
+  payload: unknown,
+  extra: Partial<InboundMessage> = {},
+): InboundMessage => ({
   topic: `eclor/v1/gw-1/cmd/${name}`,
   payload: Buffer.from(typeof payload === "string" ? payload : JSON.stringify(payload)),
   ...extra,
 });
 
-async function ask(name: string, payload: unknown, extra: Partial<InboundMessage> = {}, verifier?: SignatureVerifier) {
+async function ask(
+  name: string,
+  payload: unknown,
+  extra: Partial<InboundMessage> = {},
+  verifier?: SignatureVerifier,
+) {
   const { dispatcher } = setup(verifier);
   await dispatcher.handle(msg(name, payload, extra));
   expect(sent).toHaveLength(1);
@@ -76,13 +102,21 @@ describe("MQTT command dispatcher", () => {
   it("answers on res/<name> without a response topic", async () => {
     const r = await ask("ping", { id: "p1" });
     expect(r.topic).toBe("eclor/v1/gw-1/res/ping");
-    expect(r.payload).toMatchObject({ id: "p1", ok: true, result: { pong: true, version: "0.1.0-test" } });
+    expect(r.payload).toMatchObject({
+      id: "p1",
+      ok: true,
+      result: { pong: true, version: "0.1.0-test" },
+    });
     expect(resultSchemas.ping.safeParse(r.payload.result).success).toBe(true);
   });
 
   it("answers on the MQTT 5 response topic with the correlation data", async () => {
     const corr = Buffer.from("corr-123");
-    const r = await ask("config/get", { id: "g1" }, { responseTopic: "hyper/replies/7", correlationData: corr });
+    const r = await ask(
+      "config/get",
+      { id: "g1" },
+      { responseTopic: "hyper/replies/7", correlationData: corr },
+    );
     expect(r.topic).toBe("hyper/replies/7");
     expect(r.correlationData).toEqual(corr);
     // No config manager in this setup: an error, not silence.
@@ -91,8 +125,14 @@ describe("MQTT command dispatcher", () => {
 
   it("writes through the router and reports the result", async () => {
     const r = await ask("write", { id: "w1", device: "lamp-1", point: "dim", value: 40 });
-    expect(r.payload).toEqual({ id: "w1", ok: true, result: { device: "lamp-1", results: [{ point: "dim", value: 40, ok: true, read_back: 40 }] } });
-    expect(resultSchemas.write.safeParse((r.payload as { result: unknown }).result).success).toBe(true);
+    expect(r.payload).toEqual({
+      id: "w1",
+      ok: true,
+      result: { device: "lamp-1", results: [{ point: "dim", value: 40, ok: true, read_back: 40 }] },
+    });
+    expect(resultSchemas.write.safeParse((r.payload as { result: unknown }).result).success).toBe(
+      true,
+    );
     expect(target.writes).toHaveLength(1);
   });
 
@@ -102,20 +142,90 @@ describe("MQTT command dispatcher", () => {
   });
 
   it.each([
-    ["unknown command", "reboot", { id: "u1" }, "CommandUnknown", "u1", /unknown command "reboot" — known commands: ping, status, write/],
+    [
+      "unknown command",
+      "reboot",
+      { id: "u1" },
+      "CommandUnknown",
+      "u1",
+      /unknown command "reboot" — known commands: ping, status, write/,
+    ],
     ["malformed JSON", "write", "{not json", "CommandInvalid", null, /malformed JSON/],
     ["a JSON array", "ping", [1, 2], "CommandInvalid", null, /expected a JSON object/],
     ["missing id", "ping", {}, "CommandInvalid", null, /id: missing/],
-    ["missing device", "write", { id: "m1", point: "dim", value: 3 }, "CommandInvalid", "m1", /device: missing/],
-    ["missing value", "write", { id: "m2", device: "lamp-1", point: "dim" }, "CommandInvalid", "m2", /value: missing/],
-    ["wrong type of a field", "write", { id: "m3", device: "lamp-1", point: "dim", value: 3, verify: "yes" }, "CommandInvalid", "m3", /verify: .*boolean/],
-    ["an unknown field", "ping", { id: "m4", force: true }, "CommandInvalid", "m4", /force: unknown key/],
+    [
+      "missing device",
+      "write",
+      { id: "m1", point: "dim", value: 3 },
+      "CommandInvalid",
+      "m1",
+      /device: missing/,
+    ],
+    [
+      "missing value",
+      "write",
+      { id: "m2", device: "lamp-1", point: "dim" },
+      "CommandInvalid",
+      "m2",
+      /value: missing/,
+    ],
+    [
+      "wrong type of a field",
+      "write",
+      { id: "m3", device: "lamp-1", point: "dim", value: 3, verify: "yes" },
+      "CommandInvalid",
+      "m3",
+      /verify: .*boolean/,
+    ],
+    [
+      "an unknown field",
+      "ping",
+      { id: "m4", force: true },
+      "CommandInvalid",
+      "m4",
+      /force: unknown key/,
+    ],
     ["a numeric id", "ping", { id: 7 }, "CommandInvalid", null, /id: expected a command id/],
-    ["a reversed history range", "history", { id: "h", from: 10, to: 5 }, "CommandInvalid", "h", /to: must not be before from/],
-    ["a point without device in history", "history", { id: "h2", point: "dim", from: 1, to: 5 }, "CommandInvalid", "h2", /device: missing/],
-    ["out of range write", "write", { id: "o", device: "lamp-1", point: "dim", value: 101 }, "CommandRefused", "o", /above the maximum 100/],
-    ["unknown device read", "read", { id: "rd", device: "ghost" }, "DeviceUnknown", "rd", /unknown device "ghost"/],
-    ["unknown point read", "read", { id: "rp", device: "lamp-1", points: ["zz"] }, "PointUnknown", "rp", /no point "zz"/],
+    [
+      "a reversed history range",
+      "history",
+      { id: "h", from: 10, to: 5 },
+      "CommandInvalid",
+      "h",
+      /to: must not be before from/,
+    ],
+    [
+      "a point without device in history",
+      "history",
+      { id: "h2", point: "dim", from: 1, to: 5 },
+      "CommandInvalid",
+      "h2",
+      /device: missing/,
+    ],
+    [
+      "out of range write",
+      "write",
+      { id: "o", device: "lamp-1", point: "dim", value: 101 },
+      "CommandRefused",
+      "o",
+      /above the maximum 100/,
+    ],
+    [
+      "unknown device read",
+      "read",
+      { id: "rd", device: "ghost" },
+      "DeviceUnknown",
+      "rd",
+      /unknown device "ghost"/,
+    ],
+    [
+      "unknown point read",
+      "read",
+      { id: "rp", device: "lamp-1", points: ["zz"] },
+      "PointUnknown",
+      "rp",
+      /no point "zz"/,
+    ],
   ])("answers %s with an error response", async (_what, name, payload, code, id, message) => {
     const r = await ask(name, payload);
     expect(r.payload).toMatchObject({ id, ok: false, error: { code } });
@@ -124,15 +234,30 @@ describe("MQTT command dispatcher", () => {
   });
 
   it("refuses a retained request (it would run again at every reconnect)", async () => {
-    const r = await ask("write", { id: "ret", device: "lamp-1", point: "dim", value: 1 }, { retain: true });
+    const r = await ask(
+      "write",
+      { id: "ret", device: "lamp-1", point: "dim", value: 1 },
+      { retain: true },
+    );
     expect(r.payload).toMatchObject({ ok: false, error: { code: "CommandRefused" } });
     expect(target.writes).toHaveLength(0);
   });
 
   it("runs read, history, replay, status and resync", async () => {
     const { service } = setup();
-    const read = await service.execute("read", { id: "r", device: "lamp-1" }, { who: "hypervisor" });
-    expect(read).toEqual({ id: "r", ok: true, result: { device: "lamp-1", readings: [{ point: "dim", ts: 1000, value: 42, unit: "%", quality: "good" }] } });
+    const read = await service.execute(
+      "read",
+      { id: "r", device: "lamp-1" },
+      { who: "hypervisor" },
+    );
+    expect(read).toEqual({
+      id: "r",
+      ok: true,
+      result: {
+        device: "lamp-1",
+        readings: [{ point: "dim", ts: 1000, value: 42, unit: "%", quality: "good" }],
+      },
+    });
     for (const [name, body] of [
       ["history", { id: "h", from: 0, to: 10 }],
       ["replay", { id: "rp", from_seq: 3, to_seq: 9 }],
@@ -147,24 +272,51 @@ describe("MQTT command dispatcher", () => {
 
   it("gives local commands an id when the CLI sends none", async () => {
     const { service } = setup();
-    const r = await service.execute("write", { device: "lamp-1", point: "dim", value: 9 }, { who: "local" });
+    const r = await service.execute(
+      "write",
+      { device: "lamp-1", point: "dim", value: 9 },
+      { who: "local" },
+    );
     expect(r).toMatchObject({ ok: true, id: expect.stringMatching(/^local-/) });
   });
 
   it("requires signatures from the hypervisor but not from the local technician", async () => {
     const keys = generateKeyPairSync("ed25519");
-    const v = new SignatureVerifier({ db: tmp.db, publicKey: keys.publicKey, gatewayId: "gw-1", maxSkewMs: 60_000 });
+    const v = new SignatureVerifier({
+      db: tmp.db,
+      publicKey: keys.publicKey,
+      gatewayId: "gw-1",
+      maxSkewMs: 60_000,
+    });
     const unsigned = { id: "x1", device: "lamp-1", point: "dim", value: 1 };
     const r = await ask("write", unsigned, {}, v);
     expect(r.payload).toMatchObject({ ok: false, error: { code: "CommandSignature", ecode: 507 } });
     expect(target.writes).toHaveLength(0);
-    const req = { id: "x2", device: "lamp-1", point: "dim", value: 2, ts: Date.now(), nonce: "0123456789abcdef" };
-    const good = { ...req, sig: sign(null, signingInput("gw-1", "write", req), keys.privateKey).toString("base64") };
+    const req = {
+      id: "x2",
+      device: "lamp-1",
+      point: "dim",
+      value: 2,
+      ts: Date.now(),
+      nonce: "0123456789abcdef",
+    };
+    const good = {
+      ...req,
+      sig: sign(null, signingInput("gw-1", "write", req), keys.privateKey).toString("base64"),
+    };
     sent = [];
     const { dispatcher, service } = setup(v);
     await dispatcher.handle(msg("write", good));
     expect(sent[0]!.payload).toMatchObject({ id: "x2", ok: true });
-    expect((await service.execute("write", { id: "x3", device: "lamp-1", point: "dim", value: 3 }, { who: "local" })).ok).toBe(true);
+    expect(
+      (
+        await service.execute(
+          "write",
+          { id: "x3", device: "lamp-1", point: "dim", value: 3 },
+          { who: "local" },
+        )
+      ).ok,
+    ).toBe(true);
     expect(target.writes.map((w) => w.value)).toEqual([2, 3]);
   });
 });

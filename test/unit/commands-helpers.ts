@@ -53,14 +53,20 @@ export class FakeTarget implements WriteTarget {
   write(r: WriteRequest): Promise<WriteResult> {
     this.writes.push(r);
     if (this.behaviour === "hang") return new Promise(() => {});
-    if (this.behaviour === "reject") return Promise.reject(new Error("Modbus exception 4 (slave device failure)"));
-    if (this.behaviour === "nack") return Promise.resolve({ ok: false, detail: "read-back differs" });
+    if (this.behaviour === "reject")
+      return Promise.reject(new Error("Modbus exception 4 (slave device failure)"));
+    if (this.behaviour === "nack")
+      return Promise.resolve({ ok: false, detail: "read-back differs" });
     this.values.set(`${r.device}/${r.point}`, r.value);
     return Promise.resolve({ ok: true, readBack: r.value });
   }
 }
 
-export function makeRouter(db: Database.Database, target: WriteTarget, opts: { burst?: number; perMinute?: number; timeoutMs?: number; now?: () => number } = {}) {
+export function makeRouter(
+  db: Database.Database,
+  target: WriteTarget,
+  opts: { burst?: number; perMinute?: number; timeoutMs?: number; now?: () => number } = {},
+) {
   const events: DriverEvent[] = [];
   const journal = new Journal(db);
   const audit = new AuditLog(db, (e) => events.push(e));

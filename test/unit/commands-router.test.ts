@@ -9,29 +9,102 @@ beforeEach(() => {
 });
 afterEach(() => tmp.dispose());
 
-const dim = (id: string, value: unknown) => ({ id, device: "lamp-1", values: [{ point: "dim", value: value as number }] });
+const dim = (id: string, value: unknown) => ({
+  id,
+  device: "lamp-1",
+  values: [{ point: "dim", value: value as number }],
+});
 
 describe("command router: allow-list and ranges", () => {
   it("writes a valid value, reports the read-back and audits it", async () => {
     const { router, audit, events } = makeRouter(tmp.db, target);
     const r = await router.write(dim("c1", 40), "hypervisor");
-    expect(r).toEqual({ id: "c1", ok: true, result: { device: "lamp-1", results: [{ point: "dim", value: 40, ok: true, read_back: 40 }] } });
+    expect(r).toEqual({
+      id: "c1",
+      ok: true,
+      result: { device: "lamp-1", results: [{ point: "dim", value: 40, ok: true, read_back: 40 }] },
+    });
     expect(target.writes).toHaveLength(1);
-    expect(target.writes[0]).toMatchObject({ device: "lamp-1", point: "dim", value: 40, verify: true, commandId: "c1" });
-    expect(audit.list()).toMatchObject([{ who: "hypervisor", commandId: "c1", device: "lamp-1", point: "dim", value: 40, outcome: "ok" }]);
-    expect(events).toMatchObject([{ type: "command_audit", severity: "info", device: "lamp-1", data: { who: "hypervisor", outcome: "ok", value: 40 } }]);
+    expect(target.writes[0]).toMatchObject({
+      device: "lamp-1",
+      point: "dim",
+      value: 40,
+      verify: true,
+      commandId: "c1",
+    });
+    expect(audit.list()).toMatchObject([
+      {
+        who: "hypervisor",
+        commandId: "c1",
+        device: "lamp-1",
+        point: "dim",
+        value: 40,
+        outcome: "ok",
+      },
+    ]);
+    expect(events).toMatchObject([
+      {
+        type: "command_audit",
+        severity: "info",
+        device: "lamp-1",
+        data: { who: "hypervisor", outcome: "ok", value: 40 },
+      },
+    ]);
   });
 
   it.each([
-    ["unknown device", { id: "x", device: "nope", values: [{ point: "dim", value: 1 }] }, "DeviceUnknown"],
-    ["unknown point", { id: "x", device: "lamp-1", values: [{ point: "nope", value: 1 }] }, "PointUnknown"],
-    ["not writable", { id: "x", device: "lamp-1", values: [{ point: "power", value: 1 }] }, "CommandRefused"],
-    ["wrong type", { id: "x", device: "lamp-1", values: [{ point: "dim", value: "50" }] }, "CommandInvalid"],
-    ["boolean for a number", { id: "x", device: "lamp-1", values: [{ point: "dim", value: true }] }, "CommandInvalid"],
-    ["NaN", { id: "x", device: "lamp-1", values: [{ point: "dim", value: Number.NaN }] }, "CommandInvalid"],
-    ["above max", { id: "x", device: "lamp-1", values: [{ point: "dim", value: 101 }] }, "CommandRefused"],
-    ["below min", { id: "x", device: "lamp-1", values: [{ point: "dim", value: -1 }] }, "CommandRefused"],
-    ["one bad point among good ones", { id: "x", device: "lamp-1", values: [{ point: "on", value: true }, { point: "dim", value: 500 }] }, "CommandRefused"],
+    [
+      "unknown device",
+      { id: "x", device: "nope", values: [{ point: "dim", value: 1 }] },
+      "DeviceUnknown",
+    ],
+    [
+      "unknown point",
+      { id: "x", device: "lamp-1", values: [{ point: "nope", value: 1 }] },
+      "PointUnknown",
+    ],
+    [
+      "not writable",
+      { id: "x", device: "lamp-1", values: [{ point: "power", value: 1 }] },
+      "CommandRefused",
+    ],
+    [
+      "wrong type",
+      { id: "x", device: "lamp-1", values: [{ point: "dim", value: "50" }] },
+      "CommandInvalid",
+    ],
+    [
+      "boolean for a number",
+      { id: "x", device: "lamp-1", values: [{ point: "dim", value: true }] },
+      "CommandInvalid",
+    ],
+    [
+      "NaN",
+      { id: "x", device: "lamp-1", values: [{ point: "dim", value: Number.NaN }] },
+      "CommandInvalid",
+    ],
+    [
+      "above max",
+      { id: "x", device: "lamp-1", values: [{ point: "dim", value: 101 }] },
+      "CommandRefused",
+    ],
+    [
+      "below min",
+      { id: "x", device: "lamp-1", values: [{ point: "dim", value: -1 }] },
+      "CommandRefused",
+    ],
+    [
+      "one bad point among good ones",
+      {
+        id: "x",
+        device: "lamp-1",
+        values: [
+          { point: "on", value: true },
+          { point: "dim", value: 500 },
+        ],
+      },
+      "CommandRefused",
+    ],
   ])("refuses %s, writes nothing, audits the refusal", async (_what, cmd, code) => {
     const { router, audit } = makeRouter(tmp.db, target);
     const r = await router.write(cmd as never, "local");
@@ -46,7 +119,18 @@ describe("command router: allow-list and ranges", () => {
 
   it("lists every problem of a command in details", async () => {
     const { router } = makeRouter(tmp.db, target);
-    const r = await router.write({ id: "m", device: "lamp-1", values: [{ point: "dim", value: 500 }, { point: "power", value: 3 }, { point: "zz", value: 1 }] }, "hypervisor");
+    const r = await router.write(
+      {
+        id: "m",
+        device: "lamp-1",
+        values: [
+          { point: "dim", value: 500 },
+          { point: "power", value: 3 },
+          { point: "zz", value: 1 },
+        ],
+      },
+      "hypervisor",
+    );
     expect(r.ok).toBe(false);
     if (!r.ok) expect((r.error.details?.problems as unknown[]).length).toBe(3);
   });
@@ -64,7 +148,10 @@ describe("command router: idempotency by command id", () => {
 
   it("concurrent requests with the same id write once", async () => {
     const { router } = makeRouter(tmp.db, target);
-    const [a, b] = await Promise.all([router.write(dim("cc", 10), "hypervisor"), router.write(dim("cc", 10), "hypervisor")]);
+    const [a, b] = await Promise.all([
+      router.write(dim("cc", 10), "hypervisor"),
+      router.write(dim("cc", 10), "hypervisor"),
+    ]);
     expect(target.writes).toHaveLength(1);
     expect(a.ok && b.ok).toBe(true);
   });
@@ -114,7 +201,14 @@ describe("command router: rate limit, timeout, failures", () => {
     expect(limited).toMatchObject({ ok: false, error: { code: "CommandRateLimited" } });
     if (!limited.ok) expect(limited.error.details?.retry_after_ms).toBe(10_000);
     // Another point has its own bucket.
-    expect((await router.write({ id: "o1", device: "lamp-1", values: [{ point: "on", value: true }] }, "hypervisor")).ok).toBe(true);
+    expect(
+      (
+        await router.write(
+          { id: "o1", device: "lamp-1", values: [{ point: "on", value: true }] },
+          "hypervisor",
+        )
+      ).ok,
+    ).toBe(true);
     now += 10_000;
     expect((await router.write(dim("r3", 3), "hypervisor")).ok).toBe(true);
     expect(target.writes.map((w) => w.value)).toEqual([1, 2, true, 3]);
@@ -134,7 +228,17 @@ describe("command router: rate limit, timeout, failures", () => {
   it("stops at the first failing point and reports each point", async () => {
     target.behaviour = "reject";
     const { router, audit } = makeRouter(tmp.db, target);
-    const r = await router.write({ id: "f", device: "lamp-1", values: [{ point: "dim", value: 5 }, { point: "on", value: false }] }, "hypervisor");
+    const r = await router.write(
+      {
+        id: "f",
+        device: "lamp-1",
+        values: [
+          { point: "dim", value: 5 },
+          { point: "on", value: false },
+        ],
+      },
+      "hypervisor",
+    );
     expect(r.ok).toBe(false);
     if (r.ok) return;
     expect(r.error.message).toMatch(/slave device failure/);

@@ -4,7 +4,13 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bundleToYaml, loadBundleFile, parseBundleText, validateBundle, withoutToken } from "../../agent/provision/bundle.js";
+import {
+  bundleToYaml,
+  loadBundleFile,
+  parseBundleText,
+  validateBundle,
+  withoutToken,
+} from "../../agent/provision/bundle.js";
 import { writeFileAtomic } from "../../agent/provision/files.js";
 import { EdgeError, ErrorCode } from "../../agent/errors.js";
 
@@ -14,9 +20,42 @@ let leafPem: string;
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "eclor-bundle-"));
-  const o = (args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
-  o(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=test-ca", "-addext", "basicConstraints=critical,CA:TRUE"]);
-  o(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "leaf.key", "-out", "leaf.pem", "-days", "1", "-subj", "/CN=leaf", "-addext", "basicConstraints=critical,CA:FALSE"]);
+  const o = (args: string[]) =>
+    execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
+  o([
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.pem",
+    "-days",
+    "1",
+    "-subj",
+    "/CN=test-ca",
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+  ]);
+  o([
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    "leaf.key",
+    "-out",
+    "leaf.pem",
+    "-days",
+    "1",
+    "-subj",
+    "/CN=leaf",
+    "-addext",
+    "basicConstraints=critical,CA:FALSE",
+  ]);
   caPem = readFileSync(join(dir, "ca.pem"), "utf8");
   leafPem = readFileSync(join(dir, "leaf.pem"), "utf8");
 });
@@ -24,9 +63,23 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const good = () => ({
   version: 1,
-  gateway: { id: "gw-thionville-03", commune: "57672", name: "Mairie", location: { lat: 49.35, lon: 6.16 } },
-  platform: { url: "mqtts://platform.example.org:8883", enrolment_url: "mqtts://platform.example.org:8884", ca: caPem },
-  enrolment: { token: "tok_0123456789abcdef", expires: "2030-01-01T00:00:00Z", username: "enrol", password: "pw" },
+  gateway: {
+    id: "gw-thionville-03",
+    commune: "57672",
+    name: "Mairie",
+    location: { lat: 49.35, lon: 6.16 },
+  },
+  platform: {
+    url: "mqtts://platform.example.org:8883",
+    enrolment_url: "mqtts://platform.example.org:8884",
+    ca: caPem,
+  },
+  enrolment: {
+    token: "tok_0123456789abcdef",
+    expires: "2030-01-01T00:00:00Z",
+    username: "enrol",
+    password: "pw",
+  },
 });
 
 function problems(raw: unknown): { path: string; message: string }[] {
@@ -57,7 +110,13 @@ describe("provisioning bundle", () => {
     raw.enrolment.tokne = "x";
     const p = problems(raw);
     const byPath = Object.fromEntries(p.map((x) => [x.path, x.message]));
-    expect(Object.keys(byPath).sort()).toEqual(["enrolment.expires", "enrolment.tokne", "gateway.id", "platform.ca", "platform.url"]);
+    expect(Object.keys(byPath).sort()).toEqual([
+      "enrolment.expires",
+      "enrolment.tokne",
+      "gateway.id",
+      "platform.ca",
+      "platform.url",
+    ]);
     expect(byPath["gateway.id"]).toMatch(/no '\/'/);
     expect(byPath["platform.url"]).toMatch(/plain mqtt:\/\/ is refused/);
     expect(byPath["platform.ca"]).toMatch(/is not a CA certificate.*put the platform CA here/);
@@ -66,7 +125,11 @@ describe("provisioning bundle", () => {
   });
 
   it("refuses missing sections, garbage CA text and reserved ids", () => {
-    const p = problems({ version: 1, gateway: { id: "platform", commune: "x" }, platform: { url: "mqtts://h:1", ca: "hello" } });
+    const p = problems({
+      version: 1,
+      gateway: { id: "platform", commune: "x" },
+      platform: { url: "mqtts://h:1", ca: "hello" },
+    });
     const paths = p.map((x) => x.path);
     expect(paths).toContain("enrolment");
     expect(p.find((x) => x.path === "gateway.id")?.message).toMatch(/reserved by the platform/);
@@ -74,8 +137,12 @@ describe("provisioning bundle", () => {
   });
 
   it("reports YAML syntax errors with line and column, and unreadable files clearly", () => {
-    expect(() => parseBundleText("version: 1\ngateway: [\n", "b.yaml")).toThrow(/b\.yaml: 1 problem\n {2}line \d+, column \d+/);
-    expect(() => loadBundleFile(join(dir, "missing.yaml"))).toThrow(/does not exist — copy the bundle/);
+    expect(() => parseBundleText("version: 1\ngateway: [\n", "b.yaml")).toThrow(
+      /b\.yaml: 1 problem\n {2}line \d+, column \d+/,
+    );
+    expect(() => loadBundleFile(join(dir, "missing.yaml"))).toThrow(
+      /does not exist — copy the bundle/,
+    );
   });
 
   it("round-trips through YAML and drops the token once used", () => {

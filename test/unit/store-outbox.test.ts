@@ -152,6 +152,7 @@ describe("size bound", () => {
       produced += 1000;
     }
     expect(s.outbox.bytes).toBeLessThanOrEqual(max);
+    expect(s.outbox.bytes).toBe(s.outbox.recount()); // the persisted counter matches the rows
     const gaps = got.filter((r) => r.event?.type === "gap").map((r) => r.event!.data as { count: number; first_seq: number; last_seq: number; priority: string });
     expect(gaps.length).toBeGreaterThan(0);
     // Backfill went first: the first gaps are backfill, in seq order from seq 1.
@@ -222,7 +223,7 @@ describe("history cleanup", () => {
 describe("migrations", () => {
   it("core schema uses user_version; components register theirs once", () => {
     const s = makeStore();
-    expect(s.db.pragma("user_version", { simple: true })).toBe(1);
+    expect(s.db.pragma("user_version", { simple: true })).toBe(2);
     const steps = ["CREATE TABLE journal (id TEXT PRIMARY KEY)", "ALTER TABLE journal ADD COLUMN result TEXT"];
     expect(migrate(s.db, "commands", steps)).toBe(2);
     expect(migrate(s.db, "commands", steps)).toBe(2); // idempotent

@@ -1,0 +1,178 @@
+/**
+ * The hypervisor side of the command tests (an MQTT 5 client that sends requests with a response
+ * topic and correlation data, or without them) and an in-process agent with the control plane on
+ * a real config file, store file, broker and Modbus simulator.
+ */
+import mqtt, { type MqttClient } from "mqtt";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { stringify } from "yaml";
+import { pino } from "pino";
+import { Agent } from "../../agent/agent.js";
+import { ControlPlane } from "../../agent/commands/control-plane.js";
+import { responseSchema, type CommandResponse } from "../../agent/commands/schemas.js";
+import { resolveStartupConfig } from "../../agent/commands/startup.js";
+import { loadConfigFile } from "../../config/load.js";
+import { waitFor } from "../helpers/ports.js";
+
+export class Hypervisor {
+  private readonly pending = new Map<string, (r: CommandResponse) => void>();
+  readonly received: { topic: string; body: unknown }[] = [];
+  private constructor(
+    readonly client: MqttClient,
+    readonly gw: string,
+  ) {}
+
+  static async connect(url: string, gw: string): Promise<Hypervisor> {
+    const client = mqtt.connect(url, {
+      protocolVersion: 5,
+      reconnectPeriod: 200,
+      clientId: `hv-${randomBytes(4).toString("hex")}`,
+    });
+    await new Promise<void>((resolve, reject) => {
+      client.once("connect", () => resolve());
+      client.once("error", reject);
+    });
+    const hv = new Hypervisor(client, gw);
+    client.on("message", (topic, payload, packet) => {
+      // The subscription to eclor/v1/<gw>/# also brings our own requests back.
+      if (topic.startsWith(`eclor/v1/${gw}/cmd/`)) return;
+      const body = JSON.parse(payload.toString()) as unknown;
+      hv.received.push({ topic, body });
+      const corr = packet.properties?.correlationData?.toString("hex");
+      const key = corr ?? `${topic}|${(body as { id?: string }).id}`;
+      const done = hv.pending.get(key);
+      if (done) {
+        hv.pending.delete(key);
+        done(responseSchema.parse(body));
+      }
+    });
+    await client.subscribeAsync([`hv/replies/${gw}`, `eclor/v1/${gw}/#`], { qos: 1 });
+    return hv;
+  }
+
+  /** Send a request; `raw` sends the payload bytes as given. MQTT 5 response topic unless `plain`. */
+  request(
+    name: string,
+    body: unknown,
+    opts: { plain?: boolean; raw?: string; timeoutMs?: number } = {},
+  ): Promise<CommandResponse> {
+    const corr = randomBytes(8);
+    const key = opts.plain
+      ? `eclor/v1/${this.gw}/res/${name}|${(body as { id?: string }).id}`
+      : corr.toString("hex");
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(
+        () => reject(new Error(`no response to ${name} ${JSON.stringify(body)}`)),
+        opts.timeoutMs ?? 10_000,
+      );
+      this.pending.set(key, (r) => (clearTimeout(t), resolve(r)));
+      const payload = opts.raw ?? JSON.stringify(body);
+      const properties = opts.plain
+        ? {}
+        : { responseTopic: `hv/replies/${this.gw}`, correlationData: corr };
+      this.client.publish(
+        `eclor/v1/${this.gw}/cmd/${name}`,
+        payload,
+        { qos: 1, properties },
+        (err) => err && reject(err),
+      );
+    });
+  }
+
+  /** Telemetry records received so far (seq → record). */
+  telemetry(): Map<number, Record<string, unknown>> {
+    const out = new Map<number, Record<string, unknown>>();
+    for (const m of this.received) {
+      if (m.topic !== `eclor/v1/${this.gw}/telemetry`) continue;
+      for (const r of (m.body as { records: Record<string, unknown>[] }).records)
+        out.set(r.seq as number, r);
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await this.client.endAsync(true);
+  }
+}
+
+export interface RunningAgent {
+  agent: Agent;
+  cp: ControlPlane;
+  configPath: string;
+  stop(): Promise<void>;
+}
+
+/** A state directory and a config file; `start()` runs an agent on them like `eclor-edge run`. */
+export class AgentHarness {
+  readonly dir = mkdtempSync(join(tmpdir(), "eclor-cmd-it-"));
+  readonly configPath = join(this.dir, "config.yaml");
+  constructor(config: Record<string, unknown>) {
+    this.writeConfig(config);
+  }
+
+  writeConfig(config: Record<string, unknown>): void {
+    writeFileSync(this.configPath, stringify({ ...config, state_dir: join(this.dir, "state") }));
+  }
+
+  async start(): Promise<RunningAgent> {
+    const logger = pino({ level: process.env.ECLOR_TEST_LOG ?? "silent" });
+    const startup = resolveStartupConfig(this.configPath, loadConfigFile(this.configPath), {
+      record: true,
+      logger,
+    });
+    const agent = new Agent(startup.config, { configPath: this.configPath, logger });
+    await agent.start();
+    const cp = ControlPlane.attach(agent, {
+      config: startup.config,
+      raw: startup.raw,
+      configPath: this.configPath,
+      fileHash: startup.fileHash,
+      logger,
+      healthPollMs: 50,
+    });
+    await waitFor(() => agent.uplink.connected, 10_000, "agent connected to the broker");
+    return { agent, cp, configPath: this.configPath, stop: () => agent.stop() };
+  }
+
+  dispose(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export function baseConfig(
+  gw: string,
+  brokerUrl: string,
+  simPort: number,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    version: 1,
+    gateway: { id: gw },
+    log: { level: "silent" },
+    uplink: { url: brokerUrl, reconnect_min_ms: 100, reconnect_max_ms: 1000 },
+    store: { flush_ms: 20 },
+    commands: { rollback_window: "3s", rate_limit: { burst: 20, per_minute: 600 } },
+    drivers: [
+      {
+        id: "lighting",
+        driver: "modbus",
+        transport: { type: "tcp", host: "127.0.0.1", port: simPort },
+        poll_interval: "200ms",
+        timeout_ms: 200,
+        retries: 0,
+        devices: [
+          {
+            id: "dali",
+            unit_id: 3,
+            profile: "dali-gateway",
+            profile_counts: { lamps: 8, groups: 4 },
+          },
+        ],
+      },
+    ],
+    ...extra,
+  };
+}
