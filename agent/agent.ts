@@ -31,6 +31,7 @@ import { Uplink, type CommandHandler } from "./uplink/index.js";
 import { VERSION } from "./version.js";
 import { attachWhenReady } from "./commands/control-plane.js";
 import { resolveStartupConfig } from "./commands/startup.js";
+import { LogRing, startControl } from "./control/index.js";
 
 export interface RunOptions {
   configPath: string;
@@ -134,7 +135,11 @@ export class Agent {
     this.store.open();
     const provision = this.opts.provision ?? (await loadProvisioner(this.config));
     if (provision && this.store.available) {
-      const tls = await provision({ config: this.config, logger: this.logger.child({ component: "provision" }), store: this.store });
+      const tls = await provision({
+        config: this.config,
+        logger: this.logger.child({ component: "provision" }),
+        store: this.store,
+      });
       if (tls) this.uplink.setTls(tls);
     }
     for (const dc of this.config.drivers) {
@@ -165,9 +170,23 @@ export class Agent {
   }
 
   private driverFailed(id: string, err: unknown): void {
-    const e = err instanceof EdgeError ? err : new EdgeError(ErrorCode.DriverStart, `driver ${id} failed to start: ${describeError(err)}`, { driver: id }, { cause: err });
+    const e =
+      err instanceof EdgeError
+        ? err
+        : new EdgeError(
+            ErrorCode.DriverStart,
+            `driver ${id} failed to start: ${describeError(err)}`,
+            { driver: id },
+            { cause: err },
+          );
     this.logger.error({ err: e, driver: id }, e.message);
-    this.store.appendEvent({ ts: Date.now(), type: "driver_start_failed", severity: "error", message: e.message, data: { driver: id } });
+    this.store.appendEvent({
+      ts: Date.now(),
+      type: "driver_start_failed",
+      severity: "error",
+      message: e.message,
+      data: { driver: id },
+    });
   }
 
   /** Stop drivers, commit what is buffered, publish the offline state, close. */
@@ -177,7 +196,11 @@ export class Agent {
     await Promise.all(
       this.driverList.map((d) =>
         Promise.race([
-          d.stop().catch((err: unknown) => this.logger.error({ err, driver: d.id }, "driver stop failed")),
+          d
+            .stop()
+            .catch((err: unknown) =>
+              this.logger.error({ err, driver: d.id }, "driver stop failed"),
+            ),
           new Promise((r) => setTimeout(r, 3000).unref()),
         ]),
       ),
@@ -242,7 +265,11 @@ export class Agent {
     await Promise.all(
       leaving.map((d) =>
         Promise.race([
-          d.stop().catch((err: unknown) => this.logger.error({ err, driver: d.id }, "driver stop failed")),
+          d
+            .stop()
+            .catch((err: unknown) =>
+              this.logger.error({ err, driver: d.id }, "driver stop failed"),
+            ),
           new Promise((r) => setTimeout(r, 3000).unref()),
         ]),
       ),
@@ -279,22 +306,37 @@ export class Agent {
     const st = this.store.stats();
     const backlog = st.pending.event + st.pending.live + st.pending.backfill + st.buffered;
     const up = this.uplink.connected ? "uplink connected" : "uplink DOWN";
-    const store = st.available ? `backlog ${backlog}` : `STORE UNAVAILABLE (${st.buffered} in memory)`;
+    const store = st.available
+      ? `backlog ${backlog}`
+      : `STORE UNAVAILABLE (${st.buffered} in memory)`;
     return `${up}, ${store}, ${this.driverList.length} drivers`;
   }
 }
 
 /** The `eclor-edge run` daemon: start, notify, stop cleanly on SIGTERM/SIGINT, exit 0. */
 export async function runAgent(fileConfig: Config, opts: RunOptions): Promise<void> {
-  const logger = createLogger({ level: fileConfig.log.level });
-  const notifier: Notifier = await loadNotifier();
+  // The control API serves the recent lines to `eclor-edge logs` (agent/control/logring.ts).
+  const logRing = new LogRing();
+  const logger = createLogger({ level: fileConfig.log.level, tee: logRing });
+  const notifier: Notifier = await loadNotifier(logger.child({ component: "systemd" }));
   // The local file or the last remote configuration (precedence: agent/commands/config-versions.ts).
   const startup = resolveStartupConfig(opts.configPath, fileConfig, { record: true, logger });
   logger.info({ source: startup.source, config_version: startup.version?.version }, startup.reason);
   const config = startup.config;
   const agent = new Agent(config, { configPath: opts.configPath, logger });
   await agent.start();
-  const stopCommands = attachWhenReady(agent, { config, raw: startup.raw, configPath: opts.configPath, fileHash: startup.fileHash, logger });
+  const control = await startControl(agent, config, { logs: logRing, logger });
+  const stopCommands = attachWhenReady(
+    agent,
+    {
+      config,
+      raw: startup.raw,
+      configPath: opts.configPath,
+      fileHash: startup.fileHash,
+      logger,
+    },
+    (cp) => control.setWriter(cp),
+  );
   notifier.ready();
   let last = "";
   const tick = (): void => {
@@ -322,6 +364,7 @@ export async function runAgent(fileConfig: Config, opts: RunOptions): Promise<vo
     process.exit(1);
   }, 8000);
   stopCommands();
+  await control.close();
   await agent.stop();
   clearTimeout(hard);
   logger.flush();

@@ -26,8 +26,23 @@ export interface Notifier {
 
 export const noopNotifier: Notifier = { ready() {}, status() {}, stopping() {} };
 
-export async function loadNotifier(): Promise<Notifier> {
-  return noopNotifier;
+/**
+ * systemd sd_notify (agent/systemd/notify.ts): READY=1 also starts the WATCHDOG=1 pings (every
+ * WatchdogSec/2 while the event loop runs). A no-op with one debug log line outside a Type=notify
+ * unit or without the optional native helper `sd-notify`.
+ */
+export async function loadNotifier(logger?: Pick<Logger, "debug" | "warn">): Promise<Notifier> {
+  const { createNotifier } = await import("./systemd/notify.js");
+  const n = createNotifier(logger ? { logger } : {});
+  if (!n.active) return noopNotifier;
+  return {
+    ready() {
+      n.ready();
+      n.watchdog.start();
+    },
+    status: (text) => n.status(text),
+    stopping: () => n.stopping(),
+  };
 }
 
 export interface ProvisionContext {

@@ -34,6 +34,17 @@ export interface LogOptions {
   pretty?: boolean;
   /** Write to this destination instead of stdout (tests, the control API's log ring). */
   destination?: pino.DestinationStream;
+  /** Also copy every line here, besides stdout (the control API's ring for `eclor-edge logs`). */
+  tee?: pino.DestinationStream;
+}
+
+/** `main`, plus `tee` when given; levels are filtered by the logger, not by the streams. */
+function withTee(main: pino.DestinationStream, tee?: pino.DestinationStream): pino.DestinationStream {
+  if (!tee) return main;
+  return pino.multistream([
+    { level: "trace", stream: main },
+    { level: "trace", stream: tee },
+  ]);
 }
 
 export function createLogger(opts: LogOptions = {}): Logger {
@@ -42,17 +53,16 @@ export function createLogger(opts: LogOptions = {}): Logger {
   if (opts.destination) return pino(base, opts.destination);
   const pretty = opts.pretty ?? (process.stdout.isTTY && !process.env.NO_COLOR ? true : false);
   if (pretty) {
-    return pino({
-      ...base,
-      transport: {
-        target: "pino-pretty",
-        options: {
-          colorize: !process.env.NO_COLOR,
-          translateTime: "SYS:HH:MM:ss.l",
-          ignore: "pid,hostname",
-        },
+    const transport = {
+      target: "pino-pretty",
+      options: {
+        colorize: !process.env.NO_COLOR,
+        translateTime: "SYS:HH:MM:ss.l",
+        ignore: "pid,hostname",
       },
-    });
+    };
+    if (opts.tee) return pino(base, withTee(pino.transport(transport), opts.tee));
+    return pino({ ...base, transport });
   }
-  return pino(base, pino.destination({ sync: false }));
+  return pino(base, withTee(pino.destination({ sync: false }), opts.tee));
 }

@@ -34,14 +34,30 @@ function config(url: string) {
 
 /** Commit the backlog through the store's own insert path (big transactions, to save time). */
 function prefill(path: string): void {
-  const cfg = configSchema.parse({ version: 1, gateway: { id: "x" }, uplink: { url: "mqtt://127.0.0.1:1" } }).store;
+  const cfg = configSchema.parse({
+    version: 1,
+    gateway: { id: "x" },
+    uplink: { url: "mqtt://127.0.0.1:1" },
+  }).store;
   const store = new Store({ ...cfg, path, logger: silent }).open();
   const ts = Date.now();
   const CH = 50_000;
   for (let i = 0; i < N; i += CH) {
     const recs: ReturnType<typeof readingRecord>[] = [];
     for (let j = 0; j < CH; j++) {
-      recs.push(readingRecord({ device: `meter${(i + j) % 50}`, point: "active_energy", ts: ts + j, value: 1_000_000 + i + j, unit: "Wh", quality: "good" }, 1));
+      recs.push(
+        readingRecord(
+          {
+            device: `meter${(i + j) % 50}`,
+            point: "active_energy",
+            ts: ts + j,
+            value: 1_000_000 + i + j,
+            unit: "Wh",
+            quality: "good",
+          },
+          1,
+        ),
+      );
     }
     store.db.transaction(() => store.outbox.insert(recs))();
   }
@@ -50,7 +66,11 @@ function prefill(path: string): void {
 
 /** The same payloads the agent publishes, rendered from the store before the clock starts. */
 function payloads(path: string, batch: number): string[] {
-  const cfg = configSchema.parse({ version: 1, gateway: { id: "x" }, uplink: { url: "mqtt://127.0.0.1:1" } }).store;
+  const cfg = configSchema.parse({
+    version: 1,
+    gateway: { id: "x" },
+    uplink: { url: "mqtt://127.0.0.1:1" },
+  }).store;
   const store = new Store({ ...cfg, path, logger: silent }).open();
   const out: string[] = [];
   let after = 0;
@@ -106,7 +126,11 @@ try {
       readings_per_s: Math.round(N / ours.s),
       messages: ours.messages,
       payload_mb: Number((bytes / 1e6).toFixed(1)),
-      reference: { what: "raw mqtt.js QoS 1 publish of the same payloads, all at once, same broker and counter", seconds: Number(raw.toFixed(2)), readings_per_s: Math.round(N / raw) },
+      reference: {
+        what: "raw mqtt.js QoS 1 publish of the same payloads, all at once, same broker and counter",
+        seconds: Number(raw.toFixed(2)),
+        readings_per_s: Math.round(N / raw),
+      },
       ratio: Number(ratio.toFixed(3)),
       goal: { seconds: 10, ratio: 0.5 },
       pass: ours.s < 10 && ratio >= 0.5,

@@ -25,7 +25,12 @@ for (const f of files) {
   const name = f.replace(/\.js$/, "");
   process.stderr.write(`bench ${name} …\n`);
   const t0 = Date.now();
-  const r = spawnSync(process.execPath, [join(dir, f)], { cwd: root, encoding: "utf8", timeout: 180_000, maxBuffer: 16 << 20 });
+  const r = spawnSync(process.execPath, [join(dir, f)], {
+    cwd: root,
+    encoding: "utf8",
+    timeout: 180_000,
+    maxBuffer: 16 << 20,
+  });
   const lines = (r.stdout ?? "")
     .split("\n")
     .map((l) => l.trim())
@@ -40,9 +45,14 @@ for (const f of files) {
   }
   if (r.status !== 0 || parsed.length === 0) {
     failed = true;
-    results.push({ bench: name, error: r.error ? String(r.error) : `exit ${r.status ?? r.signal}`, stderr: (r.stderr ?? "").slice(-2000) });
+    results.push({
+      bench: name,
+      error: r.error ? String(r.error) : `exit ${r.status ?? r.signal}`,
+      stderr: (r.stderr ?? "").slice(-2000),
+    });
   } else {
-    for (const p of parsed) results.push({ ...p, wall_s: Number(((Date.now() - t0) / 1000).toFixed(1)) });
+    for (const p of parsed)
+      results.push({ ...p, wall_s: Number(((Date.now() - t0) / 1000).toFixed(1)) });
   }
 }
 process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);

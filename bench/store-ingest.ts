@@ -24,17 +24,37 @@ const N = 200_000;
 const ROUNDS = 3;
 const CHUNK = 100;
 const dir = mkdtempSync(join(tmpdir(), "eclor-bench-ingest-"));
-const defaults = configSchema.parse({ version: 1, gateway: { id: "bench" }, uplink: { url: "mqtt://127.0.0.1:1" } }).store;
+const defaults = configSchema.parse({
+  version: 1,
+  gateway: { id: "bench" },
+  uplink: { url: "mqtt://127.0.0.1:1" },
+}).store;
 
 function readings(offset: number, n: number, ts: number): Reading[] {
   const out: Reading[] = [];
-  for (let i = 0; i < n; i++) out.push({ device: `meter${(offset + i) % 50}`, point: "active_power", ts, value: (offset + i) * 0.5, unit: "W", quality: "good" });
+  for (let i = 0; i < n; i++)
+    out.push({
+      device: `meter${(offset + i) % 50}`,
+      point: "active_power",
+      ts,
+      value: (offset + i) * 0.5,
+      unit: "W",
+      quality: "good",
+    });
   return out;
 }
 
 async function storeRate(round: number): Promise<number> {
-  const store = new Store({ ...defaults, path: join(dir, `store-${round}.db`), logger: pino({ level: "silent" }) }).open();
-  const pipeline = new Pipeline(new Map(), (r) => store.appendReadings(r), pino({ level: "silent" }));
+  const store = new Store({
+    ...defaults,
+    path: join(dir, `store-${round}.db`),
+    logger: pino({ level: "silent" }),
+  }).open();
+  const pipeline = new Pipeline(
+    new Map(),
+    (r) => store.appendReadings(r),
+    pino({ level: "silent" }),
+  );
   let committed = 0;
   let done!: () => void;
   const finished = new Promise<void>((r) => (done = r));
@@ -62,7 +82,9 @@ function rawRate(round: number): number {
   const ts = Date.now();
   // Same rows, rendered before the clock starts: the reference is SQLite alone.
   const rows = readings(0, N, ts).map((r) => readingRecord(r, 1));
-  const insert = db.prepare("INSERT INTO outbox (seq, prio, stream, ts, name, body) VALUES (?, ?, ?, ?, ?, ?)");
+  const insert = db.prepare(
+    "INSERT INTO outbox (seq, prio, stream, ts, name, body) VALUES (?, ?, ?, ?, ?, ?)",
+  );
   const t0 = performance.now();
   db.transaction(() => {
     for (let i = 0; i < rows.length; i++) {
@@ -92,11 +114,19 @@ try {
       rounds: ROUNDS,
       all_rounds: { store: ourss.map(Math.round), raw: raws.map(Math.round) },
       readings_per_s: Math.round(ours),
-      reference: { what: "raw better-sqlite3 inserts of the same rows, one transaction, same schema and pragmas (best round)", readings_per_s: Math.round(raw) },
+      reference: {
+        what: "raw better-sqlite3 inserts of the same rows, one transaction, same schema and pragmas (best round)",
+        readings_per_s: Math.round(raw),
+      },
       ratio: Number(ratio.toFixed(3)),
       goal: { ratio: 0.4 },
       pass: ratio >= 0.4,
-      settings: { flush_ms: defaults.flush_ms, flush_count: defaults.flush_count, synchronous: "FULL", journal_mode: "WAL" },
+      settings: {
+        flush_ms: defaults.flush_ms,
+        flush_count: defaults.flush_count,
+        synchronous: "FULL",
+        journal_mode: "WAL",
+      },
     })}\n`,
   );
 } finally {

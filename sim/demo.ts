@@ -2,7 +2,8 @@
  * `npm run demo`: the whole chain on one machine, nothing to install.
  *   embedded MQTT broker (aedes) ← agent (config/examples/demo.yaml) ← simulated Modbus devices
  * and a live view of what the hypervisor receives (a subscriber on eclor/v1/#). Every minute
- * the meter stops answering for a while, to show timeouts, offline/online events and recovery.
+ * the meter stops answering for a while (timeouts, offline/online events, recovery) and the
+ * lighting gateway dims the street and restores it (report by exception on change).
  * Ctrl-C stops everything cleanly. `--duration SECONDS` stops by itself (used by the tests).
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -56,7 +57,7 @@ function showTelemetry(payload: { records?: Record<string, unknown>[] }): void {
   const seqs = recs.map((r) => Number(r.seq));
   const width = process.stdout.columns ?? 160;
   for (const [dev, parts] of byDevice) {
-    const line = `${dim(clock(Number(recs[0]!.t ?? Date.now())))} ${cyan("telemetry")} ${dim(`#${Math.min(...seqs)}-${Math.max(...seqs)}`)} ${dev}: ${parts.join(dim(" · "))}`;
+    const line = `${dim(clock(Date.now()))} ${cyan("telemetry")} ${dim(`#${Math.min(...seqs)}-${Math.max(...seqs)}`)} ${dev}: ${parts.join(dim(" · "))}`;
     // eslint-disable-next-line no-control-regex
     const visible = line.replace(/\u001b\[\d+m/g, "");
     process.stdout.write(`${visible.length > width && tty ? `${line.slice(0, width + (line.length - visible.length) - 1)}…` : line}\n`);
@@ -78,7 +79,7 @@ function show(topic: string, buf: Buffer): void {
     for (const e of recs) {
       const sev = String(e.severity);
       const paint = sev === "error" ? red : sev === "warning" ? yellow : green;
-      process.stdout.write(`${dim(clock(Number(e.t ?? Date.now())))} ${paint(`event ${String(e.type)}`)} ${String(e.message ?? "")}\n`);
+      process.stdout.write(`${dim(clock(Date.now()))} ${paint(`event ${String(e.type)}`)} ${String(e.message ?? "")}\n`);
     }
     return;
   }
@@ -143,6 +144,13 @@ async function main(): Promise<void> {
     } else if (t % 60 === 35) {
       process.stdout.write(yellow(`\n── demo: the meter answers again ──\n`));
       sim.setFault(12, { kind: "none" });
+    } else if (t % 60 === 45 || t % 60 === 55) {
+      // As if the gateway's own photocell schedule dimmed the street, then restored it.
+      const level = t % 60 === 45 ? 40 : 100;
+      process.stdout.write(yellow(`\n── demo: the DALI gateway sets every lamp to ${level} % ──\n`));
+      const dali = sim.unit(3);
+      dali.bank.holding[300] = level;
+      dali.behaviour.afterWrite?.("holding", 300, [level]);
     }
   }, 1000);
 

@@ -80,7 +80,6 @@ interface ExportOptions extends AgentOptions {
 
 interface PurgeOptions extends AgentOptions {
   before?: string;
-  unsent?: boolean;
   yes?: boolean;
 }
 
@@ -164,15 +163,11 @@ export function registerBufferCommands(program: Command): void {
     buffer
       .command("purge")
       .description(
-        "Delete already-sent history (and with --unsent, readings not yet sent: they are lost)",
+        "Delete history: records the hypervisor already acknowledged (unsent readings are never purged)",
       )
       .option(
         "--before <time>",
-        "only readings acquired before this time (date, epoch ms or age like 7d)",
-      )
-      .option(
-        "--unsent",
-        "also delete readings not yet sent upstream (a gap event tells the hypervisor)",
+        "only records acquired before this time (date, epoch ms or age like 7d)",
       )
       .option("-y, --yes", "do not ask for confirmation")
       .option("--json", "machine-readable output"),
@@ -188,19 +183,16 @@ export function registerBufferCommands(program: Command): void {
             );
           }
           const s = await c.call<BufferStats>("buffer.stats");
-          const what = `${opts.unsent ? `${s.history} sent and ${s.unsent} UNSENT` : `${s.history} sent`} reading(s)${before !== undefined ? ` acquired before ${timestamp(before)}` : ""}`;
+          const what = `${s.history} sent record(s)${before !== undefined ? ` acquired before ${timestamp(before)}` : ""}`;
           if (!(await confirm(`Delete up to ${what} from ${s.path}?`))) {
             throw new EdgeError(ErrorCode.UsageError, "purge cancelled: nothing deleted");
           }
         }
-        const r = await c.call<PurgeResult>("buffer.purge", {
-          ...(before !== undefined ? { before } : {}),
-          unsent: Boolean(opts.unsent),
-        });
+        const r = await c.call<PurgeResult>("buffer.purge", before !== undefined ? { before } : {});
         if (opts.json) printJson(r);
         else
           process.stdout.write(
-            `${green("ok")} deleted ${r.deleted} reading(s)${r.deletedUnsent ? `, of which ${r.deletedUnsent} unsent` : ""}\n`,
+            `${green("ok")} deleted ${r.deleted} sent record(s); unsent readings are kept\n`,
           );
       });
     } catch (e) {

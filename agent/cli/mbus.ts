@@ -22,7 +22,8 @@ interface ScanOpts extends AgentOptions {
 const bauds = [300, 600, 1200, 2400, 4800, 9600, 19200, 38400];
 
 function intOpt(flag: string, s: string, min: number, max: number): number {
-  if (!/^\d+$/.test(s) || Number(s) < min || Number(s) > max) throw usage(`${flag}: expected a whole number ${min}..${max}, got "${s}"`);
+  if (!/^\d+$/.test(s) || Number(s) < min || Number(s) > max)
+    throw usage(`${flag}: expected a whole number ${min}..${max}, got "${s}"`);
   return Number(s);
 }
 
@@ -34,32 +35,52 @@ export function registerMbusCommands(program: Command): void {
       .description("Find the meters on an M-Bus line by primary or secondary address")
       .requiredOption("--serial <path>", "serial device of the M-Bus level converter")
       .option("--baud <n>", "line speed (8E1)", "2400")
-      .option("--secondary", "secondary-address search (wildcards on the identification number) instead of primary addresses")
+      .option(
+        "--secondary",
+        "secondary-address search (wildcards on the identification number) instead of primary addresses",
+      )
       .option("--from <n>", "first primary address", "0")
       .option("--to <n>", "last primary address", "250")
       .option("--timeout <ms>", "answer timeout per request in ms", "500")
       .option("--json", "machine-readable output"),
   )
-    .addHelpText("after", "\nExamples:\n  eclor-edge mbus scan --serial /dev/ttyUSB0\n  eclor-edge mbus scan --serial /dev/ttyUSB0 --secondary --json\n")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  eclor-edge mbus scan --serial /dev/ttyUSB0\n  eclor-edge mbus scan --serial /dev/ttyUSB0 --secondary --json\n",
+    )
     .action(async (opts: ScanOpts) => {
       try {
         const baud = Number(opts.baud);
-        if (!bauds.includes(baud)) throw usage(`--baud: expected ${bauds.join(", ")}, got "${opts.baud}"`);
+        if (!bauds.includes(baud))
+          throw usage(`--baud: expected ${bauds.join(", ")}, got "${opts.baud}"`);
         const from = intOpt("--from", opts.from, 0, 250);
         const to = intOpt("--to", opts.to, from, 250);
         const timeoutMs = intOpt("--timeout", opts.timeout, 50, 10_000);
         const owner = await findOwner(opts, { path: opts.serial });
         if (owner) {
           owner.client.close();
-          throw new EdgeError(ErrorCode.BusOwnedByAgent, `the agent owns ${describeBus(owner.bus)}: stop the agent to scan the line, or read its meters with \`eclor-edge read DEVICE\``, { ...owner.bus });
+          throw new EdgeError(
+            ErrorCode.BusOwnedByAgent,
+            `the agent owns ${describeBus(owner.bus)}: stop the agent to scan the line, or read its meters with \`eclor-edge read DEVICE\``,
+            { ...owner.bus },
+          );
         }
         const { nodeSerialFactory } = await import("../../drivers/serial/port.js");
         const { MbusMaster } = await import("../../drivers/mbus/master.js");
         let port;
         try {
-          port = await nodeSerialFactory({ path: opts.serial, baudRate: baud, dataBits: 8, parity: "even", stopBits: 1 });
+          port = await nodeSerialFactory({
+            path: opts.serial,
+            baudRate: baud,
+            dataBits: 8,
+            parity: "even",
+            stopBits: 1,
+          });
         } catch (e) {
-          throw new EdgeError(ErrorCode.PortUnavailable, `cannot open ${opts.serial}: ${(e as Error).message}`);
+          throw new EdgeError(
+            ErrorCode.PortUnavailable,
+            `cannot open ${opts.serial}: ${(e as Error).message}`,
+          );
         }
         const master = new MbusMaster((b) => port.write(b), { timeoutMs, retries: 0 });
         port.onData((c) => master.onData(c));
@@ -68,8 +89,16 @@ export function registerMbusCommands(program: Command): void {
         };
         try {
           const found = opts.secondary
-            ? (await master.scanSecondary(progress)).map((f) => ({ secondary: f.id, ...summary(f.data), ...(f.error ? { error: f.error } : {}) }))
-            : (await master.scanPrimary(from, to, (a) => progress(String(a)))).map((f) => ({ address: f.address, ...summary(f.data), ...(f.error ? { error: f.error } : {}) }));
+            ? (await master.scanSecondary(progress)).map((f) => ({
+                secondary: f.id,
+                ...summary(f.data),
+                ...(f.error ? { error: f.error } : {}),
+              }))
+            : (await master.scanPrimary(from, to, (a) => progress(String(a)))).map((f) => ({
+                address: f.address,
+                ...summary(f.data),
+                ...(f.error ? { error: f.error } : {}),
+              }));
           if (!opts.json && process.stderr.isTTY) process.stderr.write("\r\u001b[K");
           if (opts.json) printJson({ ok: true, meters: found });
           else if (found.length === 0) process.stdout.write("no meter answered\n");
@@ -89,5 +118,11 @@ export function registerMbusCommands(program: Command): void {
 
 function summary(d: import("../../drivers/mbus/data.js").MbusData | undefined) {
   if (!d) return {};
-  return { id: d.header.id, manufacturer: d.header.manufacturer, medium: d.header.mediumName, version: d.header.version, records: d.records.length };
+  return {
+    id: d.header.id,
+    manufacturer: d.header.manufacturer,
+    medium: d.header.mediumName,
+    version: d.header.version,
+    records: d.records.length,
+  };
 }

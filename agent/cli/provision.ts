@@ -35,6 +35,13 @@ function consoleDestination(json: boolean): { write(s: string): void } {
   };
 }
 
+/** Run as root: give the files to the state directory's owner (the service user). */
+async function handOver(opts: ProvisionOpts): Promise<void> {
+  if (opts.status || opts.check) return;
+  const { matchStateDirOwner } = await import("../provision/files.js");
+  matchStateDirOwner(opts.stateDir);
+}
+
 export function registerProvisionCommand(program: Command): void {
   program
     .command("provision")
@@ -149,7 +156,9 @@ export function registerProvisionCommand(program: Command): void {
           );
         }
       } catch (e) {
+        await handOver(opts);
         fail(e, json);
       }
+      await handOver(opts);
     });
 }

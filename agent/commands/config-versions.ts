@@ -60,8 +60,12 @@ export function sha256(text: string): string {
 }
 
 export class ConfigVersions {
-  constructor(private readonly db: Database) {
-    migrateControlPlane(db);
+  /** `readOnly`: do not create the tables (for `eclor-edge config show` on a read-only handle). */
+  constructor(
+    private readonly db: Database,
+    readOnly = false,
+  ) {
+    if (!readOnly) migrateControlPlane(db);
   }
 
   /** The version in force (the latest `active` one), if any. */

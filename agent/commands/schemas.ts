@@ -303,3 +303,28 @@ export const resultSchemas = {
 } as const satisfies Record<CommandName, z.ZodType>;
 
 export type ResultOf<N extends CommandName> = z.infer<(typeof resultSchemas)[N]>;
+
+/** A response of command `name`: the common frame, and a `result` of that command when ok. */
+export function responseSchemaFor(name: CommandName) {
+  return responseSchema.superRefine((r, ctx) => {
+    if (!r.ok) return;
+    const res = resultSchemas[name].safeParse(r.result);
+    if (!res.success) {
+      for (const i of res.error.issues)
+        ctx.addIssue({ code: "custom", path: ["result", ...i.path], message: i.message });
+    }
+  });
+}
+
+const camel = (name: string) => name.replace(/\/(\w)/g, (_m, c: string) => c.toUpperCase());
+
+/**
+ * Schemas by AsyncAPI message name (`writeRequest`, `writeResponse`, `configSetRequest`…), for the
+ * docs test: every example in docs/asyncapi.yaml and docs/mqtt-api.md validates against these.
+ */
+export const commandDocSchemas: Record<string, z.ZodType> = Object.fromEntries(
+  COMMAND_NAMES.flatMap((n) => [
+    [`${camel(n)}Request`, requestSchemas[n]],
+    [`${camel(n)}Response`, responseSchemaFor(n)],
+  ]),
+);

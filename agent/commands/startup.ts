@@ -3,14 +3,15 @@
  * applied by `config/set` while that same file was in force (precedence rule in
  * config-versions.ts). Used by `eclor-edge run` and, read-only, by `eclor-edge config show`.
  */
-import { readFileSync } from "node:fs";
+import Database from "better-sqlite3";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import type { Logger } from "pino";
 import { parse } from "yaml";
 import { validateConfigObject } from "../../config/load.js";
 import type { Config } from "../../config/schema.js";
 import { describeError } from "../errors.js";
-import { openDatabase } from "../store/db.js";
+import { type Db, openDatabase } from "../store/db.js";
 import {
   type ConfigVersion,
   ConfigVersions,
@@ -25,6 +26,8 @@ export interface StartupConfig {
   source: "file" | "remote";
   version?: ConfigVersion;
   reason: string;
+  /** Latest versions, newest first (read-only mode only, for `config show`). */
+  history?: ConfigVersion[];
 }
 
 export function storePathOf(config: Config): string {
@@ -54,29 +57,48 @@ export function resolveStartupConfig(
     reason,
     ...(version ? { version } : {}),
   });
-  let db;
+  let db: Db;
+  const storePath = storePathOf(fileConfig);
   try {
-    db = openDatabase(storePathOf(fileConfig));
+    if (!opts.record && !existsSync(storePath)) {
+      return fromFile(
+        `the local file is in force (no store at ${storePath} yet: the agent has not run with this state_dir)`,
+      );
+    }
+    db = opts.record
+      ? openDatabase(storePath)
+      : new Database(storePath, { readonly: true, fileMustExist: true });
   } catch (e) {
     return fromFile(`the local file is in force (the store cannot be read: ${describeError(e)})`);
   }
   try {
-    const versions = new ConfigVersions(db);
+    const hasTable =
+      db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'config_versions'").get() !== undefined;
+    if (!opts.record && !hasTable)
+      return fromFile("the local file is in force (no configuration version recorded yet)");
+    const versions = new ConfigVersions(db, !opts.record);
     if (!opts.record) {
       const active = versions.active();
+      const history = versions.list(10);
       if (active?.source === "remote" && active.fileHash === fileHash) {
-        return tryRemote(
-          active.config,
-          active,
-          `remote configuration v${active.version} (set by ${active.who} at ${new Date(active.ts).toISOString()}) is in force: the local file has not changed since it was applied`,
-        );
+        return {
+          history,
+          ...tryRemote(
+            active.config,
+            active,
+            `remote configuration v${active.version} (set by ${active.who} at ${new Date(active.ts).toISOString()}) is in force: the local file has not changed since it was applied`,
+          ),
+        };
       }
-      return fromFile(
-        active?.source === "remote"
-          ? `the local file changed since remote configuration v${active.version} was applied: the file wins at the next start`
-          : "the local file is in force",
-        active?.source === "file" && active.fileHash === fileHash ? active : undefined,
-      );
+      return {
+        history,
+        ...fromFile(
+          active?.source === "remote"
+            ? `the local file changed since remote configuration v${active.version} was applied: the file wins at the next start`
+            : "the local file is in force",
+          active?.source === "file" && active.fileHash === fileHash ? active : undefined,
+        ),
+      };
     }
     const choice = chooseStartupConfig(versions, { raw, hash: fileHash });
     if (choice.source === "file") return fromFile(choice.reason, choice.version);

@@ -83,16 +83,17 @@ export interface ExportQuery {
   unsent?: boolean;
 }
 
+/**
+ * Purge deletes history only (records the broker acknowledged). Unsent readings are never purged
+ * by hand: they leave the box, or the store drops the oldest when full and queues a gap event.
+ */
 export interface PurgeQuery {
-  /** Only readings acquired before this time (ms); default: all. */
+  /** Only records acquired before this time (ms); default: all history. */
   before?: number;
-  /** Also delete readings not yet sent upstream (they are lost: a gap event is queued). */
-  unsent?: boolean;
 }
 
 export interface PurgeResult {
   deleted: number;
-  deletedUnsent: number;
 }
 
 /** A bus or listener the agent owns, so direct commissioning commands do not fight it. */

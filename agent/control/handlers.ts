@@ -123,8 +123,7 @@ export const unary: Record<string, Unary> = {
   "buffer.stats": (b) => b.bufferStats(),
   "buffer.purge": (b, p) => {
     const before = param.optNumber(p, "before");
-    const unsent = param.optBool(p, "unsent");
-    return b.bufferPurge({ ...(before !== undefined ? { before } : {}), unsent: unsent ?? false });
+    return b.bufferPurge(before !== undefined ? { before } : {});
   },
   buses: (b) => ({ buses: b.buses() }),
 };

@@ -40,7 +40,10 @@ export class Pipeline {
         batch = stage.process(batch, ctx);
       } catch (err) {
         // Losing readings because a filter crashed would be worse than forwarding too many.
-        this.logger.error({ err, stage: stage.name }, `pipeline stage ${stage.name} failed; readings passed through`);
+        this.logger.error(
+          { err, stage: stage.name },
+          `pipeline stage ${stage.name} failed; readings passed through`,
+        );
       }
       if (batch.length === 0) break;
     }

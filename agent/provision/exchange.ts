@@ -34,7 +34,16 @@ export interface ExchangeOptions {
 
 function connectError(url: string, e: unknown): EdgeError {
   const msg = describeError(e);
-  const hint = /not authorized|bad user name|5|134|135/i.test(msg)
+  // CONNACK reason codes: MQTT 5 §3.2.2.2 (134 bad user name or password, 135 not authorized);
+  // MQTT 3.1.1 return codes 4 and 5 mean the same.
+  const rc = (e as { code?: unknown }).code;
+  const authRefused =
+    rc === 134 ||
+    rc === 135 ||
+    rc === 4 ||
+    rc === 5 ||
+    /not authori[sz]ed|bad user name/i.test(msg);
+  const hint = authRefused
     ? " — the broker refused the enrolment identity: check enrolment.username/password in the bundle and the broker's password file"
     : /certificate|self.signed|unable to verify|CERT_|SSL|TLS/i.test(msg)
       ? " — the broker's certificate does not chain to the bundle's platform.ca (or the host name does not match)"

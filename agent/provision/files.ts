@@ -4,14 +4,17 @@
  * never a torn one: the state machine resumes from whatever files exist.
  */
 import {
+  chownSync,
   closeSync,
   existsSync,
   fsyncSync,
   mkdirSync,
   openSync,
   readFileSync,
+  readdirSync,
   renameSync,
   rmSync,
+  statSync,
   writeSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
@@ -111,3 +114,24 @@ export function moveFile(from: string, to: string): void {
 }
 
 export { existsSync };
+
+/**
+ * `eclor-edge provision` run by root (sudo) on a box whose state directory belongs to the
+ * service user: hand the provisioning files to that user, or the agent could not read its key.
+ */
+export function matchStateDirOwner(stateDir: string): void {
+  if (process.getuid?.() !== 0) return;
+  let owner: { uid: number; gid: number };
+  try {
+    owner = statSync(stateDir);
+  } catch {
+    return;
+  }
+  if (owner.uid === 0) return;
+  const walk = (p: string) => {
+    chownSync(p, owner.uid, owner.gid);
+    if (statSync(p).isDirectory()) for (const f of readdirSync(p)) walk(join(p, f));
+  };
+  const dir = provisionPaths(stateDir).dir;
+  if (existsSync(dir)) walk(dir);
+}

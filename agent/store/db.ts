@@ -97,13 +97,24 @@ export function openDatabase(path: string): Db {
   }
 }
 
+const syncPragmas = new WeakMap<Db, { normal: Database.Statement; full: Database.Statement }>();
+
 /** Run `fn` in a transaction committed with synchronous=NORMAL (see the header comment). */
 export function withNormalSync<T>(db: Db, fn: () => T): T {
-  db.pragma("synchronous = NORMAL");
+  // Prepared once per connection: this runs on every PUBACK.
+  let p = syncPragmas.get(db);
+  if (!p) {
+    p = {
+      normal: db.prepare("PRAGMA synchronous = NORMAL"),
+      full: db.prepare("PRAGMA synchronous = FULL"),
+    };
+    syncPragmas.set(db, p);
+  }
+  p.normal.run();
   try {
     return db.transaction(fn)();
   } finally {
-    db.pragma("synchronous = FULL");
+    p.full.run();
   }
 }
 

@@ -83,11 +83,12 @@ export class Outbox {
 
   private load(): void {
     const meta = new Map(
-      (this.db.prepare("SELECT key, value FROM meta").all() as { key: string; value: number }[]).map(
-        (r) => [r.key, r.value],
-      ),
+      (
+        this.db.prepare("SELECT key, value FROM meta").all() as { key: string; value: number }[]
+      ).map((r) => [r.key, r.value]),
     );
-    const maxSeq = (this.db.prepare("SELECT max(seq) FROM outbox").pluck().get() as number | null) ?? 0;
+    const maxSeq =
+      (this.db.prepare("SELECT max(seq) FROM outbox").pluck().get() as number | null) ?? 0;
     this.st = {
       nextSeq: Math.max(meta.get("next_seq") ?? 1, maxSeq + 1),
       bytes: meta.get("bytes") ?? this.recount(),

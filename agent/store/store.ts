@@ -128,7 +128,8 @@ export class Store {
       this.fail(storeError(this.opts.path, e, "opening it"));
       return false;
     }
-    if (this.lastError) this.opts.logger.info({ path: this.opts.path }, "store database is usable again");
+    if (this.lastError)
+      this.opts.logger.info({ path: this.opts.path }, "store database is usable again");
     this.lastError = undefined;
     if (this.buffer.length > 0 || this.memoryDropped) this.flush();
     return true;
@@ -263,7 +264,13 @@ export class Store {
       type: "gap",
       severity: "error",
       message: msg,
-      data: { reason: "store_full", priority: prio, count: d.count, first_seq: d.first, last_seq: d.last },
+      data: {
+        reason: "store_full",
+        priority: prio,
+        count: d.count,
+        first_seq: d.first,
+        last_seq: d.last,
+      },
     });
   }
 
@@ -275,7 +282,12 @@ export class Store {
       type: "gap",
       severity: "error",
       message: msg,
-      data: { reason: "memory_full", count: d.count, first_ts: d.firstTs / 1000, last_ts: d.lastTs / 1000 },
+      data: {
+        reason: "memory_full",
+        count: d.count,
+        first_ts: d.firstTs / 1000,
+        last_ts: d.lastTs / 1000,
+      },
     });
   }
 

@@ -9,7 +9,12 @@
  * Half-open links are detected by the MQTT keepalive (mqtt.js closes the socket when PINGRESP
  * is late), which then goes through the same reconnect path.
  */
-import mqtt, { type IClientOptions, type IConnackPacket, type IPublishPacket, type MqttClient } from "mqtt";
+import mqtt, {
+  type IClientOptions,
+  type IConnackPacket,
+  type IPublishPacket,
+  type MqttClient,
+} from "mqtt";
 import type { Logger } from "pino";
 import type { UplinkConfig } from "../../config/schema.js";
 import { EdgeError } from "../errors.js";
@@ -26,7 +31,12 @@ export interface Will {
   payload: string;
 }
 
-export function backoffDelay(attempt: number, minMs: number, maxMs: number, random = Math.random): number {
+export function backoffDelay(
+  attempt: number,
+  minMs: number,
+  maxMs: number,
+  random = Math.random,
+): number {
   const cap = Math.min(maxMs, minMs * 2 ** Math.min(attempt, 30));
   // Full jitter, but never below the minimum: a broken broker must not be hammered.
   return Math.max(minMs, Math.round(cap * random()));
@@ -124,7 +134,10 @@ export class Connection {
       this.connected = false;
       client.end(true);
       if (was) {
-        this.logger.warn({ url: this.cfg.url }, "connection to broker lost; readings stay buffered in the store");
+        this.logger.warn(
+          { url: this.cfg.url },
+          "connection to broker lost; readings stay buffered in the store",
+        );
         this.handlers.onClose();
       }
       this.schedule();
@@ -139,7 +152,11 @@ export class Connection {
 
   private schedule(): void {
     if (this.stopped || this.timer) return;
-    const delay = backoffDelay(this.attempt++, this.cfg.reconnect_min_ms, this.cfg.reconnect_max_ms);
+    const delay = backoffDelay(
+      this.attempt++,
+      this.cfg.reconnect_min_ms,
+      this.cfg.reconnect_max_ms,
+    );
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.connect();
@@ -167,7 +184,12 @@ export class Connection {
     this.connected = false;
     const deadline = new Promise<void>((r) => setTimeout(r, timeoutMs).unref());
     if (wasConnected && last) {
-      await Promise.race([client.publishAsync(last.topic, last.payload, { qos: 1, retain: true }).catch(() => undefined), deadline]);
+      await Promise.race([
+        client
+          .publishAsync(last.topic, last.payload, { qos: 1, retain: true })
+          .catch(() => undefined),
+        deadline,
+      ]);
     }
     await Promise.race([client.endAsync(false).catch(() => undefined), deadline]);
     client.end(true);

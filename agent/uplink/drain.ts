@@ -61,7 +61,11 @@ export class Drainer {
   }
 
   /** Start draining on a fresh connection. */
-  attach(client: MqttClient, maxPacketSize: number | undefined, receiveMaximum: number | undefined): void {
+  attach(
+    client: MqttClient,
+    maxPacketSize: number | undefined,
+    receiveMaximum: number | undefined,
+  ): void {
     this.detach();
     this.client = client;
     this.maxPacket = maxPacketSize ?? Infinity;
@@ -73,7 +77,6 @@ export class Drainer {
 
   /** Connection lost: forget in-flight batches, resume from the watermarks next time. */
   detach(): void {
-    this.flushAcks();
     this.client = undefined;
     for (const p of PRIORITIES) {
       this.inflight[p] = [];
@@ -95,7 +98,12 @@ export class Drainer {
     if (this.pumping) return;
     this.pumping = true;
     try {
-      while (this.client && this.inflightCount < this.maxInflight && !this.stalled && this.store.available) {
+      while (
+        this.client &&
+        this.inflightCount < this.maxInflight &&
+        !this.stalled &&
+        this.store.available
+      ) {
         if (!this.sendOne()) break;
       }
     } catch (err) {
@@ -121,7 +129,10 @@ export class Drainer {
       let parts = rows.slice(0, n).map((r) => withSeq(r.seq, r.body));
       let payload = `{"records":[${parts.join(",")}]}`;
       // Respect the broker's Maximum Packet Size (MQTT 5 §3.2.2.3.6): halve until it fits.
-      while (Buffer.byteLength(payload) + Buffer.byteLength(topic) + PUBLISH_OVERHEAD > this.maxPacket) {
+      while (
+        Buffer.byteLength(payload) + Buffer.byteLength(topic) + PUBLISH_OVERHEAD >
+        this.maxPacket
+      ) {
         if (parts.length === 1) {
           this.stalled = new EdgeError(
             ErrorCode.UplinkPacketTooLarge,
@@ -135,7 +146,13 @@ export class Drainer {
         payload = `{"records":[${parts.join(",")}]}`;
         this.more[prio] = true;
       }
-      const batch: Batch = { prio, first: rows[0]!.seq, last: rows[parts.length - 1]!.seq, count: parts.length, acked: false };
+      const batch: Batch = {
+        prio,
+        first: rows[0]!.seq,
+        last: rows[parts.length - 1]!.seq,
+        count: parts.length,
+        acked: false,
+      };
       this.cursor[prio] = batch.last;
       this.inflight[prio]!.push(batch);
       this.inflightCount++;
@@ -160,47 +177,27 @@ export class Drainer {
     let upTo = -1;
     while (q.length > 0 && q[0]!.acked) upTo = q.shift()!.last;
     if (upTo >= 0) {
-      this.ackedUpTo[batch.prio] = upTo;
-      // PUBACKs arrive in bursts (one socket read holds many): record them once per burst.
-      this.ackFlush ??= setImmediate(() => this.recordAcks());
+      // Recorded at once, not batched: only the batches still in flight may be sent twice after
+      // a crash. A tiny transaction without fsync (see store/db.ts, withNormalSync).
+      try {
+        const box = this.store.outbox;
+        withNormalSync(this.store.db, () => box.markSent(batch.prio, upTo));
+        this.lastAckSeq = Math.max(this.lastAckSeq, upTo);
+      } catch (err) {
+        // The batch reached the broker; failing to record it only means it is sent again.
+        this.logger.error({ err }, "could not record an acknowledged batch; it will be sent again");
+      }
     }
     this.pump();
-  }
-
-  private readonly ackedUpTo = [-1, -1, -1];
-  private ackFlush?: NodeJS.Immediate;
-
-  /** Advance the watermarks over everything acknowledged so far (one small transaction). */
-  private recordAcks(): void {
-    this.ackFlush = undefined;
-    try {
-      const box = this.store.outbox;
-      withNormalSync(this.store.db, () => {
-        for (const p of PRIORITIES) {
-          const upTo = this.ackedUpTo[p]!;
-          if (upTo >= 0) box.markSent(p, upTo);
-          this.lastAckSeq = Math.max(this.lastAckSeq, upTo);
-        }
-      });
-    } catch (err) {
-      // The batches reached the broker; failing to record it only means they are sent again.
-      this.logger.error({ err }, "could not record acknowledged batches; they will be sent again");
-    }
-    this.ackedUpTo.fill(-1);
-  }
-
-  /** Record pending acknowledgements now (before closing the store). */
-  flushAcks(): void {
-    if (this.ackFlush) {
-      clearImmediate(this.ackFlush);
-      this.recordAcks();
-    }
   }
 
   private refused(batch: Batch, err: Error): void {
     // PUBACK with a failure reason code (MQTT 5 §3.4.2.1), e.g. "Not authorized" by an ACL: the
     // records stay in the store; reconnecting (with backoff) retries from the watermark.
-    this.logger.error({ err, first_seq: batch.first, last_seq: batch.last }, `broker refused telemetry batch seq ${batch.first}..${batch.last}: ${err.message}`);
+    this.logger.error(
+      { err, first_seq: batch.first, last_seq: batch.last },
+      `broker refused telemetry batch seq ${batch.first}..${batch.last}: ${err.message}`,
+    );
     this.onRefused?.(err);
   }
 

@@ -7,7 +7,15 @@ import { z } from "zod";
 import { senmlUnit } from "../../config/common.js";
 import type { DeviceInfo } from "../../drivers/driver.js";
 
-const quality = z.enum(["uncertain", "timeout", "exception", "frame_error", "comm_error", "codec_error", "offline"]);
+const quality = z.enum([
+  "uncertain",
+  "timeout",
+  "exception",
+  "frame_error",
+  "comm_error",
+  "codec_error",
+  "offline",
+]);
 
 /** One SenML record (RFC 8428 §4) with the gateway's extensions `seq`, `q`, `qd`. */
 export const telemetryRecordSchema = z
@@ -25,12 +33,19 @@ export const telemetryRecordSchema = z
     q: quality.optional(),
     qd: z.string().optional(),
   })
-  .refine((r) => [r.v, r.vb, r.vs].filter((x) => x !== undefined).length <= 1, { error: "at most one of v, vb, vs" })
-  .refine((r) => r.q !== undefined || r.v !== undefined || r.vb !== undefined || r.vs !== undefined, {
-    error: "a record without a value must carry a quality q",
-  });
+  .refine((r) => [r.v, r.vb, r.vs].filter((x) => x !== undefined).length <= 1, {
+    error: "at most one of v, vb, vs",
+  })
+  .refine(
+    (r) => r.q !== undefined || r.v !== undefined || r.vb !== undefined || r.vs !== undefined,
+    {
+      error: "a record without a value must carry a quality q",
+    },
+  );
 
-export const telemetryPayloadSchema = z.strictObject({ records: z.array(telemetryRecordSchema).min(1) });
+export const telemetryPayloadSchema = z.strictObject({
+  records: z.array(telemetryRecordSchema).min(1),
+});
 
 export const eventRecordSchema = z.strictObject({
   seq: z.number().int().positive(),

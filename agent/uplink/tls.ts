@@ -24,8 +24,17 @@ export function loadTls(tls: UplinkConfig["tls"]): TlsOptions | undefined {
       return readFileSync(path);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      const why = code === "ENOENT" ? "does not exist" : code === "EACCES" ? "is not readable by this user" : String(e);
-      throw new EdgeError(ErrorCode.UplinkTls, `uplink.tls.${field}: ${path} ${why} — fix the path or the file's permissions`, { field, path });
+      const why =
+        code === "ENOENT"
+          ? "does not exist"
+          : code === "EACCES"
+            ? "is not readable by this user"
+            : String(e);
+      throw new EdgeError(
+        ErrorCode.UplinkTls,
+        `uplink.tls.${field}: ${path} ${why} — fix the path or the file's permissions`,
+        { field, path },
+      );
     }
   };
   const out: TlsOptions = { rejectUnauthorized: tls.reject_unauthorized };
@@ -36,7 +45,11 @@ export function loadTls(tls: UplinkConfig["tls"]): TlsOptions | undefined {
   if (cert) out.cert = cert;
   if (key) out.key = key;
   if ((cert === undefined) !== (key === undefined)) {
-    throw new EdgeError(ErrorCode.UplinkTls, "uplink.tls: cert and key go together for mTLS — set both or neither", { field: cert ? "key" : "cert" });
+    throw new EdgeError(
+      ErrorCode.UplinkTls,
+      "uplink.tls: cert and key go together for mTLS — set both or neither",
+      { field: cert ? "key" : "cert" },
+    );
   }
   if (tls.servername !== undefined) out.servername = tls.servername;
   return out;
@@ -56,7 +69,13 @@ export function describeConnectError(e: unknown, url: string): EdgeError {
     );
   }
   const rc = typeof err.code === "number" ? err.code : undefined;
-  if (rc === 134 || rc === 135 || rc === 4 || rc === 5 || /Not authorized|Bad User Name or Password/i.test(msg)) {
+  if (
+    rc === 134 ||
+    rc === 135 ||
+    rc === 4 ||
+    rc === 5 ||
+    /Not authorized|Bad User Name or Password/i.test(msg)
+  ) {
     return new EdgeError(
       ErrorCode.UplinkAuth,
       `broker ${url} refused the connection: ${msg} — check uplink.username/password (or the client certificate) and the broker's ACL; readings stay buffered in the store`,

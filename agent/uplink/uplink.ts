@@ -69,13 +69,26 @@ export class Uplink {
   ) {
     this.topics = topicsFor(cfg.prefix, id.gatewayId);
     this.clientId = cfg.client_id ?? id.gatewayId;
-    this.drainer = new Drainer(store, { batchSize: cfg.batch_size, inflight: cfg.inflight, topic: (s) => this.topics.stream(s) }, logger);
+    this.drainer = new Drainer(
+      store,
+      { batchSize: cfg.batch_size, inflight: cfg.inflight, topic: (s) => this.topics.stream(s) },
+      logger,
+    );
     this.drainer.onRefused = (err) => this.conn.drop(`broker refused a publish (${err.message})`);
-    this.conn = new Connection(cfg, this.clientId, () => ({ topic: this.topics.state, payload: JSON.stringify(this.statePayload(false, "connection_lost")) }), logger, {
-      onConnect: (client, connack) => this.onConnect(client, connack),
-      onClose: () => this.drainer.detach(),
-      onMessage: (topic, payload, packet) => this.onMessage(topic, payload, packet),
-    });
+    this.conn = new Connection(
+      cfg,
+      this.clientId,
+      () => ({
+        topic: this.topics.state,
+        payload: JSON.stringify(this.statePayload(false, "connection_lost")),
+      }),
+      logger,
+      {
+        onConnect: (client, connack) => this.onConnect(client, connack),
+        onClose: () => this.drainer.detach(),
+        onMessage: (topic, payload, packet) => this.onMessage(topic, payload, packet),
+      },
+    );
   }
 
   /** Provisioning hook: replace TLS settings (effective from the next connection attempt). */
@@ -115,7 +128,11 @@ export class Uplink {
   private onConnect(client: MqttClient, connack: IConnackPacket): void {
     const props = connack.properties;
     client.subscribe(this.topics.cmdFilter, { qos: 1 }, (err) => {
-      if (err) this.logger.error({ err }, `cannot subscribe to ${this.topics.cmdFilter}: commands will not arrive`);
+      if (err)
+        this.logger.error(
+          { err },
+          `cannot subscribe to ${this.topics.cmdFilter}: commands will not arrive`,
+        );
     });
     this.publishRetained(this.topics.state, this.statePayload(true));
     this.publishRetained(this.topics.inventory, this.inventoryPayload());
@@ -162,30 +179,52 @@ export class Uplink {
       } catch {
         id = undefined;
       }
-      void this.respond(msg, { id: typeof id === "string" ? id : null, ok: false, error: { code: "CommandUnknown", message: `unknown command "${name}"` } });
+      void this.respond(msg, {
+        id: typeof id === "string" ? id : null,
+        ok: false,
+        error: { code: "CommandUnknown", message: `unknown command "${name}"` },
+      });
       return;
     }
     Promise.resolve()
       .then(() => handler(msg))
-      .catch((err: unknown) => this.logger.error({ err, command: name }, `command handler for ${name} failed`));
+      .catch((err: unknown) =>
+        this.logger.error({ err, command: name }, `command handler for ${name} failed`),
+      );
   }
 
   /** Answer a command: MQTT 5 response topic + correlation data when given, else `<base>/res/<name>`. */
   respond(msg: CommandMessage, body: unknown): Promise<boolean> {
     const topic = msg.responseTopic ?? this.topics.response(msg.name);
     const properties = msg.correlationData ? { correlationData: msg.correlationData } : undefined;
-    return this.publish(topic, JSON.stringify(body), { qos: 1, ...(properties ? { properties } : {}) });
+    return this.publish(topic, JSON.stringify(body), {
+      qos: 1,
+      ...(properties ? { properties } : {}),
+    });
   }
 
   /** Publish now if connected (not through the outbox). Resolves true on PUBACK, false otherwise. */
-  publish(topic: string, payload: string | Buffer, opts: { qos?: 0 | 1; retain?: boolean; properties?: { correlationData?: Buffer } } = {}): Promise<boolean> {
+  publish(
+    topic: string,
+    payload: string | Buffer,
+    opts: { qos?: 0 | 1; retain?: boolean; properties?: { correlationData?: Buffer } } = {},
+  ): Promise<boolean> {
     const client = this.conn.current;
     if (!client) return Promise.resolve(false);
     return new Promise((resolve) => {
-      client.publish(topic, payload, { qos: opts.qos ?? 1, retain: opts.retain ?? false, ...(opts.properties ? { properties: opts.properties } : {}) }, (err) => {
-        if (err) this.logger.error({ err, topic }, `publishing ${topic} failed`);
-        resolve(!err);
-      });
+      client.publish(
+        topic,
+        payload,
+        {
+          qos: opts.qos ?? 1,
+          retain: opts.retain ?? false,
+          ...(opts.properties ? { properties: opts.properties } : {}),
+        },
+        (err) => {
+          if (err) this.logger.error({ err, topic }, `publishing ${topic} failed`);
+          resolve(!err);
+        },
+      );
     });
   }
 
@@ -197,7 +236,9 @@ export class Uplink {
       protocol_version: this.cfg.protocol_version,
       ...(this.conn.lastConnectTs ? { last_connect_ts: this.conn.lastConnectTs } : {}),
       ...(this.drainer.lastPublishTs ? { last_publish_ts: this.drainer.lastPublishTs } : {}),
-      ...(this.conn.lastError || this.drainer.error ? { last_error: (this.conn.lastError ?? this.drainer.error)!.message } : {}),
+      ...(this.conn.lastError || this.drainer.error
+        ? { last_error: (this.conn.lastError ?? this.drainer.error)!.message }
+        : {}),
       connects: this.conn.connectCount,
       inflight_batches: this.drainer.inflightBatches,
       published_messages: this.drainer.counters.messages,
@@ -207,7 +248,9 @@ export class Uplink {
 
   /** Publish the offline state, disconnect cleanly. In-flight batches stay in the store. */
   async stop(): Promise<void> {
-    await this.conn.stop({ topic: this.topics.state, payload: JSON.stringify(this.statePayload(false, "shutdown")) });
-    this.drainer.flushAcks();
+    await this.conn.stop({
+      topic: this.topics.state,
+      payload: JSON.stringify(this.statePayload(false, "shutdown")),
+    });
   }
 }

@@ -23,11 +23,16 @@ export class Counter {
   private constructor(private readonly client: MqttClient) {}
 
   static async start(url: string, topic: string): Promise<Counter> {
-    const client = await mqtt.connectAsync(url, { protocolVersion: 5, clientId: `bench-counter-${process.pid}-${topic.length}` });
+    const client = await mqtt.connectAsync(url, {
+      protocolVersion: 5,
+      clientId: `bench-counter-${process.pid}-${topic.length}`,
+    });
     const c = new Counter(client);
     client.on("message", (_t, payload) => {
       c.count += countRecords(payload);
-      c.waiters = c.waiters.filter((w) => (c.count >= w.target ? (w.resolve(performance.now()), false) : true));
+      c.waiters = c.waiters.filter((w) =>
+        c.count >= w.target ? (w.resolve(performance.now()), false) : true,
+      );
     });
     await client.subscribeAsync(topic, { qos: 1 });
     return c;

@@ -14,7 +14,9 @@ export function freePort(): Promise<number> {
     srv.on("error", reject);
     srv.listen(0, "127.0.0.1", () => {
       const addr = srv.address();
-      srv.close(() => (typeof addr === "object" && addr ? resolve(addr.port) : reject(new Error("no port"))));
+      srv.close(() =>
+        typeof addr === "object" && addr ? resolve(addr.port) : reject(new Error("no port")),
+      );
     });
   });
 }
@@ -34,7 +36,10 @@ export class BenchBroker {
     const port = await freePort();
     const dir = mkdtempSync(join(tmpdir(), "eclor-bench-mosq-"));
     const conf = join(dir, "mosquitto.conf");
-    writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\n`);
+    writeFileSync(
+      conf,
+      `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\n`,
+    );
     const proc = spawn("mosquitto", ["-c", conf], { stdio: ["ignore", "ignore", "inherit"] });
     const end = Date.now() + 10_000;
     for (;;) {
@@ -44,7 +49,8 @@ export class BenchBroker {
         s.once("error", () => r(false));
       });
       if (ok) break;
-      if (Date.now() > end || proc.exitCode !== null) throw new Error("mosquitto did not start (is it installed?)");
+      if (Date.now() > end || proc.exitCode !== null)
+        throw new Error("mosquitto did not start (is it installed?)");
       await new Promise((r) => setTimeout(r, 50));
     }
     return new BenchBroker(proc, port, dir);

@@ -3,7 +3,7 @@
  * data uplinks (MIC with the 32-bit counter, replay refusal, decryption, MAC commands, codec) and
  * the class A downlink that may follow each uplink.
  */
-import { randomInt } from "node:crypto";
+import { randomInt, randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { DriverContext, DriverEvent, EventSeverity, Reading } from "../driver.js";
 import type { CodecRegistry } from "./codecs.js";
@@ -64,7 +64,7 @@ export class LorawanNetwork {
       if (a.type === "abp") {
         if (!s || s.activation !== "abp" || s.devAddr !== a.dev_addr || s.nwkSKey !== a.nwk_s_key || s.appSKey !== a.app_s_key) {
           // New or re-keyed ABP device: counters restart (the device must restart them too).
-          s = { activation: "abp", devAddr: a.dev_addr, nwkSKey: a.nwk_s_key, appSKey: a.app_s_key, fCntUp: 0, lastFCntUp: -1, fCntDown: 0 };
+          s = { sid: randomUUID(), activation: "abp", devAddr: a.dev_addr, nwkSKey: a.nwk_s_key, appSKey: a.app_s_key, fCntUp: 0, lastFCntUp: -1, fCntDown: 0 };
           this.d.state.saveSession(dev.id, s);
         }
       } else if (s && s.activation !== "otaa") {
@@ -73,6 +73,7 @@ export class LorawanNetwork {
       }
       if (s) this.index(dev, s.devAddr);
     }
+    this.d.state.commit();
     this.sweep = setInterval(() => {
       const old = Date.now() - LATE_COPY_MS;
       for (const [k, v] of this.recent) if (v.at < old) this.recent.delete(k);
@@ -189,7 +190,7 @@ export class LorawanNetwork {
     joinNonceBuf.writeUIntBE(joinNonce, 0, 3);
     const devAddr = this.allocateDevAddr();
     const keys = sessionKeys(dev.appKey, this.netId, joinNonceBuf, p.DevNonce!);
-    const s: Session = { activation: "otaa", devAddr, nwkSKey: keys.nwkSKey.toString("hex"), appSKey: keys.appSKey.toString("hex"), fCntUp: 0, lastFCntUp: -1, fCntDown: 0, joinedAt: Date.now() };
+    const s: Session = { sid: randomUUID(), activation: "otaa", devAddr, nwkSKey: keys.nwkSKey.toString("hex"), appSKey: keys.appSKey.toString("hex"), fCntUp: 0, lastFCntUp: -1, fCntDown: 0, joinedAt: Date.now() };
     this.d.state.saveSession(dev.id, s);
     this.index(dev, devAddr);
     this.counters.joins!++;
@@ -257,8 +258,10 @@ export class LorawanNetwork {
     const nwk = Buffer.from(s.nwkSKey, "hex");
     const app = Buffer.from(s.appSKey, "hex");
     const acked = p.getFCtrlACK() === true;
+    const hadPending = s.pendingAck !== undefined;
     const retry = this.settleConfirmed(dev, s, acked);
-    this.d.state.saveSession(dev.id, s);
+    if (hadPending) this.d.state.saveSession(dev.id, s);
+    else this.d.state.setCounters(dev.id, s);
     dev.lastUplinkAt = up.receivedAt;
     dev.lastFCnt = full;
 
@@ -270,10 +273,11 @@ export class LorawanNetwork {
     const mac = parseUplinkMac(macBuf);
     if (mac.error) this.d.log.warn({ device: dev.id }, `MAC commands: ${mac.error}`);
     if (mac.commands.length) this.d.log.debug({ device: dev.id, commands: mac.commands.map((c) => c.name) }, "MAC commands");
-    const answers = answerMac(mac.commands, { ...(parseDatr(up.rx.datr) ? { sf: parseDatr(up.rx.datr)!.sf } : {}), snr: up.rx.lsnr, gateways, ...(up.rx.tmms !== undefined ? { gpsMs: up.rx.tmms } : {}), receivedAt: up.receivedAt });
+    const datr = parseDatr(up.rx.datr);
+    const answers = answerMac(mac.commands, { ...(datr ? { sf: datr.sf } : {}), snr: up.rx.lsnr, gateways, ...(up.rx.tmms !== undefined ? { gpsMs: up.rx.tmms } : {}), receivedAt: up.receivedAt });
 
     if (retry) this.requeueFront(dev.id, retry);
-    this.downlink(dev, s, up, confirmed, answers);
+    const dl = this.prepareDownlink(dev, s, confirmed, answers);
 
     const ts = up.receivedAt;
     const link: Reading[] = dev.cfg.link_points
@@ -282,8 +286,32 @@ export class LorawanNetwork {
           { device: dev.id, point: "snr", ts, value: up.rx.lsnr, unit: "dB", quality: "good" },
         ]
       : [];
-    if (payload && fPort !== null) void this.decode(dev, payload, fPort, ts, link);
-    else if (link.length) this.emit(dev, link);
+    // Act only once the new counters are durable (see sessions.ts).
+    this.afterCommit(() => {
+      if (dl) this.sendDownlink(dev, up, dl);
+      if (payload && fPort !== null) void this.decode(dev, payload, fPort, ts, link);
+      else if (link.length) this.emit(dev, link);
+    });
+  }
+
+  private readonly continuations: (() => void)[] = [];
+
+  /** Run `fn` after the counters changed in this event-loop turn are committed (one write). */
+  private afterCommit(fn: () => void): void {
+    this.continuations.push(fn);
+    if (this.continuations.length > 1) return;
+    setImmediate(() => {
+      const fns = this.continuations.splice(0);
+      try {
+        this.d.state.commit();
+      } catch (e) {
+        // The store cannot persist the counters: do not act on frames we could replay-check no more.
+        this.d.log.error({ err: e }, "frame counters not persisted; frames of this turn dropped");
+        this.event("lorawan_state_unavailable", "error", `frame counters cannot be persisted (${(e as Error).message}); ${fns.length} frame(s) dropped`);
+        return;
+      }
+      for (const f of fns) f();
+    });
   }
 
   /** Resolve the confirmed downlink waiting for this uplink's ACK; returns it when it must be resent. */
@@ -316,13 +344,14 @@ export class LorawanNetwork {
     return q.length;
   }
 
-  private downlink(dev: DeviceRuntime, s: Session, up: UplinkContext, ackUp: boolean, answers: Buffer): void {
+  /** Reserve the downlink counter and take the next queued item (durable), or nothing to send. */
+  private prepareDownlink(dev: DeviceRuntime, s: Session, ackUp: boolean, answers: Buffer): { phy: Buffer; item?: QueuedDownlink; fCnt: number } | undefined {
     const queue = this.d.state.queue(dev.id);
-    if (!ackUp && answers.length === 0 && queue.length === 0) return;
+    if (!ackUp && answers.length === 0 && queue.length === 0) return undefined;
     const item = queue[0];
     const fCnt = s.fCntDown;
     s.fCntDown = (s.fCntDown + 1) >>> 0;
-    this.d.state.saveSession(dev.id, s);
+    this.d.state.setCounters(dev.id, s);
     if (item) this.d.state.saveQueue(dev.id, queue.slice(1));
     const phy = buildDataDown(
       {
@@ -337,8 +366,13 @@ export class LorawanNetwork {
       Buffer.from(s.appSKey, "hex"),
       Buffer.from(s.nwkSKey, "hex"),
     );
+    return { phy, fCnt, ...(item ? { item } : {}) };
+  }
+
+  private sendDownlink(dev: DeviceRuntime, up: UplinkContext, dl: { phy: Buffer; item?: QueuedDownlink; fCnt: number }): void {
+    const { item, fCnt } = dl;
     this.counters.downlinks!++;
-    this.d.scheduler.send(dev.id, phy, up, this.d.cfg.rx1_delay_s, (r) => {
+    this.d.scheduler.send(dev.id, dl.phy, up, this.d.cfg.rx1_delay_s, (r) => {
       if (!item) return;
       const data = { commandId: item.commandId, downlinkId: item.id, window: r.window, fCntDown: fCnt };
       if (!r.ok) {

@@ -22,7 +22,8 @@ export interface MbusHeader {
   signature?: number;
 }
 
-export type MbusFunction = "instantaneous" | "maximum" | "minimum" | "error" | "manufacturer" | "more_records";
+export type MbusFunction =
+  "instantaneous" | "maximum" | "minimum" | "error" | "manufacturer" | "more_records";
 
 export interface MbusRecord {
   index: number;
@@ -92,7 +93,11 @@ export function manufacturerCode(m: number): string {
 
 export function manufacturerNumber(code: string): number {
   const c = code.toUpperCase();
-  if (!/^[A-Z]{3}$/.test(c)) throw new EdgeError(ErrorCode.DriverConfig, `manufacturer "${code}" is not a 3-letter FLAG code`);
+  if (!/^[A-Z]{3}$/.test(c))
+    throw new EdgeError(
+      ErrorCode.DriverConfig,
+      `manufacturer "${code}" is not a 3-letter FLAG code`,
+    );
   return ((c.charCodeAt(0) - 64) << 10) | ((c.charCodeAt(1) - 64) << 5) | (c.charCodeAt(2) - 64);
 }
 
@@ -146,11 +151,17 @@ function parseHeader(d: Buffer, ci: number): MbusHeader {
 
 /** Parse the payload of a long RSP_UD frame. */
 export function parseUserData(frame: MbusFrame): MbusData {
-  if (frame.kind !== "long") throw frameError(`expected a long RSP_UD frame, got ${frame.kind === "ack" ? "an ACK (E5)" : "a short frame"}`);
-  if ((frame.control & 0x4f) !== 0x08) throw frameError(`control field 0x${frame.control.toString(16)} is not RSP_UD (08h)`);
+  if (frame.kind !== "long")
+    throw frameError(
+      `expected a long RSP_UD frame, got ${frame.kind === "ack" ? "an ACK (E5)" : "a short frame"}`,
+    );
+  if ((frame.control & 0x4f) !== 0x08)
+    throw frameError(`control field 0x${frame.control.toString(16)} is not RSP_UD (08h)`);
   if (frame.ci === 0x72 || frame.ci === 0x76) return parseVariable(frame.data, frame.ci);
   if (frame.ci === 0x73 || frame.ci === 0x77) return parseFixed(frame.data);
-  throw frameError(`CI field 0x${frame.ci.toString(16)} is not a supported response (72h, 76h variable; 73h fixed)`);
+  throw frameError(
+    `CI field 0x${frame.ci.toString(16)} is not a supported response (72h, 76h variable; 73h fixed)`,
+  );
 }
 
 function parseVariable(d: Buffer, ci: number): MbusData {
@@ -184,29 +195,44 @@ function parseVariable(d: Buffer, ci: number): MbusData {
     const dife: number[] = [];
     let ext = dif & 0x80;
     while (ext) {
-      if (i >= d.length) throw frameError(`record ${records.length} at byte ${start}: telegram ends inside the DIF extensions`);
-      if (dife.length >= MAX_EXT) throw frameError(`record ${records.length} at byte ${start}: more than ${MAX_EXT} DIFE`);
+      if (i >= d.length)
+        throw frameError(
+          `record ${records.length} at byte ${start}: telegram ends inside the DIF extensions`,
+        );
+      if (dife.length >= MAX_EXT)
+        throw frameError(`record ${records.length} at byte ${start}: more than ${MAX_EXT} DIFE`);
       const e = d[i++]!;
       dife.push(e);
       ext = e & 0x80;
     }
-    if (i >= d.length) throw frameError(`record ${records.length} at byte ${start}: telegram ends before the VIF`);
+    if (i >= d.length)
+      throw frameError(`record ${records.length} at byte ${start}: telegram ends before the VIF`);
     const vif = d[i++]!;
     let plain: string | undefined;
     if ((vif & 0x7f) === 0x7c) {
       // Plain-text unit: length byte then ASCII, last character first (EN 13757-3 §6.4.3).
       // It follows the VIF directly, as libmbus and the meters of its corpus encode it.
-      if (i >= d.length) throw frameError(`record ${records.length}: telegram ends inside a plain-text VIF`);
+      if (i >= d.length)
+        throw frameError(`record ${records.length}: telegram ends inside a plain-text VIF`);
       const n = d[i++]!;
-      if (i + n > d.length) throw frameError(`record ${records.length}: plain-text VIF of ${n} bytes runs past the telegram end`);
-      plain = Buffer.from(d.subarray(i, i + n)).reverse().toString("latin1");
+      if (i + n > d.length)
+        throw frameError(
+          `record ${records.length}: plain-text VIF of ${n} bytes runs past the telegram end`,
+        );
+      plain = Buffer.from(d.subarray(i, i + n))
+        .reverse()
+        .toString("latin1");
       i += n;
     }
     const vife: number[] = [];
     ext = vif & 0x80;
     while (ext) {
-      if (i >= d.length) throw frameError(`record ${records.length} at byte ${start}: telegram ends inside the VIF extensions`);
-      if (vife.length >= MAX_EXT) throw frameError(`record ${records.length} at byte ${start}: more than ${MAX_EXT} VIFE`);
+      if (i >= d.length)
+        throw frameError(
+          `record ${records.length} at byte ${start}: telegram ends inside the VIF extensions`,
+        );
+      if (vife.length >= MAX_EXT)
+        throw frameError(`record ${records.length} at byte ${start}: more than ${MAX_EXT} VIFE`);
       const e = d[i++]!;
       vife.push(e);
       ext = e & 0x80;
@@ -214,15 +240,20 @@ function parseVariable(d: Buffer, ci: number): MbusData {
     let len = dataLength[dif & 0x0f]!;
     let lvar: number | undefined;
     if (len < 0) {
-      if (i >= d.length) throw frameError(`record ${records.length}: telegram ends before the LVAR byte`);
+      if (i >= d.length)
+        throw frameError(`record ${records.length}: telegram ends before the LVAR byte`);
       lvar = d[i++]!;
       if (lvar <= 0xbf) len = lvar;
       else if (lvar <= 0xdf) len = (lvar & 0x0f) * 2;
       else if (lvar <= 0xef) len = lvar - 0xe0;
-      else if (lvar <= 0xfa) len = (lvar - 0xec) * 4; // F0h–FAh: binary of 4×(LVAR−ECh) bytes
+      else if (lvar <= 0xfa)
+        len = (lvar - 0xec) * 4; // F0h–FAh: binary of 4×(LVAR−ECh) bytes
       else throw frameError(`record ${records.length}: reserved LVAR 0x${lvar.toString(16)}`);
     }
-    if (i + len > d.length) throw frameError(`record ${records.length} at byte ${start}: ${len} data bytes announced, only ${d.length - i} left (premature end of telegram)`);
+    if (i + len > d.length)
+      throw frameError(
+        `record ${records.length} at byte ${start}: ${len} data bytes announced, only ${d.length - i} left (premature end of telegram)`,
+      );
     const data = d.subarray(i, i + len);
     i += len;
     records.push(decodeRecord(records.length, dif, dife, vif, vife, plain, data, lvar));
@@ -248,7 +279,11 @@ function subunitOf(dife: number[]): number {
 
 function vifInfo(vif: number, vife: number[]): { info: VifInfo; modifiers: number[] } {
   if (vif === 0xfd || vif === 0xfb) {
-    if (vife.length === 0) return { info: { quantity: "Missing VIF extension", scale: 1, kind: "number", special: "reserved" }, modifiers: [] };
+    if (vife.length === 0)
+      return {
+        info: { quantity: "Missing VIF extension", scale: 1, kind: "number", special: "reserved" },
+        modifiers: [],
+      };
     const code = vife[0]! & 0x7f;
     return { info: vif === 0xfd ? fdVif(code) : fbVif(code), modifiers: vife.slice(1) };
   }
@@ -295,16 +330,22 @@ function decodeRecord(
         raw = data.readFloatLE(0);
         break;
       case 0x0d:
-        if (lvar !== undefined && lvar <= 0xbf) return { ...base, ...withUnit, value: Buffer.from(data).reverse().toString("latin1") };
-        if (lvar !== undefined && lvar >= 0xc0 && lvar <= 0xdf) raw = (lvar >= 0xd0 ? -1 : 1) * bcd(data);
-        else if (lvar !== undefined && lvar >= 0xe0 && lvar <= 0xef && data.length <= 6) raw = int(data);
+        if (lvar !== undefined && lvar <= 0xbf)
+          return { ...base, ...withUnit, value: Buffer.from(data).reverse().toString("latin1") };
+        if (lvar !== undefined && lvar >= 0xc0 && lvar <= 0xdf)
+          raw = (lvar >= 0xd0 ? -1 : 1) * bcd(data);
+        else if (lvar !== undefined && lvar >= 0xe0 && lvar <= 0xef && data.length <= 6)
+          raw = int(data);
         // Longer binary numbers exceed a double's precision: kept as hex, most significant byte first.
         else return { ...base, value: toHex(Buffer.from(data).reverse()) };
         break;
       default:
         if (df >= 0x09) {
           raw = bcd(data);
-        } else if ((info.kind === "date" && data.length === 2) || (info.kind === "datetime" && (data.length === 4 || data.length === 6))) {
+        } else if (
+          (info.kind === "date" && data.length === 2) ||
+          (info.kind === "datetime" && (data.length === 4 || data.length === 6))
+        ) {
           return { ...base, value: data.length === 2 ? dateG(data) : dateTime(data) };
         } else raw = int(data);
     }
@@ -318,7 +359,11 @@ function decodeRecord(
     }
     return { ...base, ...withUnit, value };
   } catch (e) {
-    return { ...base, value: null, error: `cannot decode data ${toHex(data)}: ${(e as Error).message}` };
+    return {
+      ...base,
+      value: null,
+      error: `cannot decode data ${toHex(data)}: ${(e as Error).message}`,
+    };
   }
 }
 
@@ -333,11 +378,31 @@ const fixedUnits: { unit?: string; scale: number; label: string }[] = (() => {
   j.forEach((label, k) => (t[0x0b + k] = { unit: "J", scale: pow10(k + 3), label }));
   const w = ["W", "10 W", "100 W", "kW", "10 kW", "100 kW", "MW", "10 MW", "100 MW"];
   w.forEach((label, k) => (t[0x14 + k] = { unit: "W", scale: pow10(k), label }));
-  const jh = ["kJ/h", "10 kJ/h", "100 kJ/h", "MJ/h", "10 MJ/h", "100 MJ/h", "GJ/h", "10 GJ/h", "100 GJ/h"];
+  const jh = [
+    "kJ/h",
+    "10 kJ/h",
+    "100 kJ/h",
+    "MJ/h",
+    "10 MJ/h",
+    "100 MJ/h",
+    "GJ/h",
+    "10 GJ/h",
+    "100 GJ/h",
+  ];
   jh.forEach((label, k) => (t[0x1d + k] = { unit: "W", scale: pow10(k + 3) / 3600, label }));
   const v = ["ml", "10 ml", "100 ml", "l", "10 l", "100 l", "m^3", "10 m^3", "100 m^3"];
   v.forEach((label, k) => (t[0x26 + k] = { unit: "m3", scale: pow10(k - 6), label }));
-  const f = ["ml/h", "10 ml/h", "100 ml/h", "l/h", "10 l/h", "100 l/h", "m^3/h", "10 m^3/h", "100 m^3/h"];
+  const f = [
+    "ml/h",
+    "10 ml/h",
+    "100 ml/h",
+    "l/h",
+    "10 l/h",
+    "100 l/h",
+    "m^3/h",
+    "10 m^3/h",
+    "100 m^3/h",
+  ];
   f.forEach((label, k) => (t[0x2f + k] = { unit: "m3/h", scale: pow10(k - 6), label }));
   t[0x38] = { unit: "Cel", scale: 1e-3, label: "°C * 10^-3" };
   t[0x39] = { scale: 1, label: "units for HCA" };

@@ -41,9 +41,18 @@ export function shortFrame(control: number, address: number): Buffer {
   return Buffer.from([0x10, control, address, (control + address) & 0xff, 0x16]);
 }
 
-export function longFrame(control: number, address: number, ci: number, data: Uint8Array = Buffer.alloc(0)): Buffer {
+export function longFrame(
+  control: number,
+  address: number,
+  ci: number,
+  data: Uint8Array = Buffer.alloc(0),
+): Buffer {
   const len = data.length + 3;
-  if (len > 255) throw new EdgeError(ErrorCode.ProtocolViolation, `M-Bus long frame too long: ${data.length} data bytes (max 252)`);
+  if (len > 255)
+    throw new EdgeError(
+      ErrorCode.ProtocolViolation,
+      `M-Bus long frame too long: ${data.length} data bytes (max 252)`,
+    );
   const out = Buffer.alloc(len + 6);
   out[0] = 0x68;
   out[1] = len;
@@ -79,25 +88,62 @@ export function scanFrame(buf: Uint8Array): ScanResult {
   if (b0 === ACK) return { status: "frame", frame: { kind: "ack" }, length: 1 };
   if (b0 === 0x10) {
     if (buf.length < 5) return { status: "need" };
-    if (buf[4] !== 0x16) return { status: "invalid", skip: 1, reason: "short frame without stop byte 0x16" };
+    if (buf[4] !== 0x16)
+      return { status: "invalid", skip: 1, reason: "short frame without stop byte 0x16" };
     const cs = (buf[1]! + buf[2]!) & 0xff;
-    if (cs !== buf[3]) return { status: "invalid", skip: 5, reason: `short frame checksum 0x${hex(buf[3]!)} != computed 0x${hex(cs)}` };
-    return { status: "frame", frame: { kind: "short", control: buf[1]!, address: buf[2]! }, length: 5 };
+    if (cs !== buf[3])
+      return {
+        status: "invalid",
+        skip: 5,
+        reason: `short frame checksum 0x${hex(buf[3]!)} != computed 0x${hex(cs)}`,
+      };
+    return {
+      status: "frame",
+      frame: { kind: "short", control: buf[1]!, address: buf[2]! },
+      length: 5,
+    };
   }
   if (b0 === 0x68) {
     if (buf.length < 4) return { status: "need" };
     const l1 = buf[1]!;
-    if (buf[2] !== l1) return { status: "invalid", skip: 1, reason: `long frame length fields differ (${l1} != ${buf[2]})` };
-    if (buf[3] !== 0x68) return { status: "invalid", skip: 1, reason: "long frame without second start byte 0x68" };
-    if (l1 < 3) return { status: "invalid", skip: 1, reason: `long frame length ${l1} < 3 (C, A and CI are mandatory)` };
+    if (buf[2] !== l1)
+      return {
+        status: "invalid",
+        skip: 1,
+        reason: `long frame length fields differ (${l1} != ${buf[2]})`,
+      };
+    if (buf[3] !== 0x68)
+      return { status: "invalid", skip: 1, reason: "long frame without second start byte 0x68" };
+    if (l1 < 3)
+      return {
+        status: "invalid",
+        skip: 1,
+        reason: `long frame length ${l1} < 3 (C, A and CI are mandatory)`,
+      };
     const total = l1 + 6;
     if (buf.length < total) return { status: "need" };
-    if (buf[total - 1] !== 0x16) return { status: "invalid", skip: 1, reason: `long frame of length ${l1} has no stop byte 0x16 at offset ${total - 1}` };
+    if (buf[total - 1] !== 0x16)
+      return {
+        status: "invalid",
+        skip: 1,
+        reason: `long frame of length ${l1} has no stop byte 0x16 at offset ${total - 1}`,
+      };
     const cs = sum(buf, 4, total - 2);
-    if (cs !== buf[total - 2]) return { status: "invalid", skip: total, reason: `long frame checksum 0x${hex(buf[total - 2]!)} != computed 0x${hex(cs)}` };
+    if (cs !== buf[total - 2])
+      return {
+        status: "invalid",
+        skip: total,
+        reason: `long frame checksum 0x${hex(buf[total - 2]!)} != computed 0x${hex(cs)}`,
+      };
     return {
       status: "frame",
-      frame: { kind: "long", control: buf[4]!, address: buf[5]!, ci: buf[6]!, data: Buffer.from(buf.subarray(7, total - 2)) },
+      frame: {
+        kind: "long",
+        control: buf[4]!,
+        address: buf[5]!,
+        ci: buf[6]!,
+        data: Buffer.from(buf.subarray(7, total - 2)),
+      },
       length: total,
     };
   }
@@ -110,16 +156,29 @@ export function scanFrame(buf: Uint8Array): ScanResult {
  */
 export function parseFrame(buf: Uint8Array): MbusFrame {
   const r = scanFrame(buf);
-  if (r.status === "need") throw new EdgeError(ErrorCode.DeviceFrame, `M-Bus frame truncated: ${buf.length} bytes, frame incomplete`);
-  if (r.status === "invalid") throw new EdgeError(ErrorCode.DeviceFrame, `invalid M-Bus frame: ${r.reason}`);
-  if (r.length !== buf.length) throw new EdgeError(ErrorCode.DeviceFrame, `invalid M-Bus frame: ${buf.length - r.length} bytes after the stop byte`);
+  if (r.status === "need")
+    throw new EdgeError(
+      ErrorCode.DeviceFrame,
+      `M-Bus frame truncated: ${buf.length} bytes, frame incomplete`,
+    );
+  if (r.status === "invalid")
+    throw new EdgeError(ErrorCode.DeviceFrame, `invalid M-Bus frame: ${r.reason}`);
+  if (r.length !== buf.length)
+    throw new EdgeError(
+      ErrorCode.DeviceFrame,
+      `invalid M-Bus frame: ${buf.length - r.length} bytes after the stop byte`,
+    );
   return r.frame;
 }
 
 /** Bytes from a hex dump like "68 1F 1F 68 …" (whitespace ignored). */
 export function hexToBytes(text: string): Buffer {
   const clean = text.replace(/\s+/g, "");
-  if (!/^([0-9a-fA-F]{2})*$/.test(clean)) throw new EdgeError(ErrorCode.DeviceFrame, "hex text has an odd number of digits or non-hex characters");
+  if (!/^([0-9a-fA-F]{2})*$/.test(clean))
+    throw new EdgeError(
+      ErrorCode.DeviceFrame,
+      "hex text has an odd number of digits or non-hex characters",
+    );
   return Buffer.from(clean, "hex");
 }
 

@@ -7,7 +7,14 @@
 import type { MbusRecord } from "./data.js";
 import type { MbusPointConfig } from "./schema.js";
 
-const fnSuffix: Record<string, string> = { instantaneous: "", maximum: "_max", minimum: "_min", error: "_err", manufacturer: "", more_records: "" };
+const fnSuffix: Record<string, string> = {
+  instantaneous: "",
+  maximum: "_max",
+  minimum: "_min",
+  error: "_err",
+  manufacturer: "",
+  more_records: "",
+};
 
 export function slug(s: string): string {
   return (
@@ -33,7 +40,10 @@ export function autoPointIds(records: readonly MbusRecord[]): string[] {
   });
 }
 
-export function findRecord(records: readonly MbusRecord[], p: MbusPointConfig): MbusRecord | undefined {
+export function findRecord(
+  records: readonly MbusRecord[],
+  p: MbusPointConfig,
+): MbusRecord | undefined {
   if (p.record !== undefined) return records[p.record];
   const q = p.quantity!.toLowerCase();
   return records.find(

@@ -32,33 +32,47 @@ export function primaryVif(code: number): VifInfo {
   if (code <= 0x0f) return { quantity: "Energy", unit: "J", scale: pow10(n), kind: "number" };
   if (code <= 0x17) return { quantity: "Volume", unit: "m3", scale: pow10(n - 6), kind: "number" };
   if (code <= 0x1f) return { quantity: "Mass", unit: "kg", scale: pow10(n - 3), kind: "number" };
-  if (code <= 0x23) return { quantity: "On time", unit: "s", scale: timeUnits[nn]!, kind: "number" };
-  if (code <= 0x27) return { quantity: "Operating time", unit: "s", scale: timeUnits[nn]!, kind: "number" };
+  if (code <= 0x23)
+    return { quantity: "On time", unit: "s", scale: timeUnits[nn]!, kind: "number" };
+  if (code <= 0x27)
+    return { quantity: "Operating time", unit: "s", scale: timeUnits[nn]!, kind: "number" };
   if (code <= 0x2f) return { quantity: "Power", unit: "W", scale: pow10(n - 3), kind: "number" };
   // kJ/h … : 1 J/h = 1/3600 W.
   if (code <= 0x37) return { quantity: "Power", unit: "W", scale: pow10(n) / 3600, kind: "number" };
-  if (code <= 0x3f) return { quantity: "Volume flow", unit: "m3/h", scale: pow10(n - 6), kind: "number" };
-  if (code <= 0x47) return { quantity: "Volume flow", unit: "m3/h", scale: pow10(n - 7) * 60, kind: "number" };
-  if (code <= 0x4f) return { quantity: "Volume flow", unit: "m3/h", scale: pow10(n - 9) * 3600, kind: "number" };
+  if (code <= 0x3f)
+    return { quantity: "Volume flow", unit: "m3/h", scale: pow10(n - 6), kind: "number" };
+  if (code <= 0x47)
+    return { quantity: "Volume flow", unit: "m3/h", scale: pow10(n - 7) * 60, kind: "number" };
+  if (code <= 0x4f)
+    return { quantity: "Volume flow", unit: "m3/h", scale: pow10(n - 9) * 3600, kind: "number" };
   if (code <= 0x57) return { quantity: "Mass flow (kg/h)", scale: pow10(n - 3), kind: "number" };
-  if (code <= 0x5b) return { quantity: "Flow temperature", unit: "Cel", scale: pow10(nn - 3), kind: "number" };
-  if (code <= 0x5f) return { quantity: "Return temperature", unit: "Cel", scale: pow10(nn - 3), kind: "number" };
-  if (code <= 0x63) return { quantity: "Temperature difference", unit: "K", scale: pow10(nn - 3), kind: "number" };
-  if (code <= 0x67) return { quantity: "External temperature", unit: "Cel", scale: pow10(nn - 3), kind: "number" };
+  if (code <= 0x5b)
+    return { quantity: "Flow temperature", unit: "Cel", scale: pow10(nn - 3), kind: "number" };
+  if (code <= 0x5f)
+    return { quantity: "Return temperature", unit: "Cel", scale: pow10(nn - 3), kind: "number" };
+  if (code <= 0x63)
+    return { quantity: "Temperature difference", unit: "K", scale: pow10(nn - 3), kind: "number" };
+  if (code <= 0x67)
+    return { quantity: "External temperature", unit: "Cel", scale: pow10(nn - 3), kind: "number" };
   // bar → Pa: 1 bar = 1e5 Pa; 10^(nn-3) bar = 10^(nn+2) Pa.
-  if (code <= 0x6b) return { quantity: "Pressure", unit: "Pa", scale: pow10(nn + 2), kind: "number" };
+  if (code <= 0x6b)
+    return { quantity: "Pressure", unit: "Pa", scale: pow10(nn + 2), kind: "number" };
   if (code === 0x6c) return { quantity: "Time point (date)", scale: 1, kind: "date" };
   if (code === 0x6d) return { quantity: "Time point (date & time)", scale: 1, kind: "datetime" };
   if (code === 0x6e) return { quantity: "H.C.A. units", scale: 1, kind: "number" };
   if (code === 0x6f) return { quantity: "Reserved", scale: 1, kind: "number", special: "reserved" };
-  if (code <= 0x73) return { quantity: "Averaging duration", unit: "s", scale: timeUnits[nn]!, kind: "number" };
-  if (code <= 0x77) return { quantity: "Actuality duration", unit: "s", scale: timeUnits[nn]!, kind: "number" };
+  if (code <= 0x73)
+    return { quantity: "Averaging duration", unit: "s", scale: timeUnits[nn]!, kind: "number" };
+  if (code <= 0x77)
+    return { quantity: "Actuality duration", unit: "s", scale: timeUnits[nn]!, kind: "number" };
   if (code === 0x78) return { quantity: "Fabrication No", scale: 1, kind: "number" };
   if (code === 0x79) return { quantity: "(Enhanced) Identification", scale: 1, kind: "number" };
   if (code === 0x7a) return { quantity: "Bus Address", scale: 1, kind: "number" };
-  if (code === 0x7c) return { quantity: "Plain text", scale: 1, kind: "number", special: "plaintext" };
+  if (code === 0x7c)
+    return { quantity: "Plain text", scale: 1, kind: "number", special: "plaintext" };
   if (code === 0x7e) return { quantity: "Any VIF", scale: 1, kind: "number", special: "any" };
-  if (code === 0x7f) return { quantity: "Manufacturer specific", scale: 1, kind: "number", special: "manufacturer" };
+  if (code === 0x7f)
+    return { quantity: "Manufacturer specific", scale: 1, kind: "number", special: "manufacturer" };
   return { quantity: "Reserved", scale: 1, kind: "number", special: "reserved" };
 }
 
@@ -102,20 +116,54 @@ const fdNames: Record<number, string> = {
 /** First extension table (VIF = FDh), EN 13757-3 table 14. */
 export function fdVif(code: number): VifInfo {
   const nn = code & 0x03;
-  if (code <= 0x03) return { quantity: "Credit (currency units)", scale: pow10(nn - 3), kind: "number" };
-  if (code <= 0x07) return { quantity: "Debit (currency units)", scale: pow10(nn - 3), kind: "number" };
+  if (code <= 0x03)
+    return { quantity: "Credit (currency units)", scale: pow10(nn - 3), kind: "number" };
+  if (code <= 0x07)
+    return { quantity: "Debit (currency units)", scale: pow10(nn - 3), kind: "number" };
   if (code >= 0x24 && code <= 0x29)
-    return { quantity: "Storage interval", unit: "s", scale: [1, 60, 3600, 86400, 2629743.83, 31556926][code - 0x24]!, kind: "number" };
-  if (code >= 0x2c && code <= 0x2f) return { quantity: "Duration since last readout", unit: "s", scale: timeUnits[nn]!, kind: "number" };
+    return {
+      quantity: "Storage interval",
+      unit: "s",
+      scale: [1, 60, 3600, 86400, 2629743.83, 31556926][code - 0x24]!,
+      kind: "number",
+    };
+  if (code >= 0x2c && code <= 0x2f)
+    return {
+      quantity: "Duration since last readout",
+      unit: "s",
+      scale: timeUnits[nn]!,
+      kind: "number",
+    };
   if (code === 0x30) return { quantity: "Start of tariff", scale: 1, kind: "datetime" };
-  if (code >= 0x31 && code <= 0x33) return { quantity: "Duration of tariff", unit: "s", scale: timeUnits[nn]!, kind: "number" };
+  if (code >= 0x31 && code <= 0x33)
+    return { quantity: "Duration of tariff", unit: "s", scale: timeUnits[nn]!, kind: "number" };
   if (code >= 0x34 && code <= 0x39)
-    return { quantity: "Period of tariff", unit: "s", scale: [1, 60, 3600, 86400, 2629743.83, 31556926][code - 0x34]!, kind: "number" };
-  if (code >= 0x40 && code <= 0x4f) return { quantity: "Voltage", unit: "V", scale: pow10((code & 0x0f) - 9), kind: "number" };
-  if (code >= 0x50 && code <= 0x5f) return { quantity: "Current", unit: "A", scale: pow10((code & 0x0f) - 12), kind: "number" };
-  if (code >= 0x68 && code <= 0x6b) return { quantity: "Duration since last cumulation", unit: "s", scale: longTimeUnits[nn]!, kind: "number" };
-  if (code >= 0x6c && code <= 0x6f) return { quantity: "Operating time battery", unit: "s", scale: longTimeUnits[nn]!, kind: "number" };
-  if (code === 0x70) return { quantity: "Date and time of battery change", scale: 1, kind: "datetime" };
+    return {
+      quantity: "Period of tariff",
+      unit: "s",
+      scale: [1, 60, 3600, 86400, 2629743.83, 31556926][code - 0x34]!,
+      kind: "number",
+    };
+  if (code >= 0x40 && code <= 0x4f)
+    return { quantity: "Voltage", unit: "V", scale: pow10((code & 0x0f) - 9), kind: "number" };
+  if (code >= 0x50 && code <= 0x5f)
+    return { quantity: "Current", unit: "A", scale: pow10((code & 0x0f) - 12), kind: "number" };
+  if (code >= 0x68 && code <= 0x6b)
+    return {
+      quantity: "Duration since last cumulation",
+      unit: "s",
+      scale: longTimeUnits[nn]!,
+      kind: "number",
+    };
+  if (code >= 0x6c && code <= 0x6f)
+    return {
+      quantity: "Operating time battery",
+      unit: "s",
+      scale: longTimeUnits[nn]!,
+      kind: "number",
+    };
+  if (code === 0x70)
+    return { quantity: "Date and time of battery change", scale: 1, kind: "datetime" };
   const name = fdNames[code];
   if (name) return { quantity: name, scale: 1, kind: "number" };
   return { quantity: "Reserved", scale: 1, kind: "number", special: "reserved" };
@@ -126,23 +174,47 @@ export function fbVif(code: number): VifInfo {
   const n1 = code & 0x01;
   const nn = code & 0x03;
   if (code <= 0x01) return { quantity: "Energy", unit: "Wh", scale: pow10(n1 + 5), kind: "number" };
-  if (code >= 0x08 && code <= 0x09) return { quantity: "Energy", unit: "J", scale: pow10(n1 + 8), kind: "number" };
-  if (code >= 0x10 && code <= 0x11) return { quantity: "Volume", unit: "m3", scale: pow10(n1 + 2), kind: "number" };
-  if (code >= 0x18 && code <= 0x19) return { quantity: "Mass", unit: "kg", scale: pow10(n1 + 5), kind: "number" };
+  if (code >= 0x08 && code <= 0x09)
+    return { quantity: "Energy", unit: "J", scale: pow10(n1 + 8), kind: "number" };
+  if (code >= 0x10 && code <= 0x11)
+    return { quantity: "Volume", unit: "m3", scale: pow10(n1 + 2), kind: "number" };
+  if (code >= 0x18 && code <= 0x19)
+    return { quantity: "Mass", unit: "kg", scale: pow10(n1 + 5), kind: "number" };
   if (code === 0x21) return { quantity: "Volume (feet^3)", scale: 0.1, kind: "number" };
-  if (code === 0x22 || code === 0x23) return { quantity: "Volume (US gallon)", scale: pow10(n1 - 1), kind: "number" };
-  if (code === 0x24) return { quantity: "Volume flow (US gallon/min)", scale: 1e-3, kind: "number" };
+  if (code === 0x22 || code === 0x23)
+    return { quantity: "Volume (US gallon)", scale: pow10(n1 - 1), kind: "number" };
+  if (code === 0x24)
+    return { quantity: "Volume flow (US gallon/min)", scale: 1e-3, kind: "number" };
   if (code === 0x25) return { quantity: "Volume flow (US gallon/min)", scale: 1, kind: "number" };
   if (code === 0x26) return { quantity: "Volume flow (US gallon/h)", scale: 1, kind: "number" };
-  if (code >= 0x28 && code <= 0x29) return { quantity: "Power", unit: "W", scale: pow10(n1 + 5), kind: "number" };
-  if (code >= 0x30 && code <= 0x31) return { quantity: "Power", unit: "W", scale: pow10(n1 + 8) / 3600, kind: "number" };
-  if (code >= 0x58 && code <= 0x5b) return { quantity: "Flow temperature (°F)", scale: pow10(nn - 3), kind: "number" };
-  if (code >= 0x5c && code <= 0x5f) return { quantity: "Return temperature (°F)", scale: pow10(nn - 3), kind: "number" };
-  if (code >= 0x60 && code <= 0x63) return { quantity: "Temperature difference (°F)", scale: pow10(nn - 3), kind: "number" };
-  if (code >= 0x64 && code <= 0x67) return { quantity: "External temperature (°F)", scale: pow10(nn - 3), kind: "number" };
-  if (code >= 0x70 && code <= 0x73) return { quantity: "Cold/warm temperature limit (°F)", scale: pow10(nn - 3), kind: "number" };
-  if (code >= 0x74 && code <= 0x77) return { quantity: "Cold/warm temperature limit", unit: "Cel", scale: pow10(nn - 3), kind: "number" };
-  if (code >= 0x78) return { quantity: "Cumulative count max power", unit: "W", scale: pow10((code & 0x07) - 3), kind: "number" };
+  if (code >= 0x28 && code <= 0x29)
+    return { quantity: "Power", unit: "W", scale: pow10(n1 + 5), kind: "number" };
+  if (code >= 0x30 && code <= 0x31)
+    return { quantity: "Power", unit: "W", scale: pow10(n1 + 8) / 3600, kind: "number" };
+  if (code >= 0x58 && code <= 0x5b)
+    return { quantity: "Flow temperature (°F)", scale: pow10(nn - 3), kind: "number" };
+  if (code >= 0x5c && code <= 0x5f)
+    return { quantity: "Return temperature (°F)", scale: pow10(nn - 3), kind: "number" };
+  if (code >= 0x60 && code <= 0x63)
+    return { quantity: "Temperature difference (°F)", scale: pow10(nn - 3), kind: "number" };
+  if (code >= 0x64 && code <= 0x67)
+    return { quantity: "External temperature (°F)", scale: pow10(nn - 3), kind: "number" };
+  if (code >= 0x70 && code <= 0x73)
+    return { quantity: "Cold/warm temperature limit (°F)", scale: pow10(nn - 3), kind: "number" };
+  if (code >= 0x74 && code <= 0x77)
+    return {
+      quantity: "Cold/warm temperature limit",
+      unit: "Cel",
+      scale: pow10(nn - 3),
+      kind: "number",
+    };
+  if (code >= 0x78)
+    return {
+      quantity: "Cumulative count max power",
+      unit: "W",
+      scale: pow10((code & 0x07) - 3),
+      kind: "number",
+    };
   return { quantity: "Reserved", scale: 1, kind: "number", special: "reserved" };
 }
 

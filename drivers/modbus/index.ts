@@ -139,6 +139,7 @@ export class ModbusDriver implements Driver {
   }
 }
 
+/** The context's logger is already the driver's child logger (`{driver}`, see agent.ts). */
 export function createModbusDriver(config: ModbusDriverConfig, ctx: DriverContext): Driver {
-  return new ModbusDriver(config, ctx.logger === undefined ? ctx : { ...ctx, logger: ctx.logger.child({ driver: config.id }) });
+  return new ModbusDriver(config, ctx);
 }

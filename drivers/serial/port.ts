@@ -137,7 +137,10 @@ export class ReconnectingPort {
 
   async write(data: Buffer): Promise<void> {
     if (!this.port || this.state !== "open") {
-      throw new EdgeError(ErrorCode.PortUnavailable, `serial port ${this.opts.path} is not open (${this.detailText})`);
+      throw new EdgeError(
+        ErrorCode.PortUnavailable,
+        `serial port ${this.opts.path} is not open (${this.detailText})`,
+      );
     }
     await this.port.write(data);
   }

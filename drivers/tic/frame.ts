@@ -42,7 +42,8 @@ export function checksum(bytes: Uint8Array, from = 0, to = bytes.length): number
   return (s & 0x3f) + 0x20;
 }
 
-export type GroupResult = { ok: true; group: TicGroup; mode: TicMode } | { ok: false; reason: string };
+export type GroupResult =
+  { ok: true; group: TicGroup; mode: TicMode } | { ok: false; reason: string };
 
 /** Check and split one group (the bytes between LF and CR, exclusive). */
 export function parseGroup(g: Uint8Array): GroupResult {
@@ -51,7 +52,11 @@ export function parseGroup(g: Uint8Array): GroupResult {
   for (let i = 0; i < g.length; i++) {
     const b = g[i]!;
     if (b === HT) tabs++;
-    else if (b < 0x20 || b > 0x7e) return { ok: false, reason: `non-printable byte 0x${b.toString(16).padStart(2, "0")} at offset ${i}` };
+    else if (b < 0x20 || b > 0x7e)
+      return {
+        ok: false,
+        reason: `non-printable byte 0x${b.toString(16).padStart(2, "0")} at offset ${i}`,
+      };
   }
   const chk = g[g.length - 1]!;
   const sep = g[g.length - 2]!;
@@ -59,19 +64,37 @@ export function parseGroup(g: Uint8Array): GroupResult {
   if (tabs > 0) {
     if (sep !== HT) return { ok: false, reason: "standard group: no tab before the checksum" };
     const want = checksum(g, 0, g.length - 1);
-    if (want !== chk) return { ok: false, reason: `checksum '${String.fromCharCode(chk)}' != computed '${String.fromCharCode(want)}'` };
+    if (want !== chk)
+      return {
+        ok: false,
+        reason: `checksum '${String.fromCharCode(chk)}' != computed '${String.fromCharCode(want)}'`,
+      };
     const fields = text.slice(0, -2).split("\t");
-    if (fields.length === 2) return { ok: true, mode: "standard", group: { label: fields[0]!, data: fields[1]! } };
-    if (fields.length === 3) return { ok: true, mode: "standard", group: { label: fields[0]!, horodate: fields[1]!, data: fields[2]! } };
+    if (fields.length === 2)
+      return { ok: true, mode: "standard", group: { label: fields[0]!, data: fields[1]! } };
+    if (fields.length === 3)
+      return {
+        ok: true,
+        mode: "standard",
+        group: { label: fields[0]!, horodate: fields[1]!, data: fields[2]! },
+      };
     return { ok: false, reason: `standard group with ${fields.length} fields (2 or 3 expected)` };
   }
   if (sep !== SP) return { ok: false, reason: "historic group: no space before the checksum" };
   const want = checksum(g, 0, g.length - 2);
-  if (want !== chk) return { ok: false, reason: `checksum '${String.fromCharCode(chk)}' != computed '${String.fromCharCode(want)}'` };
+  if (want !== chk)
+    return {
+      ok: false,
+      reason: `checksum '${String.fromCharCode(chk)}' != computed '${String.fromCharCode(want)}'`,
+    };
   const body = text.slice(0, -2);
   const sp = body.indexOf(" ");
   if (sp <= 0) return { ok: false, reason: "historic group: no space between label and data" };
-  return { ok: true, mode: "historic", group: { label: body.slice(0, sp), data: body.slice(sp + 1) } };
+  return {
+    ok: true,
+    mode: "historic",
+    group: { label: body.slice(0, sp), data: body.slice(sp + 1) },
+  };
 }
 
 export interface TicParserCounters {
@@ -90,7 +113,13 @@ export interface TicParserCounters {
 export class TicStreamParser {
   private buf: number[] = [];
   private inFrame = false;
-  readonly counters: TicParserCounters = { frames: 0, groups: 0, droppedGroups: 0, abortedFrames: 0, discardedBytes: 0 };
+  readonly counters: TicParserCounters = {
+    frames: 0,
+    groups: 0,
+    droppedGroups: 0,
+    abortedFrames: 0,
+    discardedBytes: 0,
+  };
 
   constructor(private readonly onFrame: (f: TicFrame) => void) {}
 
@@ -163,7 +192,11 @@ export class TicStreamParser {
         else standard++;
       } else {
         dropped++;
-        errors.push(`${Buffer.from(body.subarray(lf + 1, Math.min(cr, lf + 9))).toString("latin1").replace(/[^\x20-\x7e]/g, "?")}…: ${r.reason}`);
+        errors.push(
+          `${Buffer.from(body.subarray(lf + 1, Math.min(cr, lf + 9)))
+            .toString("latin1")
+            .replace(/[^\x20-\x7e]/g, "?")}…: ${r.reason}`,
+        );
       }
       i = cr + 1;
     }
@@ -180,7 +213,10 @@ export function encodeGroup(mode: TicMode, label: string, data: string, horodate
     const body = Buffer.from(`${label} ${data}`, "latin1");
     return Buffer.concat([Buffer.from([LF]), body, Buffer.from([SP, checksum(body), CR])]);
   }
-  const body = Buffer.from(`${label}\t${horodate !== undefined ? `${horodate}\t` : ""}${data}\t`, "latin1");
+  const body = Buffer.from(
+    `${label}\t${horodate !== undefined ? `${horodate}\t` : ""}${data}\t`,
+    "latin1",
+  );
   return Buffer.concat([Buffer.from([LF]), body, Buffer.from([checksum(body), CR])]);
 }
 

@@ -5,7 +5,17 @@
  * switches speed whenever `no_frame_timeout` passes without a valid frame.
  */
 import { EdgeError, ErrorCode } from "../../agent/errors.js";
-import type { DeviceInfo, DeviceStatus, Driver, DriverContext, DriverStatus, PointInfo, Reading, WriteRequest, WriteResult } from "../driver.js";
+import type {
+  DeviceInfo,
+  DeviceStatus,
+  Driver,
+  DriverContext,
+  DriverStatus,
+  PointInfo,
+  Reading,
+  WriteRequest,
+  WriteResult,
+} from "../driver.js";
 import { ReconnectingPort, type SerialFactory, describeSerial } from "../serial/port.js";
 import { type TicFrame, type TicMode, TicStreamParser } from "./frame.js";
 import { decodeGroup, knownLabels, pointId } from "./labels.js";
@@ -35,7 +45,13 @@ export class TicDriver implements Driver {
   private frameMode: TicMode | undefined;
   private mismatchReported = false;
   private modeWarned = false;
-  private readonly counters = { validFrames: 0, rejectedFrames: 0, droppedGroups: 0, readings: 0, speedSwitches: 0 };
+  private readonly counters = {
+    validFrames: 0,
+    rejectedFrames: 0,
+    droppedGroups: 0,
+    readings: 0,
+    speedSwitches: 0,
+  };
 
   constructor(
     private readonly cfg: TicDriverConfig,
@@ -47,7 +63,13 @@ export class TicDriver implements Driver {
     this.speedMode = cfg.mode === "standard" ? "standard" : "historic";
     this.parser = new TicStreamParser((f) => this.onFrame(f));
     this.port = new ReconnectingPort(
-      { path: cfg.path, baudRate: baudOf[this.speedMode], dataBits: 7, parity: "even", stopBits: 1 },
+      {
+        path: cfg.path,
+        baudRate: baudOf[this.speedMode],
+        dataBits: 7,
+        parity: "even",
+        stopBits: 1,
+      },
       {
         ...(factory ? { factory } : {}),
         minDelayMs: cfg.reconnect_min,
@@ -61,10 +83,24 @@ export class TicDriver implements Driver {
           if (state === "open") this.restartWindow();
           if (state === "waiting") {
             this.status_.online = false;
-            ctx.event({ ts: Date.now(), type: "port_unavailable", severity: "warning", device: this.device.id, message: detail, data: { path: cfg.path } });
+            ctx.event({
+              ts: Date.now(),
+              type: "port_unavailable",
+              severity: "warning",
+              device: this.device.id,
+              message: detail,
+              data: { path: cfg.path },
+            });
           }
           if (state === "open" && this.port.openCount > 1 && this.port.lostCount > 0)
-            ctx.event({ ts: Date.now(), type: "port_restored", severity: "info", device: this.device.id, message: detail, data: { path: cfg.path } });
+            ctx.event({
+              ts: Date.now(),
+              type: "port_restored",
+              severity: "info",
+              device: this.device.id,
+              message: detail,
+              data: { path: cfg.path },
+            });
         },
       },
     );
@@ -78,7 +114,10 @@ export class TicDriver implements Driver {
     if (this.running) return;
     this.running = true;
     if (this.device.enabled) this.port.start();
-    this.watchdog = setInterval(() => void this.checkLine(), Math.min(1000, this.cfg.no_frame_timeout / 4));
+    this.watchdog = setInterval(
+      () => void this.checkLine(),
+      Math.min(1000, this.cfg.no_frame_timeout / 4),
+    );
   }
 
   async stop(): Promise<void> {
@@ -101,8 +140,13 @@ export class TicDriver implements Driver {
     const secs = Math.round(this.cfg.no_frame_timeout / 1000);
     const speed = describeSerial(this.port.options);
     const hint =
-      this.speedMode === "historic" ? "is the meter in standard mode (9600)?" : "is the meter in historic mode (1200)?";
-    const heard = this.bytesInWindow > 0 ? ` (${this.bytesInWindow} bytes received, ${this.parser.counters.droppedGroups} groups failed their checksum or format)` : " (no bytes received: check the wiring and that the TIC output is enabled)";
+      this.speedMode === "historic"
+        ? "is the meter in standard mode (9600)?"
+        : "is the meter in historic mode (1200)?";
+    const heard =
+      this.bytesInWindow > 0
+        ? ` (${this.bytesInWindow} bytes received, ${this.parser.counters.droppedGroups} groups failed their checksum or format)`
+        : " (no bytes received: check the wiring and that the TIC output is enabled)";
     const msg = `no valid TIC frame in ${secs} s at ${speed} — ${hint}${heard}`;
     this.diagnosis = msg;
     this.status_.online = false;
@@ -110,14 +154,23 @@ export class TicDriver implements Driver {
     const kind = this.bytesInWindow > 0 ? "garbage" : "silence";
     if (!this.diagnosed || this.cfg.mode === "auto" || kind !== this.diagnosisKind) {
       this.diagnosisKind = kind;
-      this.ctx.event({ ts: now, type: "tic_no_valid_frame", severity: "warning", device: this.device.id, message: msg, data: { path: this.cfg.path, baud: this.port.options.baudRate, bytes: this.bytesInWindow } });
+      this.ctx.event({
+        ts: now,
+        type: "tic_no_valid_frame",
+        severity: "warning",
+        device: this.device.id,
+        message: msg,
+        data: { path: this.cfg.path, baud: this.port.options.baudRate, bytes: this.bytesInWindow },
+      });
       this.ctx.logger.warn({ path: this.cfg.path }, msg);
     }
     this.diagnosed = true;
     if (this.cfg.mode === "auto") {
       this.speedMode = other[this.speedMode];
       this.counters.speedSwitches++;
-      this.ctx.logger.info(`TIC auto mode: trying ${this.speedMode} (${baudOf[this.speedMode]} baud)`);
+      this.ctx.logger.info(
+        `TIC auto mode: trying ${this.speedMode} (${baudOf[this.speedMode]} baud)`,
+      );
       await this.port.reconfigure({ baudRate: baudOf[this.speedMode] });
     } else this.restartWindow();
   }
@@ -125,7 +178,8 @@ export class TicDriver implements Driver {
   private onFrame(f: TicFrame): void {
     const ts = Date.now();
     this.counters.droppedGroups += f.dropped;
-    if (f.dropped > 0) this.ctx.logger.debug({ errors: f.errors }, `TIC frame: ${f.dropped} group(s) dropped`);
+    if (f.dropped > 0)
+      this.ctx.logger.debug({ errors: f.errors }, `TIC frame: ${f.dropped} group(s) dropped`);
     const decoded = f.groups.map((g) => decodeGroup(f.mode, g));
     const good = decoded.flatMap((d) => (d.ok ? [d.decoded] : []));
     const rejected = decoded.length - good.length;
@@ -139,14 +193,26 @@ export class TicDriver implements Driver {
     if (this.device.meter_id && this.meterId && this.meterId !== this.device.meter_id) {
       if (!this.mismatchReported) {
         this.mismatchReported = true;
-        this.ctx.event({ ts, type: "tic_meter_mismatch", severity: "error", device: this.device.id, message: `meter ${this.meterId} on ${this.cfg.path} is not the configured meter ${this.device.meter_id}: its frames are ignored` });
+        this.ctx.event({
+          ts,
+          type: "tic_meter_mismatch",
+          severity: "error",
+          device: this.device.id,
+          message: `meter ${this.meterId} on ${this.cfg.path} is not the configured meter ${this.device.meter_id}: its frames are ignored`,
+        });
       }
       this.counters.rejectedFrames++;
       return;
     }
     if (this.cfg.mode !== "auto" && f.mode !== this.cfg.mode && !this.modeWarned) {
       this.modeWarned = true;
-      this.ctx.event({ ts, type: "tic_mode_mismatch", severity: "warning", device: this.device.id, message: `the meter sends ${f.mode}-mode frames but the driver is configured for ${this.cfg.mode} mode` });
+      this.ctx.event({
+        ts,
+        type: "tic_mode_mismatch",
+        severity: "warning",
+        device: this.device.id,
+        message: `the meter sends ${f.mode}-mode frames but the driver is configured for ${this.cfg.mode} mode`,
+      });
     }
     this.counters.validFrames++;
     this.frameMode = f.mode;
@@ -155,13 +221,29 @@ export class TicDriver implements Driver {
       this.diagnosed = false;
       this.diagnosis = undefined;
       this.diagnosisKind = undefined;
-      this.ctx.event({ ts, type: "tic_line_ok", severity: "info", device: this.device.id, message: `valid ${f.mode}-mode TIC frames at ${describeSerial(this.port.options)}` });
+      this.ctx.event({
+        ts,
+        type: "tic_line_ok",
+        severity: "info",
+        device: this.device.id,
+        message: `valid ${f.mode}-mode TIC frames at ${describeSerial(this.port.options)}`,
+      });
     }
-    if (!this.status_.online) this.ctx.event({ ts, type: "device_online", severity: "info", device: this.device.id, message: `TIC meter ${this.meterId ?? "?"} (${f.mode} mode) is sending` });
+    if (!this.status_.online)
+      this.ctx.event({
+        ts,
+        type: "device_online",
+        severity: "info",
+        device: this.device.id,
+        message: `TIC meter ${this.meterId ?? "?"} (${f.mode} mode) is sending`,
+      });
     this.status_.online = true;
     this.status_.lastGoodTs = ts;
 
-    const wanted = this.device.points.length > 0 ? new Map(this.device.points.map((p) => [p.label, p])) : undefined;
+    const wanted =
+      this.device.points.length > 0
+        ? new Map(this.device.points.map((p) => [p.label, p]))
+        : undefined;
     const readings: Reading[] = [];
     for (const g of good) {
       const p = wanted?.get(g.label);
@@ -172,14 +254,23 @@ export class TicDriver implements Driver {
         point: p?.id ?? g.point,
         ts,
         value: g.value,
-        ...(p?.unit ?? g.unit ? { unit: p?.unit ?? g.unit } : {}),
+        ...((p?.unit ?? g.unit) ? { unit: p?.unit ?? g.unit } : {}),
         quality: degraded ? "uncertain" : "good",
-        ...(degraded ? { detail: "the meter flags its clock as degraded (lower-case season letter)" } : {}),
+        ...(degraded
+          ? { detail: "the meter flags its clock as degraded (lower-case season letter)" }
+          : {}),
       };
       readings.push(r);
       this.latest.set(r.point, r);
       if (g.time && g.label !== "DATE") {
-        const t: Reading = { device: this.device.id, point: `${r.point}_time`, ts, value: g.time, quality: r.quality, ...(r.detail ? { detail: r.detail } : {}) };
+        const t: Reading = {
+          device: this.device.id,
+          point: `${r.point}_time`,
+          ts,
+          value: g.time,
+          quality: r.quality,
+          ...(r.detail ? { detail: r.detail } : {}),
+        };
         if (!wanted) {
           readings.push(t);
           this.latest.set(t.point, t);
@@ -191,16 +282,37 @@ export class TicDriver implements Driver {
   }
 
   inventory(): DeviceInfo[] {
-    const mode: TicMode = this.frameMode ?? (this.cfg.mode === "standard" ? "standard" : "historic");
+    const mode: TicMode =
+      this.frameMode ?? (this.cfg.mode === "standard" ? "standard" : "historic");
     const points: PointInfo[] =
       this.device.points.length > 0
         ? this.device.points.map((p) => {
             const def = knownLabels(mode)[p.label] ?? knownLabels(other[mode])[p.label];
             const unit = p.unit ?? def?.unit;
-            return { id: p.id, type: def?.type ?? "string", writable: false, ...(unit ? { unit } : {}), description: p.description ?? def?.description ?? `TIC label ${p.label}` };
+            return {
+              id: p.id,
+              type: def?.type ?? "string",
+              writable: false,
+              ...(unit ? { unit } : {}),
+              description: p.description ?? def?.description ?? `TIC label ${p.label}`,
+            };
           })
-        : Object.entries(knownLabels(mode)).map(([label, def]) => ({ id: pointId(label), type: def.type, writable: false, ...(def.unit ? { unit: def.unit } : {}), description: def.description }));
-    return [{ id: this.device.id, driver: this.cfg.id, kind: "tic", ...(this.device.name ? { name: this.device.name } : {}), points }];
+        : Object.entries(knownLabels(mode)).map(([label, def]) => ({
+            id: pointId(label),
+            type: def.type,
+            writable: false,
+            ...(def.unit ? { unit: def.unit } : {}),
+            description: def.description,
+          }));
+    return [
+      {
+        id: this.device.id,
+        driver: this.cfg.id,
+        kind: "tic",
+        ...(this.device.name ? { name: this.device.name } : {}),
+        points,
+      },
+    ];
   }
 
   status(): DriverStatus {
@@ -211,24 +323,51 @@ export class TicDriver implements Driver {
       running: this.running,
       detail: this.diagnosis ?? `${this.port.detail}${meter}`,
       devices: [{ ...this.status_ }],
-      counters: { ...this.counters, ...this.parser.counters, portOpens: this.port.openCount, portLosses: this.port.lostCount },
+      counters: {
+        ...this.counters,
+        ...this.parser.counters,
+        portOpens: this.port.openCount,
+        portLosses: this.port.lostCount,
+      },
     };
   }
 
   /** The TIC streams: a read returns the latest value of each point (from the last valid frame). */
   async read(device: string, points?: readonly string[]): Promise<Reading[]> {
-    if (device !== this.device.id) throw new EdgeError(ErrorCode.DeviceUnknown, `device "${device}" is not on TIC driver "${this.cfg.id}"`, { device });
+    if (device !== this.device.id)
+      throw new EdgeError(
+        ErrorCode.DeviceUnknown,
+        `device "${device}" is not on TIC driver "${this.cfg.id}"`,
+        { device },
+      );
     const stale = Date.now() - this.lastValidFrameTs > this.cfg.no_frame_timeout;
     const ids = points?.length ? points : [...this.latest.keys()];
     return ids.map((id): Reading => {
       const r = this.latest.get(id);
-      if (!r) return { device, point: id, ts: Date.now(), value: null, quality: "timeout", detail: this.diagnosis ?? "no valid frame has carried this label yet" };
-      return stale ? { ...r, quality: "uncertain", detail: `last valid frame ${Math.round((Date.now() - this.lastValidFrameTs) / 1000)} s ago` } : r;
+      if (!r)
+        return {
+          device,
+          point: id,
+          ts: Date.now(),
+          value: null,
+          quality: "timeout",
+          detail: this.diagnosis ?? "no valid frame has carried this label yet",
+        };
+      return stale
+        ? {
+            ...r,
+            quality: "uncertain",
+            detail: `last valid frame ${Math.round((Date.now() - this.lastValidFrameTs) / 1000)} s ago`,
+          }
+        : r;
     });
   }
 
   async write(request: WriteRequest): Promise<WriteResult> {
-    return { ok: false, detail: `the TIC is a one-way output of the meter: nothing can be written (${request.device}/${request.point})` };
+    return {
+      ok: false,
+      detail: `the TIC is a one-way output of the meter: nothing can be written (${request.device}/${request.point})`,
+    };
   }
 }
 

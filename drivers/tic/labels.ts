@@ -20,9 +20,23 @@ export interface LabelDef {
 }
 
 const D = (n: number | string) => new RegExp(`^\\d{${n}}$`);
-const idx = (description: string, n = 9): Omit<LabelDef, "point"> => ({ unit: "Wh", type: "number", format: D(n), description });
-const amp = (description: string, n: number | string = 3): Omit<LabelDef, "point"> => ({ unit: "A", type: "number", format: D(n), description });
-const str = (format: RegExp, description: string): Omit<LabelDef, "point"> => ({ type: "string", format, description });
+const idx = (description: string, n = 9): Omit<LabelDef, "point"> => ({
+  unit: "Wh",
+  type: "number",
+  format: D(n),
+  description,
+});
+const amp = (description: string, n: number | string = 3): Omit<LabelDef, "point"> => ({
+  unit: "A",
+  type: "number",
+  format: D(n),
+  description,
+});
+const str = (format: RegExp, description: string): Omit<LabelDef, "point"> => ({
+  type: "string",
+  format,
+  description,
+});
 
 const historic: Record<string, Omit<LabelDef, "point">> = {
   ADCO: str(/^\d{12}$/, "Meter address (identifies the device)"),
@@ -54,19 +68,52 @@ const historic: Record<string, Omit<LabelDef, "point">> = {
   IMAX1: amp("Maximum current, phase 1"),
   IMAX2: amp("Maximum current, phase 2"),
   IMAX3: amp("Maximum current, phase 3"),
-  PMAX: { unit: "W", type: "number", format: D(5), description: "Maximum three-phase power reached" },
+  PMAX: {
+    unit: "W",
+    type: "number",
+    format: D(5),
+    description: "Maximum three-phase power reached",
+  },
   PAPP: { unit: "VA", type: "number", format: D(5), description: "Apparent power" },
   HHPHC: str(/^[A-Z]$/, "Peak/off-peak hours schedule"),
   MOTDETAT: str(/^[A-Z0-9]{6}$/, "Meter status word"),
   PPOT: str(/^[0-9A-F]{2}$/, "Presence of potentials"),
 };
 
-const va = (description: string): Omit<LabelDef, "point"> => ({ unit: "VA", type: "number", format: D(5), description });
-const vaH = (description: string): Omit<LabelDef, "point"> => ({ ...va(description), horodate: true });
-const wH = (description: string): Omit<LabelDef, "point"> => ({ unit: "W", type: "number", format: D(5), description, horodate: true });
-const volt = (description: string): Omit<LabelDef, "point"> => ({ unit: "V", type: "number", format: D(3), description });
-const text = (description: string): Omit<LabelDef, "point"> => ({ type: "string", format: /^[\x20-\x7e]{0,32}$/, description });
-const pm = (description: string): Omit<LabelDef, "point"> => ({ type: "string", format: D(2), description, horodate: true });
+const va = (description: string): Omit<LabelDef, "point"> => ({
+  unit: "VA",
+  type: "number",
+  format: D(5),
+  description,
+});
+const vaH = (description: string): Omit<LabelDef, "point"> => ({
+  ...va(description),
+  horodate: true,
+});
+const wH = (description: string): Omit<LabelDef, "point"> => ({
+  unit: "W",
+  type: "number",
+  format: D(5),
+  description,
+  horodate: true,
+});
+const volt = (description: string): Omit<LabelDef, "point"> => ({
+  unit: "V",
+  type: "number",
+  format: D(3),
+  description,
+});
+const text = (description: string): Omit<LabelDef, "point"> => ({
+  type: "string",
+  format: /^[\x20-\x7e]{0,32}$/,
+  description,
+});
+const pm = (description: string): Omit<LabelDef, "point"> => ({
+  type: "string",
+  format: D(2),
+  description,
+  horodate: true,
+});
 
 const standard: Record<string, Omit<LabelDef, "point">> = {
   ADSC: str(/^\d{12}$/, "Secondary meter address (identifies the device)"),
@@ -75,10 +122,25 @@ const standard: Record<string, Omit<LabelDef, "point">> = {
   NGTF: text("Supplier tariff name"),
   LTARF: text("Current tariff label"),
   EAST: idx("Total active energy withdrawn"),
-  ...Object.fromEntries(Array.from({ length: 10 }, (_, k) => [`EASF${String(k + 1).padStart(2, "0")}`, idx(`Active energy withdrawn, supplier index ${k + 1}`)])),
-  ...Object.fromEntries(Array.from({ length: 4 }, (_, k) => [`EASD${String(k + 1).padStart(2, "0")}`, idx(`Active energy withdrawn, distributor index ${k + 1}`)])),
+  ...Object.fromEntries(
+    Array.from({ length: 10 }, (_, k) => [
+      `EASF${String(k + 1).padStart(2, "0")}`,
+      idx(`Active energy withdrawn, supplier index ${k + 1}`),
+    ]),
+  ),
+  ...Object.fromEntries(
+    Array.from({ length: 4 }, (_, k) => [
+      `EASD${String(k + 1).padStart(2, "0")}`,
+      idx(`Active energy withdrawn, distributor index ${k + 1}`),
+    ]),
+  ),
   EAIT: idx("Total active energy injected"),
-  ...Object.fromEntries([1, 2, 3, 4].map((k) => [`ERQ${k}`, { unit: "varh", type: "number", format: D(9), description: `Reactive energy Q${k}` }])),
+  ...Object.fromEntries(
+    [1, 2, 3, 4].map((k) => [
+      `ERQ${k}`,
+      { unit: "varh", type: "number", format: D(9), description: `Reactive energy Q${k}` },
+    ]),
+  ),
   IRMS1: amp("RMS current, phase 1"),
   IRMS2: amp("RMS current, phase 2"),
   IRMS3: amp("RMS current, phase 3"),
@@ -132,8 +194,12 @@ export function pointId(label: string): string {
 }
 
 const defs: Record<TicMode, Record<string, LabelDef>> = {
-  historic: Object.fromEntries(Object.entries(historic).map(([l, d]) => [l, { ...d, point: pointId(l) }])),
-  standard: Object.fromEntries(Object.entries(standard).map(([l, d]) => [l, { ...d, point: pointId(l) }])),
+  historic: Object.fromEntries(
+    Object.entries(historic).map(([l, d]) => [l, { ...d, point: pointId(l) }]),
+  ),
+  standard: Object.fromEntries(
+    Object.entries(standard).map(([l, d]) => [l, { ...d, point: pointId(l) }]),
+  ),
 };
 
 export function labelDef(mode: TicMode, label: string): LabelDef | undefined {
@@ -154,10 +220,31 @@ const unknownLabel = /^[A-Z0-9][A-Z0-9+-]{0,15}$/;
 export function parseHorodate(h: string): { iso: string; degraded: boolean } | undefined {
   const m = /^([EeHh ])(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})$/.exec(h);
   if (!m) return undefined;
-  const [, s, yy, mo, dd, hh, mi, ss] = m as unknown as [string, string, string, string, string, string, string, string];
-  if (Number(mo) < 1 || Number(mo) > 12 || Number(dd) < 1 || Number(dd) > 31 || Number(hh) > 23 || Number(mi) > 59 || Number(ss) > 59) return undefined;
+  const [, s, yy, mo, dd, hh, mi, ss] = m as unknown as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
+  if (
+    Number(mo) < 1 ||
+    Number(mo) > 12 ||
+    Number(dd) < 1 ||
+    Number(dd) > 31 ||
+    Number(hh) > 23 ||
+    Number(mi) > 59 ||
+    Number(ss) > 59
+  )
+    return undefined;
   const offset = s.toUpperCase() === "E" ? "+02:00" : s.toUpperCase() === "H" ? "+01:00" : "";
-  return { iso: `20${yy}-${mo}-${dd}T${hh}:${mi}:${ss}${offset}`, degraded: s === "e" || s === "h" || s === " " };
+  return {
+    iso: `20${yy}-${mo}-${dd}T${hh}:${mi}:${ss}${offset}`,
+    degraded: s === "e" || s === "h" || s === " ",
+  };
 }
 
 export interface DecodedGroup {
@@ -177,11 +264,14 @@ export function decodeGroup(mode: TicMode, g: TicGroup): DecodeResult {
   const def = labelDef(mode, g.label);
   if (!def) {
     if (!unknownLabel.test(g.label)) return { ok: false, reason: `malformed label "${g.label}"` };
-    if (g.horodate !== undefined && !parseHorodate(g.horodate)) return { ok: false, reason: `${g.label}: malformed horodate "${g.horodate}"` };
+    if (g.horodate !== undefined && !parseHorodate(g.horodate))
+      return { ok: false, reason: `${g.label}: malformed horodate "${g.horodate}"` };
     return { ok: true, decoded: { label: g.label, point: pointId(g.label), value: g.data } };
   }
-  if (Boolean(def.horodate) !== (g.horodate !== undefined)) return { ok: false, reason: `${g.label}: horodate ${def.horodate ? "missing" : "unexpected"}` };
-  if (!def.format.test(g.data)) return { ok: false, reason: `${g.label}: data "${g.data}" does not match ${def.format}` };
+  if (Boolean(def.horodate) !== (g.horodate !== undefined))
+    return { ok: false, reason: `${g.label}: horodate ${def.horodate ? "missing" : "unexpected"}` };
+  if (!def.format.test(g.data))
+    return { ok: false, reason: `${g.label}: data "${g.data}" does not match ${def.format}` };
   let time: string | undefined;
   let degradedClock: boolean | undefined;
   if (g.horodate !== undefined) {
@@ -191,9 +281,17 @@ export function decodeGroup(mode: TicMode, g: TicGroup): DecodeResult {
     degradedClock = h.degraded;
   }
   // DATE carries its value in the horodate.
-  const value = g.label === "DATE" ? time! : def.type === "number" ? Number(g.data) * (def.scale ?? 1) : g.data;
+  const value =
+    g.label === "DATE" ? time! : def.type === "number" ? Number(g.data) * (def.scale ?? 1) : g.data;
   return {
     ok: true,
-    decoded: { label: g.label, point: def.point, ...(def.unit ? { unit: def.unit } : {}), value, ...(time ? { time } : {}), ...(degradedClock !== undefined ? { degradedClock } : {}) },
+    decoded: {
+      label: g.label,
+      point: def.point,
+      ...(def.unit ? { unit: def.unit } : {}),
+      value,
+      ...(time ? { time } : {}),
+      ...(degradedClock !== undefined ? { degradedClock } : {}),
+    },
   };
 }

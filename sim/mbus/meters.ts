@@ -17,7 +17,13 @@ export function heatMeter(address: number, id: string, start = Date.now()): SimM
     telegrams: () => {
       const t = (Date.now() - start) / 1000;
       const now = new Date();
-      const h = header({ id, manufacturer: "ECL", version: 1, medium: 0x04, accessNumber: access++ });
+      const h = header({
+        id,
+        manufacturer: "ECL",
+        version: 1,
+        medium: 0x04,
+        accessNumber: access++,
+      });
       const first = Buffer.concat([
         h,
         bcd8Record(0x06, 1234 + Math.floor(t / 60)), // energy, kWh (VIF 06h)

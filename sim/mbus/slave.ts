@@ -4,7 +4,15 @@
  * multi-telegram answer), secondary selection (CI 52h with wildcards) and collisions when a
  * selection matches several meters. Pluggable misbehaviour: silence, corrupted checksums.
  */
-import { ADDR_SELECTED, C, CI, type MbusFrame, longFrame, parseFrame, scanFrame } from "../../drivers/mbus/frame.js";
+import {
+  ADDR_SELECTED,
+  C,
+  CI,
+  type MbusFrame,
+  longFrame,
+  parseFrame,
+  scanFrame,
+} from "../../drivers/mbus/frame.js";
 
 export interface SimMeter {
   address: number;
@@ -107,9 +115,12 @@ export class MbusSlaveSim {
         this.o.log?.(`address ${f.address}: same FCB, repeating telegram ${s.index}`);
       } else {
         // Toggled FCB (or first request after SND_NKE/selection): next telegram, wrapping.
-        s.index = s.last ? (s.index + 1) % telegrams.length : 0;
+        const index = s.last ? (s.index + 1) % telegrams.length : 0;
+        const telegram = telegrams[index];
+        if (!telegram) return; // a meter with no telegram stays silent
+        s.index = index;
         s.fcb = fcb;
-        s.last = longFrame(C.RSP_UD, m.address, CI.VARIABLE_LE, telegrams[s.index]!);
+        s.last = longFrame(C.RSP_UD, m.address, CI.VARIABLE_LE, telegram);
       }
       let out = s.last;
       this.answered++;
@@ -121,7 +132,12 @@ export class MbusSlaveSim {
       this.reply(out);
       return;
     }
-    if (f.kind === "long" && (f.control & 0xdf) === C.SND_UD && f.address === ADDR_SELECTED && f.ci === CI.SELECT_SECONDARY) {
+    if (
+      f.kind === "long" &&
+      (f.control & 0xdf) === C.SND_UD &&
+      f.address === ADDR_SELECTED &&
+      f.ci === CI.SELECT_SECONDARY
+    ) {
       const hits = this.meters.filter((m) => !this.o.silent?.has(m.address) && matches(m, f.data));
       this.selected = hits.length === 1 ? hits[0] : undefined;
       if (hits.length === 1) {

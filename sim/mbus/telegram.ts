@@ -27,7 +27,10 @@ export function header(h: HeaderSpec): Buffer {
 }
 
 /** DIB for storage/tariff/subunit: DIF with data code + DIFEs as needed. */
-export function dib(dataCode: number, o: { storage?: number; tariff?: number; subunit?: number; fn?: number } = {}): Buffer {
+export function dib(
+  dataCode: number,
+  o: { storage?: number; tariff?: number; subunit?: number; fn?: number } = {},
+): Buffer {
   const storage = o.storage ?? 0;
   const tariff = o.tariff ?? 0;
   const subunit = o.subunit ?? 0;
@@ -68,7 +71,12 @@ export function bcd8Record(vif: number, value: number, o?: Parameters<typeof dib
 /** Type F date/time (VIF 6Dh), meter local time. */
 export function dateTimeRecord(d: Date, o?: Parameters<typeof dib>[1]): Buffer {
   const y = d.getFullYear() % 100;
-  const b = Buffer.from([d.getMinutes() & 0x3f, d.getHours() & 0x1f, (d.getDate() & 0x1f) | ((y & 0x07) << 5), ((d.getMonth() + 1) & 0x0f) | ((y & 0x78) << 1)]);
+  const b = Buffer.from([
+    d.getMinutes() & 0x3f,
+    d.getHours() & 0x1f,
+    (d.getDate() & 0x1f) | ((y & 0x07) << 5),
+    ((d.getMonth() + 1) & 0x0f) | ((y & 0x78) << 1),
+  ]);
   return Buffer.concat([dib(0x04, o), Buffer.from([0x6d]), b]);
 }
 

@@ -16,16 +16,45 @@ export interface TicMeterOptions {
   now?: () => number;
 }
 
-const pad = (n: number, w: number) => String(Math.max(0, Math.round(n))).padStart(w, "0").slice(-w);
+const pad = (n: number, w: number) =>
+  String(Math.max(0, Math.round(n)))
+    .padStart(w, "0")
+    .slice(-w);
 
 /** Paris wall-clock fields and season letter (E = summer time, H = winter time). */
-export function parisTime(ms: number): { season: "E" | "H"; y: string; mo: string; d: string; h: string; mi: string; s: string } {
+export function parisTime(ms: number): {
+  season: "E" | "H";
+  y: string;
+  mo: string;
+  d: string;
+  h: string;
+  mi: string;
+  s: string;
+} {
   const parts = Object.fromEntries(
-    new Intl.DateTimeFormat("en-GB", { timeZone: "Europe/Paris", year: "2-digit", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23", timeZoneName: "shortOffset" })
+    new Intl.DateTimeFormat("en-GB", {
+      timeZone: "Europe/Paris",
+      year: "2-digit",
+      month: "2-digit",
+      day: "2-digit",
+      hour: "2-digit",
+      minute: "2-digit",
+      second: "2-digit",
+      hourCycle: "h23",
+      timeZoneName: "shortOffset",
+    })
       .formatToParts(new Date(ms))
       .map((p) => [p.type, p.value]),
   ) as Record<string, string>;
-  return { season: parts.timeZoneName === "GMT+2" ? "E" : "H", y: parts.year!, mo: parts.month!, d: parts.day!, h: parts.hour!, mi: parts.minute!, s: parts.second! };
+  return {
+    season: parts.timeZoneName === "GMT+2" ? "E" : "H",
+    y: parts.year!,
+    mo: parts.month!,
+    d: parts.day!,
+    h: parts.hour!,
+    mi: parts.minute!,
+    s: parts.second!,
+  };
 }
 
 export function horodate(ms: number): string {
@@ -76,7 +105,10 @@ export class TicMeterSim {
       this.smaxAt = now;
     }
     const amps = va / 230;
-    const groups = this.o.mode === "historic" ? this.historic(va, amps, offPeak) : this.standard(now, va, amps, offPeak);
+    const groups =
+      this.o.mode === "historic"
+        ? this.historic(va, amps, offPeak)
+        : this.standard(now, va, amps, offPeak);
     this.n++;
     let frame = encodeFrame(groups);
     if (this.o.corruptEvery && this.n % this.o.corruptEvery === 0) {
@@ -137,7 +169,10 @@ export class TicMeterSim {
       g("NTARF", offPeak ? "01" : "02"),
       g("NJOURF", "00"),
       g("NJOURF+1", "00"),
-      g("PJOURF+1", "00008001 NONUTILE NONUTILE NONUTILE NONUTILE NONUTILE NONUTILE NONUTILE NONUTILE NONUTILE NONUTILE"),
+      g(
+        "PJOURF+1",
+        "00008001 NONUTILE NONUTILE NONUTILE NONUTILE NONUTILE NONUTILE NONUTILE NONUTILE NONUTILE NONUTILE",
+      ),
     ];
   }
 }

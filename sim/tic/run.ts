@@ -32,10 +32,27 @@ export interface RunningSim {
 }
 
 export function runTicSim(o: TicSimOptions): RunningSim {
-  const sim = new TicMeterSim({ mode: o.mode, ...(o.meterId ? { meterId: o.meterId } : {}), ...(o.corruptEvery ? { corruptEvery: o.corruptEvery } : {}), ...(o.abortEvery ? { abortEvery: o.abortEvery } : {}) });
+  const sim = new TicMeterSim({
+    mode: o.mode,
+    ...(o.meterId ? { meterId: o.meterId } : {}),
+    ...(o.corruptEvery ? { corruptEvery: o.corruptEvery } : {}),
+    ...(o.abortEvery ? { abortEvery: o.abortEvery } : {}),
+  });
   const port = new ReconnectingPort(
-    { path: o.serial, baudRate: o.mode === "historic" ? 1200 : 9600, dataBits: 7, parity: "even", stopBits: 1 },
-    { ...(o.factory ? { factory: o.factory } : {}), minDelayMs: 200, maxDelayMs: 5000, onData: () => undefined, onState: (_s, detail) => o.logger?.info(detail) },
+    {
+      path: o.serial,
+      baudRate: o.mode === "historic" ? 1200 : 9600,
+      dataBits: 7,
+      parity: "even",
+      stopBits: 1,
+    },
+    {
+      ...(o.factory ? { factory: o.factory } : {}),
+      minDelayMs: 200,
+      maxDelayMs: 5000,
+      onData: () => undefined,
+      onState: (_s, detail) => o.logger?.info(detail),
+    },
   );
   let sent = 0;
   let timer: NodeJS.Timeout | undefined;

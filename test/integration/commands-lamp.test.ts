@@ -235,7 +235,7 @@ describe("remote configuration", () => {
     const get = await hv.request("config/get", { id: "get-4" });
     expect(get.result).toMatchObject({ version, source: "remote", who: "hypervisor" });
     // A technician edits the file: the file wins at the next start.
-    harness.writeConfig(cfg());
+    harness.writeConfig({ ...cfg(), gateway: { id: GW, name: "Mairie (edited on site)" } });
     await run.stop();
     run = await harness.start();
     const get2 = await hv.request("config/get", { id: "get-5" });

@@ -14,21 +14,41 @@ import { waitFor } from "../helpers/ports.js";
 import { FixedPtyPair, recordingContext } from "./serial-pty.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const corpusFrame = (n: string) => join(repoRoot, "..", "shared", "vectors", "mbus-libmbus", `${n}.hex`);
+const corpusFrame = (n: string) =>
+  join(repoRoot, "..", "shared", "vectors", "mbus-libmbus", `${n}.hex`);
 
 const cleanups: (() => Promise<unknown> | void)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-function config(path: string, devices: unknown[], over: Record<string, unknown> = {}): MbusDriverConfig {
-  return mbusDriverSchema.parse({ id: "mbus1", driver: "mbus", path, timeout_ms: 300, retries: 1, poll_interval: "1s", reconnect_min: "100ms", reconnect_max: "500ms", devices, ...over });
+function config(
+  path: string,
+  devices: unknown[],
+  over: Record<string, unknown> = {},
+): MbusDriverConfig {
+  return mbusDriverSchema.parse({
+    id: "mbus1",
+    driver: "mbus",
+    path,
+    timeout_ms: 300,
+    retries: 1,
+    poll_interval: "1s",
+    reconnect_min: "100ms",
+    reconnect_max: "500ms",
+    devices,
+    ...over,
+  });
 }
 
 async function setup(devices: unknown[], simArgs: string[], over: Record<string, unknown> = {}) {
   const p = await FixedPtyPair.open();
   cleanups.push(() => p.close());
-  const cli: ChildProcess = spawn(process.execPath, ["dist/agent/main.js", "sim", "mbus", "--serial", p.a, ...simArgs], { stdio: ["ignore", "ignore", "pipe"] });
+  const cli: ChildProcess = spawn(
+    process.execPath,
+    ["dist/agent/main.js", "sim", "mbus", "--serial", p.a, ...simArgs],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
   let simLog = "";
   cli.stderr!.on("data", (b: Buffer) => (simLog += b.toString()));
   cleanups.push(() => void cli.kill("SIGTERM"));
@@ -58,8 +78,16 @@ describe("M-Bus driver over a pty", () => {
       ],
       ["--meter", `5=${corpusFrame("EDC")}`],
     );
-    await waitFor(() => ["heat", "water", "edc"].every((dev) => readings.some((r) => r.device === dev && r.quality === "good")), 10_000, "good readings from the three meters");
-    const one = (dev: string, pt: string) => readings.find((r) => r.device === dev && r.point === pt)!;
+    await waitFor(
+      () =>
+        ["heat", "water", "edc"].every((dev) =>
+          readings.some((r) => r.device === dev && r.quality === "good"),
+        ),
+      10_000,
+      "good readings from the three meters",
+    );
+    const one = (dev: string, pt: string) =>
+      readings.find((r) => r.device === dev && r.point === pt)!;
     expect(one("heat", "energy")).toMatchObject({ unit: "Wh", quality: "good" });
     expect(one("heat", "energy").value as number).toBeGreaterThanOrEqual(1_234_000);
     expect(one("heat", "volume")).toMatchObject({ unit: "m3" });
@@ -74,22 +102,56 @@ describe("M-Bus driver over a pty", () => {
     expect(one("edc", "energy")).toMatchObject({ unit: "Wh", value: 35_000 });
     expect(one("edc", "flow_temp")).toMatchObject({ unit: "Cel" });
     expect(one("edc", "power_max")).toMatchObject({ unit: "W" });
-    expect(events.filter((e) => e.type === "device_online").map((e) => e.device).sort()).toEqual(["edc", "heat", "water"]);
+    expect(
+      events
+        .filter((e) => e.type === "device_online")
+        .map((e) => e.device)
+        .sort(),
+    ).toEqual(["edc", "heat", "water"]);
     const inv = d.inventory().find((x) => x.id === "heat")!;
-    expect(inv.points.find((p) => p.id === "energy")).toMatchObject({ unit: "Wh", writable: false });
+    expect(inv.points.find((p) => p.id === "energy")).toMatchObject({
+      unit: "Wh",
+      writable: false,
+    });
     expect(d.status().devices.every((x) => x.online)).toBe(true);
     const now = await d.read("edc", ["energy"]);
     expect(now).toMatchObject([{ point: "energy", quality: "good", unit: "Wh" }]);
   });
 
   it("bad frames and silent meters are error readings, not crashes", async () => {
-    const { d, readings, events } = await setup([{ id: "heat", address: 1 }, { id: "ghost", address: 9, points: [{ id: "volume", quantity: "Volume" }] }], ["--corrupt-every", "1"]);
-    await waitFor(() => readings.some((r) => r.device === "heat" && r.quality === "frame_error"), 10_000, "frame_error reading");
-    await waitFor(() => readings.some((r) => r.device === "ghost" && r.quality === "timeout"), 10_000, "timeout reading");
-    expect(readings.find((r) => r.device === "heat")).toMatchObject({ point: "status", value: null, quality: "frame_error", detail: expect.stringMatching(/checksum/) });
-    expect(readings.find((r) => r.device === "ghost")).toMatchObject({ point: "volume", value: null, detail: expect.stringMatching(/no answer within 300 ms/) });
+    const { d, readings, events } = await setup(
+      [
+        { id: "heat", address: 1 },
+        { id: "ghost", address: 9, points: [{ id: "volume", quantity: "Volume" }] },
+      ],
+      ["--corrupt-every", "1"],
+    );
+    await waitFor(
+      () => readings.some((r) => r.device === "heat" && r.quality === "frame_error"),
+      10_000,
+      "frame_error reading",
+    );
+    await waitFor(
+      () => readings.some((r) => r.device === "ghost" && r.quality === "timeout"),
+      10_000,
+      "timeout reading",
+    );
+    expect(readings.find((r) => r.device === "heat")).toMatchObject({
+      point: "status",
+      value: null,
+      quality: "frame_error",
+      detail: expect.stringMatching(/checksum/),
+    });
+    expect(readings.find((r) => r.device === "ghost")).toMatchObject({
+      point: "volume",
+      value: null,
+      detail: expect.stringMatching(/no answer within 300 ms/),
+    });
     expect(events.find((e) => e.type === "device_offline" && e.device === "ghost")).toBeDefined();
-    expect(d.status().devices.find((x) => x.id === "heat")).toMatchObject({ online: false, lastError: expect.stringMatching(/EE0405/) });
+    expect(d.status().devices.find((x) => x.id === "heat")).toMatchObject({
+      online: false,
+      lastError: expect.stringMatching(/EE0405/),
+    });
     expect(d.status().running).toBe(true);
   });
 
@@ -97,15 +159,73 @@ describe("M-Bus driver over a pty", () => {
     const { p, d, readings, events } = await setup([{ id: "water", address: 2 }], []);
     await waitFor(() => readings.some((r) => r.quality === "good"), 10_000, "first good reading");
     await p.down();
-    await waitFor(() => events.find((e) => e.type === "port_unavailable"), 5000, "port_unavailable");
-    await waitFor(() => readings.some((r) => r.quality === "comm_error"), 5000, "comm_error reading while the port is missing");
+    await waitFor(
+      () => events.find((e) => e.type === "port_unavailable"),
+      5000,
+      "port_unavailable",
+    );
+    await waitFor(
+      () => readings.some((r) => r.quality === "comm_error"),
+      5000,
+      "comm_error reading while the port is missing",
+    );
     // The simulator lost its end too: start a new one on the new pair at the same path.
     await p.up();
-    const cli = spawn(process.execPath, ["dist/agent/main.js", "sim", "mbus", "--serial", p.a], { stdio: "ignore" });
+    const cli = spawn(process.execPath, ["dist/agent/main.js", "sim", "mbus", "--serial", p.a], {
+      stdio: "ignore",
+    });
     cleanups.push(() => void cli.kill("SIGTERM"));
     const n = readings.length;
-    await waitFor(() => readings.slice(n).some((r) => r.quality === "good"), 15_000, "good readings after the port came back");
+    await waitFor(
+      () => readings.slice(n).some((r) => r.quality === "good"),
+      15_000,
+      "good readings after the port came back",
+    );
     expect(events.find((e) => e.type === "port_restored")).toBeDefined();
     expect(d.status().counters!.portLosses).toBeGreaterThanOrEqual(1);
+  });
+
+  it("`eclor-edge mbus scan` finds the meters by primary and by secondary address", async () => {
+    const p = await FixedPtyPair.open();
+    cleanups.push(() => p.close());
+    const sim = runMbusSim({ serial: p.a, baud: 2400, meters: [`12=${corpusFrame("EDC")}`] });
+    cleanups.push(() => sim.stop());
+    const cli = (args: string[]) =>
+      new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+        const c = spawn(
+          process.execPath,
+          [
+            "dist/agent/main.js",
+            "mbus",
+            "scan",
+            "--serial",
+            p.b,
+            "--socket",
+            join(p.dir, "no-agent.sock"),
+            ...args,
+          ],
+          { stdio: ["ignore", "pipe", "pipe"] },
+        );
+        let out = "";
+        let err = "";
+        c.stdout.on("data", (b: Buffer) => (out += b.toString()));
+        c.stderr.on("data", (b: Buffer) => (err += b.toString()));
+        c.on("exit", (code) => resolve({ code, out, err }));
+      });
+    const prim = await cli(["--to", "13", "--timeout", "100", "--json"]);
+    expect(prim.code, prim.err).toBe(0);
+    expect((JSON.parse(prim.out) as { meters: unknown[] }).meters).toMatchObject([
+      { address: 1, id: "12345678", manufacturer: "ECL" },
+      { address: 2, id: "87654321" },
+      { address: 12, id: "11120895", manufacturer: "EDC" },
+    ]);
+    const sec = await cli(["--secondary", "--timeout", "100"]);
+    expect(sec.code, sec.err).toBe(0);
+    expect(sec.out).toMatch(/secondary 11120895: EDC 11120895/);
+    expect(sec.out).toMatch(/secondary 12345678: ECL 12345678 Heat \(outlet\)/);
+    expect(sec.out).toMatch(/secondary 87654321: ECL 87654321 Water/);
+    const bad = await cli(["--baud", "2401"]);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/--baud: expected 300, 600/);
   });
 });

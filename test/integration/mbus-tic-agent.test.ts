@@ -30,10 +30,21 @@ describe("serial meters end to end", () => {
   it("TIC and M-Bus readings reach the broker as SenML with the right units", async () => {
     const tic = await PtyPair.open();
     const mbus = await PtyPair.open();
-    cleanups.push(() => tic.close(), () => mbus.close());
-    const ticSim = runTicSim({ serial: tic.a, mode: "standard", intervalMs: 200, meterId: "041876097467" });
+    cleanups.push(
+      () => tic.close(),
+      () => mbus.close(),
+    );
+    const ticSim = runTicSim({
+      serial: tic.a,
+      mode: "standard",
+      intervalMs: 200,
+      meterId: "041876097467",
+    });
     const mbusSim = runMbusSim({ serial: mbus.a, baud: 2400, meters: [] });
-    cleanups.push(() => ticSim.stop(), () => mbusSim.stop());
+    cleanups.push(
+      () => ticSim.stop(),
+      () => mbusSim.stop(),
+    );
 
     const records: { n: string; u?: string; v?: number; vs?: string; q?: string }[] = [];
     const invalid: string[] = [];
@@ -50,8 +61,24 @@ describe("serial meters end to end", () => {
 
     const config = testConfig(broker.url, {
       drivers: [
-        { id: "tic1", driver: "tic", path: tic.b, mode: "standard", devices: [{ id: "linky", meter_id: "041876097467" }] },
-        { id: "mbus1", driver: "mbus", path: mbus.b, timeout_ms: 300, poll_interval: "1s", devices: [{ id: "heat", address: 1 }, { id: "water", secondary: "87654321" }] },
+        {
+          id: "tic1",
+          driver: "tic",
+          path: tic.b,
+          mode: "standard",
+          devices: [{ id: "linky", meter_id: "041876097467" }],
+        },
+        {
+          id: "mbus1",
+          driver: "mbus",
+          path: mbus.b,
+          timeout_ms: 300,
+          poll_interval: "1s",
+          devices: [
+            { id: "heat", address: 1 },
+            { id: "water", secondary: "87654321" },
+          ],
+        },
       ],
     });
     const agent = new Agent(config);
@@ -63,7 +90,19 @@ describe("serial meters end to end", () => {
     await agent.uplink.whenConnected();
 
     const find = (n: string) => records.find((r) => r.n === n);
-    await waitFor(() => ["linky/east", "linky/sinsts", "linky/urms1", "heat/energy", "heat/flow_temperature", "water/volume"].every(find), 15_000, "telemetry from both drivers");
+    await waitFor(
+      () =>
+        [
+          "linky/east",
+          "linky/sinsts",
+          "linky/urms1",
+          "heat/energy",
+          "heat/flow_temperature",
+          "water/volume",
+        ].every(find),
+      15_000,
+      "telemetry from both drivers",
+    );
     expect(invalid).toEqual([]);
     expect(find("linky/east")).toMatchObject({ u: "Wh", v: expect.any(Number) });
     expect(find("linky/sinsts")).toMatchObject({ u: "VA" });
@@ -75,7 +114,14 @@ describe("serial meters end to end", () => {
     expect(find("heat/flow_temperature")).toMatchObject({ u: "Cel", v: 65.2 });
     expect(find("heat/volume")).toMatchObject({ u: "m3" });
     expect(find("water/volume")).toMatchObject({ u: "m3" });
-    expect(agent.inventory().map((d) => d.id).sort()).toEqual(["heat", "linky", "water"]);
-    expect(agent.driverStatus().find((s) => s.id === "tic1")!.detail).toMatch(/meter 041876097467 in standard mode/);
+    expect(
+      agent
+        .inventory()
+        .map((d) => d.id)
+        .sort(),
+    ).toEqual(["heat", "linky", "water"]);
+    expect(agent.driverStatus().find((s) => s.id === "tic1")!.detail).toMatch(
+      /meter 041876097467 in standard mode/,
+    );
   });
 });

@@ -100,7 +100,10 @@ async function debianRoot(): Promise<void> {
 
 beforeAll(async () => {
   // Independent and slow (compiling vs downloading): side by side.
-  await Promise.all([dockerfileInstallStep(), debianRoot()]);
+  // allSettled: on a failure, wait for the other one too, so afterAll never deletes a folder
+  // that debootstrap or npm is still writing to.
+  const results = await Promise.allSettled([dockerfileInstallStep(), debianRoot()]);
+  for (const r of results) if (r.status === "rejected") throw r.reason;
 }, 20 * MIN);
 
 afterAll(() => {

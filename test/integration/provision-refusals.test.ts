@@ -183,6 +183,29 @@ describe("provisioning: refusals", () => {
     await refused(victim, /is for CN "localhost", not for this gateway/);
   });
 
+  it("wrong enrolment password, or a broker that does not chain to the bundle CA: clear errors", async () => {
+    const box = fresh();
+    const b = parse(readFileSync(box.bundlePath, "utf8"));
+    writeFileSync(
+      box.bundlePath,
+      JSON.stringify({ ...b, enrolment: { ...b.enrolment, password: "wrong" } }),
+    );
+    await refused(
+      box,
+      /cannot reach the enrolment broker .*refused the enrolment identity: check enrolment.username\/password/,
+    );
+    const box2 = fresh();
+    const b2 = parse(readFileSync(box2.bundlePath, "utf8"));
+    writeFileSync(
+      box2.bundlePath,
+      JSON.stringify({ ...b2, platform: { ...b2.platform, ca: other.certPem } }),
+    );
+    await refused(
+      box2,
+      /cannot reach the enrolment broker .*does not chain to the bundle's platform\.ca/,
+    );
+  });
+
   it("no answer: a clear timeout, then quick retries; a fixed platform enrols the box", async () => {
     const box = fresh();
     await expect(

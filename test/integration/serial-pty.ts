@@ -22,7 +22,11 @@ export class FixedPtyPair {
   }
 
   async up(): Promise<void> {
-    this.proc = spawn("socat", ["-d", "-d", `pty,raw,echo=0,link=${this.a}`, `pty,raw,echo=0,link=${this.b}`], { stdio: "ignore" });
+    this.proc = spawn(
+      "socat",
+      ["-d", "-d", `pty,raw,echo=0,link=${this.a}`, `pty,raw,echo=0,link=${this.b}`],
+      { stdio: "ignore" },
+    );
     await waitFor(() => existsSync(this.a) && existsSync(this.b), 5000, "socat ptys");
   }
 
@@ -56,7 +60,7 @@ export async function recordingContext() {
     emit: (r) => readings.push(...r),
     event: (e) => events.push(e),
     state: {
-      get: <T,>(k: string) => kv.get(k) as T | undefined,
+      get: <T>(k: string) => kv.get(k) as T | undefined,
       set: (k, v) => void kv.set(k, v),
       delete: (k) => void kv.delete(k),
       keys: (prefix = "") => [...kv.keys()].filter((k) => k.startsWith(prefix)),

@@ -18,7 +18,15 @@ afterEach(async () => {
 });
 
 function config(path: string, over: Record<string, unknown> = {}): TicDriverConfig {
-  return ticDriverSchema.parse({ id: "tic1", driver: "tic", path, reconnect_min: "100ms", reconnect_max: "500ms", devices: [{ id: "compteur" }], ...over });
+  return ticDriverSchema.parse({
+    id: "tic1",
+    driver: "tic",
+    path,
+    reconnect_min: "100ms",
+    reconnect_max: "500ms",
+    devices: [{ id: "compteur" }],
+    ...over,
+  });
 }
 
 async function pair(): Promise<FixedPtyPair> {
@@ -39,9 +47,18 @@ describe("TIC driver over a pty", () => {
   it("historic simulator → readings with SenML units, the meter id, growing indexes", async () => {
     const p = await pair();
     const { d, readings, events } = await driver(config(p.b, { mode: "historic" }));
-    const sim = runTicSim({ serial: p.a, mode: "historic", intervalMs: 100, meterId: "021528603314" });
+    const sim = runTicSim({
+      serial: p.a,
+      mode: "historic",
+      intervalMs: 100,
+      meterId: "021528603314",
+    });
     cleanups.push(() => sim.stop());
-    await waitFor(() => readings.filter((r) => r.point === "hchp").length >= 3, 10_000, "three HCHP readings");
+    await waitFor(
+      () => readings.filter((r) => r.point === "hchp").length >= 3,
+      10_000,
+      "three HCHP readings",
+    );
     const by = (pt: string) => readings.filter((r) => r.point === pt);
     expect(by("hchp")[0]).toMatchObject({ device: "compteur", unit: "Wh", quality: "good" });
     expect(by("papp")[0]).toMatchObject({ unit: "VA" });
@@ -49,18 +66,44 @@ describe("TIC driver over a pty", () => {
     expect(by("ptec")[0]!.value).toMatch(/^H[CP]\.\.$/);
     const hp = by("hchp").map((r) => r.value as number);
     expect(hp[2]!).toBeGreaterThan(hp[0]!);
-    expect(events.find((e) => e.type === "device_online")?.message).toMatch(/021528603314 \(historic mode\)/);
+    expect(events.find((e) => e.type === "device_online")?.message).toMatch(
+      /021528603314 \(historic mode\)/,
+    );
     expect(d.status().detail).toMatch(/meter 021528603314 in historic mode/);
     expect(d.status().counters).toMatchObject({ droppedGroups: 0 });
-    expect(await d.read("compteur", ["papp"])).toMatchObject([{ point: "papp", unit: "VA", quality: "good" }]);
+    expect(await d.read("compteur", ["papp"])).toMatchObject([
+      { point: "papp", unit: "VA", quality: "good" },
+    ]);
   });
 
   it("standard mode from the CLI simulator, auto mode; corrupted frames lose only their bad group", async () => {
     const p = await pair();
-    const { d, readings } = await driver(config(p.b, { mode: "auto", devices: [{ id: "linky", meter_id: "041876097467" }] }));
-    const cli: ChildProcess = spawn(process.execPath, ["dist/agent/main.js", "sim", "tic", "--serial", p.a, "--mode", "standard", "--interval", "100ms", "--corrupt-every", "2"], { stdio: "ignore" });
+    const { d, readings } = await driver(
+      config(p.b, { mode: "auto", devices: [{ id: "linky", meter_id: "041876097467" }] }),
+    );
+    const cli: ChildProcess = spawn(
+      process.execPath,
+      [
+        "dist/agent/main.js",
+        "sim",
+        "tic",
+        "--serial",
+        p.a,
+        "--mode",
+        "standard",
+        "--interval",
+        "100ms",
+        "--corrupt-every",
+        "2",
+      ],
+      { stdio: "ignore" },
+    );
     cleanups.push(() => void cli.kill("SIGTERM"));
-    await waitFor(() => readings.filter((r) => r.point === "east").length >= 4, 10_000, "four EAST readings");
+    await waitFor(
+      () => readings.filter((r) => r.point === "east").length >= 4,
+      10_000,
+      "four EAST readings",
+    );
     const one = (pt: string) => readings.find((r) => r.point === pt)!;
     expect(one("east")).toMatchObject({ unit: "Wh", quality: "good" });
     expect(one("sinsts")).toMatchObject({ unit: "VA" });
@@ -75,10 +118,18 @@ describe("TIC driver over a pty", () => {
 
   it("says what to check when no valid frame arrives, and recovers", async () => {
     const p = await pair();
-    const { d, events, readings } = await driver(config(p.b, { mode: "historic", no_frame_timeout: "1s" }));
-    await waitFor(() => events.find((e) => e.type === "tic_no_valid_frame"), 5000, "diagnostic event");
+    const { d, events, readings } = await driver(
+      config(p.b, { mode: "historic", no_frame_timeout: "1s" }),
+    );
+    await waitFor(
+      () => events.find((e) => e.type === "tic_no_valid_frame"),
+      5000,
+      "diagnostic event",
+    );
     const ev = events.find((e) => e.type === "tic_no_valid_frame")!;
-    expect(ev.message).toMatch(/^no valid TIC frame in 1 s at 1200 7E1 — is the meter in standard mode \(9600\)\? \(no bytes received/);
+    expect(ev.message).toMatch(
+      /^no valid TIC frame in 1 s at 1200 7E1 — is the meter in standard mode \(9600\)\? \(no bytes received/,
+    );
     expect(d.status().detail).toBe(ev.message);
     // Bytes that never form a frame: the message says so.
     const port = new SerialPort({ path: p.a, baudRate: 1200 });
@@ -87,8 +138,14 @@ describe("TIC driver over a pty", () => {
     const n = events.length;
     const noise = setInterval(() => port.write(Buffer.from("\x02\nHCHC 000000001 X\r\x03")), 100);
     cleanups.push(() => clearInterval(noise));
-    await waitFor(() => events.slice(n).find((e) => e.type === "tic_no_valid_frame"), 5000, "second diagnostic");
-    expect(events.slice(n).find((e) => e.type === "tic_no_valid_frame")!.message).toMatch(/bytes received, \d+ groups failed their checksum or format/);
+    await waitFor(
+      () => events.slice(n).find((e) => e.type === "tic_no_valid_frame"),
+      5000,
+      "second diagnostic",
+    );
+    expect(events.slice(n).find((e) => e.type === "tic_no_valid_frame")!.message).toMatch(
+      /bytes received, \d+ groups failed their checksum or format/,
+    );
     clearInterval(noise);
     const sim = runTicSim({ serial: p.a, mode: "historic", intervalMs: 100 });
     cleanups.push(() => sim.stop());
@@ -101,9 +158,17 @@ describe("TIC driver over a pty", () => {
     const p = await pair();
     const { d, events } = await driver(config(p.b, { mode: "auto", no_frame_timeout: "1s" }));
     await waitFor(() => d.status().counters!.speedSwitches! >= 1, 5000, "a speed switch");
-    expect(events.find((e) => e.type === "tic_no_valid_frame")!.message).toMatch(/at 1200 7E1 — is the meter in standard mode \(9600\)\?/);
-    await waitFor(() => events.filter((e) => e.type === "tic_no_valid_frame").length >= 2, 5000, "second diagnostic at 9600");
-    expect(events.filter((e) => e.type === "tic_no_valid_frame")[1]!.message).toMatch(/at 9600 7E1 — is the meter in historic mode \(1200\)\?/);
+    expect(events.find((e) => e.type === "tic_no_valid_frame")!.message).toMatch(
+      /at 1200 7E1 — is the meter in standard mode \(9600\)\?/,
+    );
+    await waitFor(
+      () => events.filter((e) => e.type === "tic_no_valid_frame").length >= 2,
+      5000,
+      "second diagnostic at 9600",
+    );
+    expect(events.filter((e) => e.type === "tic_no_valid_frame")[1]!.message).toMatch(
+      /at 9600 7E1 — is the meter in historic mode \(1200\)\?/,
+    );
   });
 
   it("a port that disappears is retried with backoff and comes back by itself", async () => {
@@ -113,15 +178,22 @@ describe("TIC driver over a pty", () => {
     cleanups.push(() => sim.stop());
     await waitFor(() => readings.length > 10, 10_000, "first readings");
     await p.down();
-    await waitFor(() => events.find((e) => e.type === "port_unavailable"), 5000, "port_unavailable event");
+    await waitFor(
+      () => events.find((e) => e.type === "port_unavailable"),
+      5000,
+      "port_unavailable event",
+    );
     await waitFor(() => /retrying in/.test(d.status().detail ?? ""), 5000, "waiting state");
     const before = readings.length;
     await new Promise((r) => setTimeout(r, 700)); // a few failed attempts with the port missing
     expect(readings.length).toBe(before);
     await p.up();
-    await waitFor(() => events.find((e) => e.type === "port_restored"), 10_000, "port_restored event");
+    await waitFor(
+      () => events.find((e) => e.type === "port_restored"),
+      10_000,
+      "port_restored event",
+    );
     await waitFor(() => readings.length > before + 10, 10_000, "readings after the port came back");
     expect(d.status().counters!.portLosses).toBeGreaterThanOrEqual(1);
   });
 });
-

@@ -8,8 +8,19 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { configSchema, type Config, type ConfigInput } from "../../config/schema.js";
-import type { DeviceInfo, Driver, DriverContext, DriverStatus, Reading, WriteResult } from "../../drivers/driver.js";
-import { eventsPayloadSchema, statePayloadSchema, telemetryPayloadSchema } from "../../agent/uplink/payloads.js";
+import type {
+  DeviceInfo,
+  Driver,
+  DriverContext,
+  DriverStatus,
+  Reading,
+  WriteResult,
+} from "../../drivers/driver.js";
+import {
+  eventsPayloadSchema,
+  statePayloadSchema,
+  telemetryPayloadSchema,
+} from "../../agent/uplink/payloads.js";
 import { waitFor } from "../helpers/ports.js";
 
 /** A driver whose readings the test produces on demand. */
@@ -26,14 +37,34 @@ export class TestDriver implements Driver {
   /** Emit `count` readings of point `power` with values n, n+1, … */
   produce(count: number, ts = Date.now()): void {
     const batch: Reading[] = [];
-    for (let i = 0; i < count; i++) batch.push({ device: this.device, point: "power", ts, value: this.n++, unit: "W", quality: "good" });
+    for (let i = 0; i < count; i++)
+      batch.push({
+        device: this.device,
+        point: "power",
+        ts,
+        value: this.n++,
+        unit: "W",
+        quality: "good",
+      });
     this.ctx.emit(batch);
   }
   inventory(): DeviceInfo[] {
-    return [{ id: this.device, driver: this.id, kind: this.kind, points: [{ id: "power", unit: "W", type: "number", writable: false }] }];
+    return [
+      {
+        id: this.device,
+        driver: this.id,
+        kind: this.kind,
+        points: [{ id: "power", unit: "W", type: "number", writable: false }],
+      },
+    ];
   }
   status(): DriverStatus {
-    return { id: this.id, kind: this.kind, running: true, devices: [{ id: this.device, online: true, errorCount: 0 }] };
+    return {
+      id: this.id,
+      kind: this.kind,
+      running: true,
+      devices: [{ id: this.device, online: true, errorCount: 0 }],
+    };
   }
   async read(): Promise<Reading[]> {
     return [];
@@ -43,7 +74,13 @@ export class TestDriver implements Driver {
   }
 }
 
-export function testConfig(url: string, over: Partial<ConfigInput> & { store?: ConfigInput["store"]; uplink?: Partial<ConfigInput["uplink"]> } = {}): Config {
+export function testConfig(
+  url: string,
+  over: Omit<Partial<ConfigInput>, "uplink" | "store"> & {
+    store?: ConfigInput["store"];
+    uplink?: Partial<ConfigInput["uplink"]>;
+  } = {},
+): Config {
   const stateDir = mkdtempSync(join(tmpdir(), "eclor-agent-"));
   return configSchema.parse({
     version: 1,
@@ -69,8 +106,20 @@ export interface Received {
 }
 
 /** The hypervisor side: subscribes to everything of the gateway and checks every payload. */
-export async function hypervisor(url: string, gw = "gw-test", opts: mqtt.IClientOptions = {}): Promise<{ client: MqttClient; rx: Received }> {
-  const rx: Received = { telemetry: [], messages: [], events: [], state: [], inventory: [], invalid: [], order: [] };
+export async function hypervisor(
+  url: string,
+  gw = "gw-test",
+  opts: mqtt.IClientOptions = {},
+): Promise<{ client: MqttClient; rx: Received }> {
+  const rx: Received = {
+    telemetry: [],
+    messages: [],
+    events: [],
+    state: [],
+    inventory: [],
+    invalid: [],
+    order: [],
+  };
   // A persistent session (clean: false + session expiry): QoS 1 messages published while this
   // subscriber is reconnecting are queued by the broker, as a real hypervisor would configure it.
   const client = mqtt.connect(url, {
@@ -97,7 +146,13 @@ export async function hypervisor(url: string, gw = "gw-test", opts: mqtt.IClient
       const p = eventsPayloadSchema.safeParse(body);
       if (!p.success) rx.invalid.push(`${topic}: ${p.error.message}`);
       else {
-        rx.events.push(...p.data.records.map((r) => ({ seq: r.seq, type: r.type, ...(r.data ? { data: r.data } : {}) })));
+        rx.events.push(
+          ...p.data.records.map((r) => ({
+            seq: r.seq,
+            type: r.type,
+            ...(r.data ? { data: r.data } : {}),
+          })),
+        );
         rx.order.push(...p.data.records.map((r) => `e:${r.seq}`));
       }
     } else if (kind === "state") {
@@ -115,5 +170,9 @@ export async function hypervisor(url: string, gw = "gw-test", opts: mqtt.IClient
 }
 
 export async function waitForCount(rx: Received, distinct: number, ms: number): Promise<void> {
-  await waitFor(() => new Set(rx.telemetry).size >= distinct, ms, `${distinct} distinct telemetry seqs (have ${new Set(rx.telemetry).size})`);
+  await waitFor(
+    () => new Set(rx.telemetry).size >= distinct,
+    ms,
+    `${distinct} distinct telemetry seqs (have ${new Set(rx.telemetry).size})`,
+  );
 }

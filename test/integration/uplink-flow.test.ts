@@ -11,7 +11,13 @@ import { Agent } from "../../agent/agent.js";
 import type { Config } from "../../config/schema.js";
 import { Mosquitto } from "../helpers/mosquitto.js";
 import { waitFor } from "../helpers/ports.js";
-import { hypervisor, testConfig, TestDriver, waitForCount, type Received } from "./uplink-fixtures.js";
+import {
+  hypervisor,
+  testConfig,
+  TestDriver,
+  waitForCount,
+  type Received,
+} from "./uplink-fixtures.js";
 
 let broker: Mosquitto;
 let persistDir: string;
@@ -23,7 +29,9 @@ beforeAll(async () => {
   // has reconnected would be lost by the broker, not by the agent.
   persistDir = mkdtempSync(join(tmpdir(), "eclor-persist-"));
   chmodSync(persistDir, 0o777); // mosquitto started as root drops to the `mosquitto` user
-  broker = await Mosquitto.start({ extraConfig: `persistence true\npersistence_location ${persistDir}/` });
+  broker = await Mosquitto.start({
+    extraConfig: `persistence true\npersistence_location ${persistDir}/`,
+  });
 });
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
@@ -61,7 +69,9 @@ function expectOnceInOrder(rx: Received, n: number): void {
 describe("uplink", () => {
   it("steady flow: every reading arrives once, in seq order, with state and inventory", async () => {
     const { rx } = await startHypervisor();
-    const { agent, driver } = await startAgent(testConfig(broker.url, { uplink: { batch_size: 50 } }));
+    const { agent, driver } = await startAgent(
+      testConfig(broker.url, { uplink: { batch_size: 50 } }),
+    );
     await agent.uplink.whenConnected();
     for (let i = 0; i < 20; i++) {
       driver.produce(100);
@@ -71,8 +81,15 @@ describe("uplink", () => {
     await new Promise((r) => setTimeout(r, 200)); // would-be duplicates have time to show up
     expectOnceInOrder(rx, 2000);
     expect(rx.messages.every((m) => m.length <= 50)).toBe(true);
-    expect(rx.state[0]).toMatchObject({ online: true, version: expect.any(String), config_version: expect.any(String) });
-    expect(rx.inventory[0]).toMatchObject({ gateway: { id: "gw-test" }, devices: [{ id: "meter1", points: [{ id: "power", unit: "W" }] }] });
+    expect(rx.state[0]).toMatchObject({
+      online: true,
+      version: expect.any(String),
+      config_version: expect.any(String),
+    });
+    expect(rx.inventory[0]).toMatchObject({
+      gateway: { id: "gw-test" },
+      devices: [{ id: "meter1", points: [{ id: "power", unit: "W" }] }],
+    });
     await waitFor(() => agent.store.stats().pending.live === 0, 5000, "outbox drained");
     expect(agent.uplink.status()).toMatchObject({ connected: true, published_records: 2000 });
   });
@@ -86,7 +103,11 @@ describe("uplink", () => {
     await broker.stop();
     await waitFor(() => !agent.uplink.connected, 5000, "agent notices the broker is gone");
     for (let i = 0; i < 100; i++) driver.produce(100); // acquisition does not wait
-    await waitFor(() => agent.store.stats().pending.live === 10_000, 5000, "10,000 readings committed");
+    await waitFor(
+      () => agent.store.stats().pending.live === 10_000,
+      5000,
+      "10,000 readings committed",
+    );
     expect(agent.uplink.status().connected).toBe(false);
     await broker.start();
     await waitForCount(rx, 10_010, 20_000);
@@ -107,16 +128,30 @@ describe("uplink", () => {
     await broker.stop();
     await waitFor(() => !agent.uplink.connected, 5000, "disconnected");
     driver.produce(3000);
-    agent.store.appendEvent({ ts: Date.now(), type: "device_offline", severity: "warning", device: "meter1", message: "no answer for 30 s" });
+    agent.store.appendEvent({
+      ts: Date.now(),
+      type: "device_offline",
+      severity: "warning",
+      device: "meter1",
+      message: "no answer for 30 s",
+    });
     await waitFor(() => agent.store.stats().pending.event === 1, 5000, "event committed");
     await broker.start();
-    await waitFor(() => rx.events.length === 1 && new Set(rx.telemetry).size === 3000, 10_000, "everything");
+    await waitFor(
+      () => rx.events.length === 1 && new Set(rx.telemetry).size === 3000,
+      10_000,
+      "everything",
+    );
     const eventSeq = rx.events[0]!.seq;
     expect(eventSeq).toBe(3001);
     // The event (seq 3001) was published before the older telemetry backlog.
     expect(rx.order[0]).toBe("e:3001");
     expect(rx.telemetry).toEqual(Array.from({ length: 3000 }, (_, i) => i + 1));
     await agent.stop();
-    await waitFor(() => rx.state.some((s) => (s as { online: boolean; reason?: string }).reason === "shutdown"), 5000, "offline state");
+    await waitFor(
+      () => rx.state.some((s) => (s as { online: boolean; reason?: string }).reason === "shutdown"),
+      5000,
+      "offline state",
+    );
   });
 });

@@ -27,7 +27,8 @@ let dir: string;
 const procs: ChildProcess[] = [];
 
 beforeAll(async () => {
-  if (!existsSync(main)) throw new Error(`${main} is missing: build first (npx tsc -p tsconfig.build.json)`);
+  if (!existsSync(main))
+    throw new Error(`${main} is missing: build first (npx tsc -p tsconfig.build.json)`);
   broker = await Mosquitto.start();
   dir = mkdtempSync(join(tmpdir(), "eclor-kill-"));
 });
@@ -39,23 +40,48 @@ afterAll(async () => {
 
 function spawnAgent(config: string): { proc: ChildProcess; log: () => string } {
   let log = "";
-  const proc = spawn(process.execPath, [main, "run", "--config", config], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
-  proc.stdout!.on("data", (d: Buffer) => (log += d.toString()));
-  proc.stderr!.on("data", (d: Buffer) => (log += d.toString()));
+  const proc = spawn(process.execPath, [main, "run", "--config", config], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, NO_COLOR: "1" },
+  });
+  proc.stdout.on("data", (d: Buffer) => (log += d.toString()));
+  proc.stderr.on("data", (d: Buffer) => (log += d.toString()));
   procs.push(proc);
   return { proc, log: () => log };
 }
 
 function exited(p: ChildProcess): Promise<number | null> {
-  return p.exitCode !== null ? Promise.resolve(p.exitCode) : new Promise((r) => p.once("exit", (code) => r(code)));
+  return p.exitCode !== null
+    ? Promise.resolve(p.exitCode)
+    : new Promise((r) => p.once("exit", (code) => r(code)));
 }
 
 it("SIGKILL in the middle of draining, three times: every committed reading arrives, duplicates only from in-flight batches", async () => {
   const storePath = join(dir, "store.db");
   // The backlog, committed before the agent runs (as after a long outage).
-  const store = new Store({ path: storePath, max_bytes: 512 << 20, flush_ms: 200, flush_count: 1000, history_days: 30, cleanup_interval_ms: 3_600_000, backfill_after_ms: 3_600_000, memory_max: 100_000, retry_ms: 1000, logger: pino({ level: "silent" }) }).open();
+  const store = new Store({
+    path: storePath,
+    max_bytes: 512 << 20,
+    flush_ms: 200,
+    flush_count: 1000,
+    history_days: 30,
+    cleanup_interval_ms: 3_600_000,
+    backfill_after_ms: 3_600_000,
+    memory_max: 100_000,
+    retry_ms: 1000,
+    logger: pino({ level: "silent" }),
+  }).open();
   for (let i = 0; i < N; i += 1000) {
-    store.appendReadings(Array.from({ length: 1000 }, (_, j) => ({ device: "meter1", point: "energy", ts: Date.now(), value: i + j, unit: "Wh", quality: "good" as const })));
+    store.appendReadings(
+      Array.from({ length: 1000 }, (_, j) => ({
+        device: "meter1",
+        point: "energy",
+        ts: Date.now(),
+        value: i + j,
+        unit: "Wh",
+        quality: "good" as const,
+      })),
+    );
     store.flush();
   }
   store.close();
@@ -83,7 +109,11 @@ control: { socket: ${join(dir, "control.sock")} }
     const before = distinct();
     const { proc, log } = spawnAgent(config);
     // Kill once this run has delivered a few thousand more readings, long before the end.
-    await waitFor(() => distinct() >= before + 2000 || proc.exitCode !== null, 20_000, `run ${k} delivering`);
+    await waitFor(
+      () => distinct() >= before + 2000 || proc.exitCode !== null,
+      20_000,
+      `run ${k} delivering`,
+    );
     expect(proc.exitCode, log()).toBeNull();
     proc.kill("SIGKILL");
     await exited(proc);
@@ -97,7 +127,11 @@ control: { socket: ${join(dir, "control.sock")} }
   const t0 = Date.now();
   expect(await exited(proc), log()).toBe(0);
   expect(Date.now() - t0).toBeLessThan(5000);
-  await waitFor(() => rx.state.some((s) => (s as { reason?: string }).reason === "shutdown"), 5000, "offline state");
+  await waitFor(
+    () => rx.state.some((s) => (s as { reason?: string }).reason === "shutdown"),
+    5000,
+    "offline state",
+  );
   await client.endAsync();
 
   expect(rx.invalid).toEqual([]);
@@ -116,3 +150,32 @@ control: { socket: ${join(dir, "control.sock")} }
   for (let i = 1; i < rx.telemetry.length; i++) if (rx.telemetry[i]! < rx.telemetry[i - 1]!) runs++;
   expect(runs).toBeLessThanOrEqual(4);
 }, 120_000);
+
+it("a corrupt store file: the daemon reports it clearly, keeps running (no crash loop), and stops cleanly", async () => {
+  const sub = mkdtempSync(join(dir, "corrupt-"));
+  writeFileSync(join(sub, "store.db"), "not a database ".repeat(500));
+  const config = join(sub, "config.yaml");
+  writeFileSync(
+    config,
+    `version: 1
+gateway: { id: gw-corrupt }
+state_dir: ${sub}
+uplink: { url: "${broker.url}", reconnect_min_ms: 100, reconnect_max_ms: 1000 }
+control: { socket: ${join(sub, "control.sock")} }
+`,
+  );
+  const { client, rx } = await hypervisor(broker.url, "gw-corrupt");
+  const { proc, log } = spawnAgent(config);
+  await waitFor(() => log().includes("EE0202"), 15_000, "the store error in the log");
+  expect(log()).toMatch(/corrupt or not a SQLite file.*move the file aside/);
+  // The uplink still comes up (state online), and the process does not exit.
+  await waitFor(
+    () => rx.state.some((s) => (s as { online: boolean }).online),
+    10_000,
+    "online state",
+  );
+  expect(proc.exitCode).toBeNull();
+  proc.kill("SIGTERM");
+  expect(await exited(proc), log()).toBe(0);
+  await client.endAsync();
+}, 60_000);

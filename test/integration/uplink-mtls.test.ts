@@ -25,12 +25,62 @@ function openssl(...args: string[]): void {
 
 /** A CA, and leaf certificates signed by it (server with SAN 127.0.0.1, clients by CN). */
 function makeCa(name: string): void {
-  openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", `${name}.key`, "-out", `${name}.pem`, "-days", "2", "-subj", `/CN=${name}`);
+  openssl(
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+    "-keyout",
+    `${name}.key`,
+    "-out",
+    `${name}.pem`,
+    "-days",
+    "2",
+    "-subj",
+    `/CN=${name}`,
+  );
 }
 function makeLeaf(name: string, ca: string, server = false): void {
-  openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", `/CN=${name}`);
-  writeFileSync(join(dir, `${name}.ext`), server ? "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n" : "extendedKeyUsage=clientAuth\n");
-  openssl("x509", "-req", "-in", `${name}.csr`, "-CA", `${ca}.pem`, "-CAkey", `${ca}.key`, "-CAcreateserial", "-out", `${name}.pem`, "-days", "2", "-extfile", `${name}.ext`);
+  openssl(
+    "req",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+    "-keyout",
+    `${name}.key`,
+    "-out",
+    `${name}.csr`,
+    "-subj",
+    `/CN=${name}`,
+  );
+  writeFileSync(
+    join(dir, `${name}.ext`),
+    server
+      ? "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
+      : "extendedKeyUsage=clientAuth\n",
+  );
+  openssl(
+    "x509",
+    "-req",
+    "-in",
+    `${name}.csr`,
+    "-CA",
+    `${ca}.pem`,
+    "-CAkey",
+    `${ca}.key`,
+    "-CAcreateserial",
+    "-out",
+    `${name}.pem`,
+    "-days",
+    "2",
+    "-extfile",
+    `${name}.ext`,
+  );
 }
 
 beforeAll(async () => {
@@ -57,11 +107,28 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function agentWith(clientCert: string, log: string[]): Promise<{ agent: Agent; driver: TestDriver }> {
-  const config = testConfig(url, { uplink: { tls: { ca: join(dir, "ca.pem"), cert: join(dir, `${clientCert}.pem`), key: join(dir, `${clientCert}.key`) } } });
-  const logger = createLogger({ level: "info", destination: { write: (s: string) => void log.push(s) } });
+async function agentWith(
+  clientCert: string,
+  log: string[],
+): Promise<{ agent: Agent; driver: TestDriver }> {
+  const config = testConfig(url, {
+    uplink: {
+      tls: {
+        ca: join(dir, "ca.pem"),
+        cert: join(dir, `${clientCert}.pem`),
+        key: join(dir, `${clientCert}.key`),
+      },
+    },
+  });
+  const logger = createLogger({
+    level: "info",
+    destination: { write: (s: string) => void log.push(s) },
+  });
   let driver!: TestDriver;
-  const agent = new Agent(config, { logger, extraDrivers: [{ id: "t", create: (ctx) => (driver = new TestDriver("t", ctx)) }] });
+  const agent = new Agent(config, {
+    logger,
+    extraDrivers: [{ id: "t", create: (ctx) => (driver = new TestDriver("t", ctx)) }],
+  });
   await agent.start();
   cleanups.push(async () => {
     await agent.stop();
@@ -71,7 +138,11 @@ async function agentWith(clientCert: string, log: string[]): Promise<{ agent: Ag
 }
 
 it("a gateway with a certificate from the broker's CA publishes over mTLS", async () => {
-  const tls = { ca: [Buffer.from(execFileSync("cat", [join(dir, "ca.pem")]))], cert: execFileSync("cat", [join(dir, "hypervisor.pem")]), key: execFileSync("cat", [join(dir, "hypervisor.key")]) };
+  const tls = {
+    ca: [Buffer.from(execFileSync("cat", [join(dir, "ca.pem")]))],
+    cert: execFileSync("cat", [join(dir, "hypervisor.pem")]),
+    key: execFileSync("cat", [join(dir, "hypervisor.key")]),
+  };
   const { client, rx } = await hypervisor(url, "gw-test", tls);
   cleanups.push(() => client.endAsync(true));
   const { agent, driver } = await agentWith("gw-test", []);
@@ -86,7 +157,11 @@ it("a wrong client certificate gets a clear error in the log, and the agent keep
   const { agent, driver } = await agentWith("gw-rogue", log);
   await waitFor(() => log.some((l) => l.includes("EE0302")), 10_000, "a TLS error in the log");
   driver.produce(500);
-  await waitFor(() => agent.store.stats().pending.live === 500, 5000, "readings committed while refused");
+  await waitFor(
+    () => agent.store.stats().pending.live === 500,
+    5000,
+    "readings committed while refused",
+  );
   const line = JSON.parse(log.find((l) => l.includes("EE0302"))!) as { msg: string };
   expect(line.msg).toMatch(/TLS|certificate/);
   expect(line.msg).toMatch(/uplink\.tls\.cert\/key/);
@@ -99,8 +174,15 @@ it("a wrong client certificate gets a clear error in the log, and the agent keep
 
 it("a missing key file is named in the error", async () => {
   const log: string[] = [];
-  const config = testConfig(url, { uplink: { tls: { ca: join(dir, "ca.pem"), cert: join(dir, "gw-test.pem"), key: join(dir, "nope.key") } } });
-  const logger = createLogger({ level: "info", destination: { write: (s: string) => void log.push(s) } });
+  const config = testConfig(url, {
+    uplink: {
+      tls: { ca: join(dir, "ca.pem"), cert: join(dir, "gw-test.pem"), key: join(dir, "nope.key") },
+    },
+  });
+  const logger = createLogger({
+    level: "info",
+    destination: { write: (s: string) => void log.push(s) },
+  });
   const agent = new Agent(config, { logger });
   await agent.start();
   cleanups.push(async () => {
@@ -108,5 +190,7 @@ it("a missing key file is named in the error", async () => {
     rmSync(config.state_dir, { recursive: true, force: true });
   });
   await waitFor(() => log.some((l) => l.includes("uplink.tls.key")), 5000, "the error");
-  expect(log.find((l) => l.includes("uplink.tls.key"))).toMatch(/EE0302 uplink\.tls\.key: .*nope\.key does not exist/);
+  expect(log.find((l) => l.includes("uplink.tls.key"))).toMatch(
+    /EE0302 uplink\.tls\.key: .*nope\.key does not exist/,
+  );
 });

@@ -19,7 +19,9 @@ afterAll(async () => {
 it("oldest lowest-priority readings dropped; the gap event with the exact count reaches the broker", async () => {
   const persist = mkdtempSync(join(tmpdir(), "eclor-persist-"));
   chmodSync(persist, 0o777);
-  const broker = await Mosquitto.start({ extraConfig: `persistence true\npersistence_location ${persist}/` });
+  const broker = await Mosquitto.start({
+    extraConfig: `persistence true\npersistence_location ${persist}/`,
+  });
   cleanups.push(async () => {
     await broker.dispose();
     rmSync(persist, { recursive: true, force: true });
@@ -30,10 +32,15 @@ it("oldest lowest-priority readings dropped; the gap event with the exact count 
   await hv.client.endAsync();
   await broker.stop();
 
-  const config = testConfig(broker.url, { store: { max_bytes: 1_048_576, flush_count: 500 }, uplink: { batch_size: 500 } });
+  const config = testConfig(broker.url, {
+    store: { max_bytes: 1_048_576, flush_count: 500 },
+    uplink: { batch_size: 500 },
+  });
   cleanups.push(() => rmSync(config.state_dir, { recursive: true, force: true }));
   let driver!: TestDriver;
-  const agent = new Agent(config, { extraDrivers: [{ id: "t", create: (ctx) => (driver = new TestDriver("t", ctx)) }] });
+  const agent = new Agent(config, {
+    extraDrivers: [{ id: "t", create: (ctx) => (driver = new TestDriver("t", ctx)) }],
+  });
   await agent.start();
   cleanups.push(() => agent.stop());
 
@@ -52,14 +59,24 @@ it("oldest lowest-priority readings dropped; the gap event with the exact count 
   await broker.start();
   const { client, rx } = await hypervisor(broker.url);
   cleanups.push(() => client.endAsync(true));
-  await waitFor(() => agent.store.stats().pending.live === 0 && agent.store.stats().pending.event === 0, 15_000, "drained");
-  await waitFor(() => {
-    const gaps = rx.events.filter((e) => e.type === "gap");
-    const dropped = gaps.reduce((a, g) => a + (g.data!.count as number), 0);
-    return new Set(rx.telemetry).size + dropped === produced;
-  }, 10_000, "every reading either delivered or counted in a gap event");
+  await waitFor(
+    () => agent.store.stats().pending.live === 0 && agent.store.stats().pending.event === 0,
+    15_000,
+    "drained",
+  );
+  await waitFor(
+    () => {
+      const gaps = rx.events.filter((e) => e.type === "gap");
+      const dropped = gaps.reduce((a, g) => a + (g.data!.count as number), 0);
+      return new Set(rx.telemetry).size + dropped === produced;
+    },
+    10_000,
+    "every reading either delivered or counted in a gap event",
+  );
 
-  const gaps = rx.events.filter((e) => e.type === "gap").map((e) => e.data as { priority: string; count: number; first_seq: number; last_seq: number });
+  const gaps = rx.events
+    .filter((e) => e.type === "gap")
+    .map((e) => e.data as { priority: string; count: number; first_seq: number; last_seq: number });
   // Backfill (lowest priority) went first, starting with the oldest.
   expect(gaps[0]).toMatchObject({ priority: "backfill", first_seq: 1 });
   expect(gaps.filter((g) => g.priority === "backfill").reduce((a, g) => a + g.count, 0)).toBe(5000);

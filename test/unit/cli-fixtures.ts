@@ -209,7 +209,7 @@ export class FakeBackend implements ControlBackend {
     const keep = this.stored.filter((r) => q.before !== undefined && r.ts >= q.before);
     const deleted = this.stored.length - keep.length;
     this.stored = keep;
-    return { deleted, deletedUnsent: 0 };
+    return { deleted };
   }
 
   buses() {

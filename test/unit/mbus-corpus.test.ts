@@ -30,13 +30,24 @@ function readNorm(xml: string): Expected {
   const records = [...xml.matchAll(/<DataRecord id="\d+">([\s\S]*?)<\/DataRecord>/g)].map((m) => {
     const body = m[1]!;
     const st = tag(body, "StorageNumber");
-    return { fn: tag(body, "Function"), storage: st === undefined ? undefined : Number(st), unit: tag(body, "Unit"), value: tag(body, "Value"), empty: !/<Value>/.test(body) };
+    return {
+      fn: tag(body, "Function"),
+      storage: st === undefined ? undefined : Number(st),
+      unit: tag(body, "Unit"),
+      value: tag(body, "Value"),
+      empty: !/<Value>/.test(body),
+    };
   });
   return { id: tag(slave, "Id"), manufacturer: tag(slave, "Manufacturer"), records };
 }
 
 function decodeXml(s: string): string {
-  return s.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&amp;/g, "&");
+  return s
+    .replace(/&lt;/g, "<")
+    .replace(/&gt;/g, ">")
+    .replace(/&quot;/g, '"')
+    .replace(/&apos;/g, "'")
+    .replace(/&amp;/g, "&");
 }
 
 /**
@@ -71,24 +82,35 @@ const unitMap: Record<string, { unit?: string; factor: number }> = {
  */
 const knownDifferences: Record<string, string> = {};
 
-function compareRecord(name: string, r: MbusRecord | undefined, e: Expected["records"][number], i: number): string | undefined {
+function compareRecord(
+  name: string,
+  r: MbusRecord | undefined,
+  e: Expected["records"][number],
+  i: number,
+): string | undefined {
   const key = `${name}#${i}`;
   if (knownDifferences[key]) return undefined;
   if (e.empty) return undefined; // libmbus itself could not decode this record: nothing to compare
   if (!r) return `record ${i}: missing (expected ${e.fn} ${e.value} ${e.unit})`;
-  if (e.storage !== undefined && r.storage !== e.storage) return `record ${i}: storage ${r.storage} != ${e.storage}`;
+  if (e.storage !== undefined && r.storage !== e.storage)
+    return `record ${i}: storage ${r.storage} != ${e.storage}`;
   const map = unitMap[e.unit ?? ""];
   if (!map) return `record ${i}: unknown expected unit "${e.unit}" (add it to unitMap)`;
-  if (r.unit !== map.unit) return `record ${i}: unit ${r.unit} != ${map.unit} (libmbus "${e.unit}")`;
+  if (r.unit !== map.unit)
+    return `record ${i}: unit ${r.unit} != ${map.unit} (libmbus "${e.unit}")`;
   const ev = e.value ?? "";
   if (/^-?\d+(\.\d+)?$/.test(ev) && typeof r.value === "number") {
     const want = Number(ev) * map.factor;
     const tol = Math.max(1e-6 * map.factor, Math.abs(want) * 1e-9);
-    if (Math.abs(r.value - want) > tol) return `record ${i}: value ${r.value} != ${want} (libmbus ${ev})`;
+    if (Math.abs(r.value - want) > tol)
+      return `record ${i}: value ${r.value} != ${want} (libmbus ${ev})`;
     return undefined;
   }
   // libmbus renders a date/time whose IV (invalid) bit is set as 1900-01-00: we give no value.
-  if (ev === "1900-01-00T00:00:00Z") return r.value === null && r.error ? undefined : `record ${i}: invalid date should have no value, got ${String(r.value)}`;
+  if (ev === "1900-01-00T00:00:00Z")
+    return r.value === null && r.error
+      ? undefined
+      : `record ${i}: invalid date should have no value, got ${String(r.value)}`;
   // Dates: libmbus prints "…Z" but the meter clock is local time with no zone: we omit the Z.
   const got = typeof r.value === "string" ? r.value : String(r.value);
   const want = ev.replace(/^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)Z$/, "$1");
@@ -121,10 +143,16 @@ describe("libmbus corpus", () => {
       let reason: string | undefined;
       try {
         const data = parseUserData(parseFrame(bytes));
-        if (exp.id !== undefined && data.header.id.replace(/^0+(?=.)/, "") !== exp.id) reason = `id ${data.header.id} != ${exp.id}`;
-        else if (exp.manufacturer && data.header.manufacturer !== exp.manufacturer) reason = `manufacturer ${data.header.manufacturer} != ${exp.manufacturer}`;
-        else if (data.records.length !== exp.records.length) reason = `${data.records.length} records, expected ${exp.records.length}`;
-        else reason = exp.records.map((e, i) => compareRecord(name, data.records[i], e, i)).find((x) => x !== undefined);
+        if (exp.id !== undefined && data.header.id.replace(/^0+(?=.)/, "") !== exp.id)
+          reason = `id ${data.header.id} != ${exp.id}`;
+        else if (exp.manufacturer && data.header.manufacturer !== exp.manufacturer)
+          reason = `manufacturer ${data.header.manufacturer} != ${exp.manufacturer}`;
+        else if (data.records.length !== exp.records.length)
+          reason = `${data.records.length} records, expected ${exp.records.length}`;
+        else
+          reason = exp.records
+            .map((e, i) => compareRecord(name, data.records[i], e, i))
+            .find((x) => x !== undefined);
       } catch (e) {
         reason = `threw ${(e as Error).message}`;
       }
@@ -138,7 +166,8 @@ describe("libmbus corpus", () => {
     const passed = results.filter((r) => r.ok).length;
     // Printed for the closing note; the per-frame tests above are what fail.
     console.log(`libmbus corpus: ${passed}/${names.length} frames pass`);
-    for (const r of results.filter((x) => !x.ok)) console.log(`  ${r.name}: ${r.reason} — known: ${knownDifferences[r.name] ?? "NO"}`);
+    for (const r of results.filter((x) => !x.ok))
+      console.log(`  ${r.name}: ${r.reason} — known: ${knownDifferences[r.name] ?? "NO"}`);
     expect(results.length).toBe(names.length);
   });
 });

@@ -8,7 +8,13 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { parseUserData } from "../../drivers/mbus/data.js";
-import { hexToBytes, longFrame, parseFrame, scanFrame, shortFrame } from "../../drivers/mbus/frame.js";
+import {
+  hexToBytes,
+  longFrame,
+  parseFrame,
+  scanFrame,
+  shortFrame,
+} from "../../drivers/mbus/frame.js";
 import { MbusMaster, selectPayload } from "../../drivers/mbus/master.js";
 import { heatMeter, waterMeter } from "../../sim/mbus/meters.js";
 import { MbusSlaveSim, type SimMeter, meterFromFrames } from "../../sim/mbus/slave.js";
@@ -19,17 +25,30 @@ const corpus = join(repoRoot, "..", "shared", "vectors", "mbus-libmbus");
 const frame = (name: string) => hexToBytes(readFileSync(join(corpus, `${name}.hex`), "utf8"));
 
 /** Master and slaves wired back to back; `tap` sees (and may drop) every slave answer. */
-function bus(meters: SimMeter[], tap?: (b: Buffer) => boolean, opts: { corruptEvery?: number } = {}) {
+function bus(
+  meters: SimMeter[],
+  tap?: (b: Buffer) => boolean,
+  opts: { corruptEvery?: number } = {},
+) {
   const sent: Buffer[] = [];
-  let master!: MbusMaster;
-  const slave = new MbusSlaveSim(meters, (b) => {
-    if (tap && !tap(b)) return;
-    setImmediate(() => master.onData(b));
-  }, opts);
-  master = new MbusMaster(async (b) => {
-    sent.push(b);
-    setImmediate(() => slave.feed(b));
-  }, { timeoutMs: 80, retries: 1 });
+  // The two ends refer to each other: the master is created right after the slave.
+  const ref: { master?: MbusMaster } = {};
+  const slave = new MbusSlaveSim(
+    meters,
+    (b) => {
+      if (tap && !tap(b)) return;
+      setImmediate(() => ref.master!.onData(b));
+    },
+    opts,
+  );
+  const master = new MbusMaster(
+    async (b) => {
+      sent.push(b);
+      setImmediate(() => slave.feed(b));
+    },
+    { timeoutMs: 80, retries: 1 },
+  );
+  ref.master = master;
   return { master, slave, sent };
 }
 
@@ -44,8 +63,16 @@ describe("frames", () => {
 
   const good = frame("EDC");
   const cases: [string, Buffer, RegExp][] = [
-    ["bad checksum", Buffer.concat([good.subarray(0, -2), Buffer.from([good[good.length - 2]! ^ 1, 0x16])]), /checksum 0x.. != computed/],
-    ["length fields differ", Buffer.concat([good.subarray(0, 2), Buffer.from([good[2]! - 1]), good.subarray(3)]), /length fields differ/],
+    [
+      "bad checksum",
+      Buffer.concat([good.subarray(0, -2), Buffer.from([good[good.length - 2]! ^ 1, 0x16])]),
+      /checksum 0x.. != computed/,
+    ],
+    [
+      "length fields differ",
+      Buffer.concat([good.subarray(0, 2), Buffer.from([good[2]! - 1]), good.subarray(3)]),
+      /length fields differ/,
+    ],
     ["truncated", good.subarray(0, good.length - 10), /truncated/],
     ["no stop byte", Buffer.concat([good.subarray(0, -1), Buffer.from([0x17])]), /no stop byte/],
     ["trailing bytes", Buffer.concat([good, Buffer.from([0x00])]), /after the stop byte/],
@@ -59,13 +86,27 @@ describe("frames", () => {
   it("rejects a premature end of records and too many DIFE with clear errors", () => {
     // Record announces 4 data bytes, telegram ends after 2.
     const hdr = Buffer.from("785634121111010700000000", "hex");
-    const premature = longFrame(0x08, 1, 0x72, Buffer.concat([hdr, Buffer.from([0x04, 0x13, 0x01, 0x02])]));
-    expect(() => parseUserData(parseFrame(premature))).toThrow(/EE0405 .*premature end of telegram/);
-    const many = longFrame(0x08, 1, 0x72, Buffer.concat([hdr, Buffer.from([0x84, ...Array(11).fill(0x80), 0x00, 0x13, 1, 2, 3, 4])]));
+    const premature = longFrame(
+      0x08,
+      1,
+      0x72,
+      Buffer.concat([hdr, Buffer.from([0x04, 0x13, 0x01, 0x02])]),
+    );
+    expect(() => parseUserData(parseFrame(premature))).toThrow(
+      /EE0405 .*premature end of telegram/,
+    );
+    const many = longFrame(
+      0x08,
+      1,
+      0x72,
+      Buffer.concat([hdr, Buffer.from([0x84, ...Array(11).fill(0x80), 0x00, 0x13, 1, 2, 3, 4])]),
+    );
     expect(() => parseUserData(parseFrame(many))).toThrow(/more than 10 DIFE/);
     const noVif = longFrame(0x08, 1, 0x72, Buffer.concat([hdr, Buffer.from([0x04])]));
     expect(() => parseUserData(parseFrame(noVif))).toThrow(/ends before the VIF/);
-    expect(() => parseUserData(parseFrame(longFrame(0x08, 1, 0x72, hdr.subarray(0, 8))))).toThrow(/fixed header needs 12 bytes/);
+    expect(() => parseUserData(parseFrame(longFrame(0x08, 1, 0x72, hdr.subarray(0, 8))))).toThrow(
+      /fixed header needs 12 bytes/,
+    );
     expect(() => parseUserData(parseFrame(longFrame(0x08, 1, 0x51, hdr)))).toThrow(/CI field 0x51/);
   });
 
@@ -77,9 +118,19 @@ describe("frames", () => {
 
   it("encodes storage, tariff and sub-unit in DIFEs the way the decoder reads them", () => {
     const hdr = Buffer.from("785634121111010700000000", "hex");
-    const rec = Buffer.concat([dib(0x04, { storage: 5, tariff: 2, subunit: 1 }), Buffer.from([0x13, 1, 0, 0, 0])]);
+    const rec = Buffer.concat([
+      dib(0x04, { storage: 5, tariff: 2, subunit: 1 }),
+      Buffer.from([0x13, 1, 0, 0, 0]),
+    ]);
     const d = parseUserData(parseFrame(longFrame(0x08, 1, 0x72, Buffer.concat([hdr, rec]))));
-    expect(d.records[0]).toMatchObject({ storage: 5, tariff: 2, subunit: 1, unit: "m3", value: 0.001, quantity: "Volume" });
+    expect(d.records[0]).toMatchObject({
+      storage: 5,
+      tariff: 2,
+      subunit: 1,
+      unit: "m3",
+      value: 0.001,
+      quantity: "Volume",
+    });
   });
 });
 
@@ -119,10 +170,14 @@ describe("master and simulated slaves", () => {
 
   it("a corrupted answer is retried, and reported as a frame error when it persists", async () => {
     const { master } = bus([waterMeter(2, "87654321")], undefined, { corruptEvery: 1 });
-    await expect(master.readAll(2)).rejects.toThrow(/EE0405 REQ_UD2 to address 2: invalid answer \(long frame checksum/);
+    await expect(master.readAll(2)).rejects.toThrow(
+      /EE0405 REQ_UD2 to address 2: invalid answer \(long frame checksum/,
+    );
     expect(master.counters.badFrames).toBeGreaterThanOrEqual(2);
     const silent = bus([]);
-    await expect(silent.master.readAll(9)).rejects.toThrow(/EE0403 REQ_UD2 to address 9: no answer within 80 ms/);
+    await expect(silent.master.readAll(9)).rejects.toThrow(
+      /EE0403 REQ_UD2 to address 9: no answer within 80 ms/,
+    );
   });
 
   it("selects by secondary address with wildcards and reports collisions", async () => {
@@ -136,10 +191,18 @@ describe("master and simulated slaves", () => {
   });
 
   it("scans primary and secondary address spaces", async () => {
-    const meters = [heatMeter(1, "12345678"), waterMeter(7, "12349999"), meterFromFrames(12, [frame("EDC")])];
+    const meters = [
+      heatMeter(1, "12345678"),
+      waterMeter(7, "12349999"),
+      meterFromFrames(12, [frame("EDC")]),
+    ];
     const { master } = bus(meters);
     const prim = await master.scanPrimary(0, 15);
-    expect(prim.map((p) => [p.address, p.data?.header.id])).toEqual([[1, "12345678"], [7, "12349999"], [12, "11120895"]]);
+    expect(prim.map((p) => [p.address, p.data?.header.id])).toEqual([
+      [1, "12345678"],
+      [7, "12349999"],
+      [12, "11120895"],
+    ]);
     const sec = await master.scanSecondary();
     expect(sec.map((s) => s.id).sort()).toEqual(["11120895", "12345678", "12349999"]);
   });

@@ -8,10 +8,23 @@ import { deadband, duration } from "../../config/common.js";
 const silent = pino({ level: "silent" });
 
 function pipe(points: { id: string; deadband?: number | string; max_interval?: string }[]) {
-  const cfgPoints = points.map((p) => ({ ...p, ...(p.deadband !== undefined ? { deadband: deadband.parse(p.deadband) } : {}), ...(p.max_interval ? { max_interval: duration.parse(p.max_interval) } : {}) }));
+  const cfgPoints = points.map((p) => ({
+    ...p,
+    ...(p.deadband !== undefined ? { deadband: deadband.parse(p.deadband) } : {}),
+    ...(p.max_interval ? { max_interval: duration.parse(p.max_interval) } : {}),
+  }));
   const out: Reading[] = [];
-  const p = new Pipeline(rulesFromConfig([{ devices: [{ id: "d", points: cfgPoints }] }]), (r) => out.push(...r), silent);
-  const send = (point: string, value: Reading["value"], ts: number, quality: Reading["quality"] = "good"): boolean => {
+  const p = new Pipeline(
+    rulesFromConfig([{ devices: [{ id: "d", points: cfgPoints }] }]),
+    (r) => out.push(...r),
+    silent,
+  );
+  const send = (
+    point: string,
+    value: Reading["value"],
+    ts: number,
+    quality: Reading["quality"] = "good",
+  ): boolean => {
     const n = out.length;
     p.ingest([{ device: "d", point, value, ts, quality }]);
     return out.length > n;
@@ -68,7 +81,9 @@ describe("report by exception", () => {
     expect(send("other", 1, 0)).toBe(true);
     expect(send("other", 1, 1)).toBe(true);
     expect(send("t", 1, 0)).toBe(true);
-    p.ingest([{ device: "d", point: "t", value: 1, ts: 2, quality: "good" }], { bypassDeadband: true });
+    p.ingest([{ device: "d", point: "t", value: 1, ts: 2, quality: "good" }], {
+      bypassDeadband: true,
+    });
     expect(out).toHaveLength(4);
   });
 });

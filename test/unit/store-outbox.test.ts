@@ -80,7 +80,9 @@ describe("seq", () => {
     const s = makeStore();
     s.appendReadings([reading(1)]);
     s.flush();
-    s.db.exec("CREATE TRIGGER boom BEFORE INSERT ON outbox WHEN NEW.body LIKE '%\"v\":666%' BEGIN SELECT RAISE(ABORT, 'boom'); END");
+    s.db.exec(
+      "CREATE TRIGGER boom BEFORE INSERT ON outbox WHEN NEW.body LIKE '%\"v\":666%' BEGIN SELECT RAISE(ABORT, 'boom'); END",
+    );
     s.appendReadings([reading(2), reading(666)]);
     expect(s.flush()).toBe(false);
     expect(s.stats().buffered).toBe(2);
@@ -112,13 +114,24 @@ describe("group commit", () => {
   it("what was committed survives closing and reopening the file", () => {
     let s = makeStore();
     s.appendReadings(Array.from({ length: 50 }, (_, i) => reading(i)));
-    s.appendEvent({ ts: Date.now(), type: "device_offline", severity: "warning", device: "meter1", message: "no answer" });
+    s.appendEvent({
+      ts: Date.now(),
+      type: "device_offline",
+      severity: "warning",
+      device: "meter1",
+      message: "no answer",
+    });
     closeStore(s); // close flushes
     s = makeStore();
     expect(s.stats().pending).toEqual({ event: 1, live: 50, backfill: 0 });
     const rows = s.outbox.range(1, 1000);
     expect(rows).toHaveLength(51);
-    expect(JSON.parse(rows[0]!.body)).toEqual({ n: "meter1/power", t: rows[0]!.ts / 1000, u: "W", v: 0 });
+    expect(JSON.parse(rows[0]!.body)).toEqual({
+      n: "meter1/power",
+      t: rows[0]!.ts / 1000,
+      u: "W",
+      v: 0,
+    });
   });
 });
 
@@ -153,7 +166,12 @@ describe("size bound", () => {
     }
     expect(s.outbox.bytes).toBeLessThanOrEqual(max);
     expect(s.outbox.bytes).toBe(s.outbox.recount()); // the persisted counter matches the rows
-    const gaps = got.filter((r) => r.event?.type === "gap").map((r) => r.event!.data as { count: number; first_seq: number; last_seq: number; priority: string });
+    const gaps = got
+      .filter((r) => r.event?.type === "gap")
+      .map(
+        (r) =>
+          r.event!.data as { count: number; first_seq: number; last_seq: number; priority: string },
+      );
     expect(gaps.length).toBeGreaterThan(0);
     // Backfill went first: the first gaps are backfill, in seq order from seq 1.
     expect(gaps[0]!.priority).toBe("backfill");
@@ -224,7 +242,10 @@ describe("migrations", () => {
   it("core schema uses user_version; components register theirs once", () => {
     const s = makeStore();
     expect(s.db.pragma("user_version", { simple: true })).toBe(2);
-    const steps = ["CREATE TABLE journal (id TEXT PRIMARY KEY)", "ALTER TABLE journal ADD COLUMN result TEXT"];
+    const steps = [
+      "CREATE TABLE journal (id TEXT PRIMARY KEY)",
+      "ALTER TABLE journal ADD COLUMN result TEXT",
+    ];
     expect(migrate(s.db, "commands", steps)).toBe(2);
     expect(migrate(s.db, "commands", steps)).toBe(2); // idempotent
     s.db.prepare("INSERT INTO journal (id, result) VALUES ('a', 'ok')").run();
@@ -265,10 +286,15 @@ describe("driver state (kv)", () => {
 describe("unusable database", () => {
   it("a corrupt file is reported clearly, readings are kept in memory, and the store recovers when the file is replaced", async () => {
     const path = join(dir, "store.db");
-    writeFileSync(path, "this is not a SQLite database, just a file that got overwritten ".repeat(100));
+    writeFileSync(
+      path,
+      "this is not a SQLite database, just a file that got overwritten ".repeat(100),
+    );
     const s = makeStore();
     expect(s.available).toBe(false);
-    expect(s.error?.message).toMatch(/EE0202 store database .* is corrupt or not a SQLite file.*move the file aside/);
+    expect(s.error?.message).toMatch(
+      /EE0202 store database .* is corrupt or not a SQLite file.*move the file aside/,
+    );
     expect(() => s.kv("x").get("k")).toThrow(/EE0202/);
     s.appendReadings([reading(1), reading(2)]);
     expect(s.flush()).toBe(false);

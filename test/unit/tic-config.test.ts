@@ -22,19 +22,38 @@ function problems(driver: unknown): { path: string; message: string }[] {
 
 describe("TIC config", () => {
   it("accepts drivers/tic/sample.yaml with defaults filled in", () => {
-    const cfg = validateConfigObject(parse(readFileSync(join(repoRoot, "drivers/tic/sample.yaml"), "utf8")), "sample", ctx);
+    const cfg = validateConfigObject(
+      parse(readFileSync(join(repoRoot, "drivers/tic/sample.yaml"), "utf8")),
+      "sample",
+      ctx,
+    );
     const d = cfg.drivers[0]!;
-    expect(d).toMatchObject({ driver: "tic", mode: "auto", no_frame_timeout: 10_000, reconnect_min: 1000 });
+    expect(d).toMatchObject({
+      driver: "tic",
+      mode: "auto",
+      no_frame_timeout: 10_000,
+      reconnect_min: 1000,
+    });
   });
 
   it("refuses bad input with the field and the fix", () => {
     const ok = { id: "t", driver: "tic", path: "/dev/ttyUSB0", devices: [{ id: "m" }] };
     expect(problems(ok)).toEqual([]);
-    expect(problems({ ...ok, mode: "fast" })[0]).toMatchObject({ path: "drivers[0].mode", message: expect.stringMatching(/historic \(1200 baud\) or standard \(9600 baud\)/) });
+    expect(problems({ ...ok, mode: "fast" })[0]).toMatchObject({
+      path: "drivers[0].mode",
+      message: expect.stringMatching(/historic \(1200 baud\) or standard \(9600 baud\)/),
+    });
     expect(problems({ ...ok, devices: [] })[0]!.message).toMatch(/needs its meter/);
-    expect(problems({ ...ok, devices: [{ id: "a" }, { id: "b" }] })[0]!.message).toMatch(/exactly one meter/);
-    expect(problems({ ...ok, devices: [{ id: "m", meter_id: "1234" }] })[0]).toMatchObject({ path: "drivers[0].devices[0].meter_id", message: expect.stringMatching(/12-digit/) });
-    expect(problems({ ...ok, devices: [{ id: "m", points: [{ id: "p", label: "papp" }] }] })[0]!.message).toMatch(/upper case/);
+    expect(problems({ ...ok, devices: [{ id: "a" }, { id: "b" }] })[0]!.message).toMatch(
+      /exactly one meter/,
+    );
+    expect(problems({ ...ok, devices: [{ id: "m", meter_id: "1234" }] })[0]).toMatchObject({
+      path: "drivers[0].devices[0].meter_id",
+      message: expect.stringMatching(/12-digit/),
+    });
+    expect(
+      problems({ ...ok, devices: [{ id: "m", points: [{ id: "p", label: "papp" }] }] })[0]!.message,
+    ).toMatch(/upper case/);
     expect(problems({ ...ok, no_frame_timeout: 10 })[0]!.message).toMatch(/duration with a unit/);
     expect(problems({ ...ok, baud: 1200 })[0]!.path).toBe("drivers[0].baud");
   });

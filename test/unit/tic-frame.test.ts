@@ -6,15 +6,27 @@ import { readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { type TicFrame, TicStreamParser, checksum, encodeFrame, encodeGroup, parseGroup } from "../../drivers/tic/frame.js";
+import {
+  type TicFrame,
+  TicStreamParser,
+  checksum,
+  encodeFrame,
+  encodeGroup,
+  parseGroup,
+} from "../../drivers/tic/frame.js";
 import { decodeGroup, parseHorodate } from "../../drivers/tic/labels.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const vectors = JSON.parse(readFileSync(join(repoRoot, "..", "shared", "vectors", "tic.json"), "utf8")) as {
+const vectors = JSON.parse(
+  readFileSync(join(repoRoot, "..", "shared", "vectors", "tic.json"), "utf8"),
+) as {
   historicGroups: string[];
   standardGroups: string[];
 };
-const all = [...vectors.historicGroups.map((g) => ["historic", g] as const), ...vectors.standardGroups.map((g) => ["standard", g] as const)];
+const all = [
+  ...vectors.historicGroups.map((g) => ["historic", g] as const),
+  ...vectors.standardGroups.map((g) => ["standard", g] as const),
+];
 
 /** Deterministic PRNG (mulberry32) so a failure is reproducible. */
 function rng(seed: number): () => number {
@@ -29,7 +41,11 @@ function rng(seed: number): () => number {
 }
 
 function frameOf(groups: string[]): Buffer {
-  return Buffer.concat([Buffer.from([0x02]), ...groups.map((g) => Buffer.from(`\n${g}\r`, "latin1")), Buffer.from([0x03])]);
+  return Buffer.concat([
+    Buffer.from([0x02]),
+    ...groups.map((g) => Buffer.from(`\n${g}\r`, "latin1")),
+    Buffer.from([0x03]),
+  ]);
 }
 
 function parseAll(chunks: Buffer[]): TicFrame[] {
@@ -51,7 +67,9 @@ describe("TIC groups from tic.json", () => {
 
   it("decodes values with SenML units", () => {
     const frames = parseAll([frameOf(vectors.historicGroups), frameOf(vectors.standardGroups)]);
-    const dec = frames.flatMap((f) => f.groups.map((g) => decodeGroup(f.mode, g))).map((d) => (d.ok ? d.decoded : undefined));
+    const dec = frames
+      .flatMap((f) => f.groups.map((g) => decodeGroup(f.mode, g)))
+      .map((d) => (d.ok ? d.decoded : undefined));
     const by = Object.fromEntries(dec.map((d) => [d!.label, d!]));
     expect(by.HCHC).toMatchObject({ point: "hchc", value: 723392, unit: "Wh" });
     expect(by.PAPP).toMatchObject({ value: 180, unit: "VA" });
@@ -73,15 +91,27 @@ describe("TIC groups from tic.json", () => {
   });
 
   it("reads the season flag and a degraded clock", () => {
-    expect(parseHorodate("H181224235959")).toEqual({ iso: "2018-12-24T23:59:59+01:00", degraded: false });
-    expect(parseHorodate("e180716103423")).toEqual({ iso: "2018-07-16T10:34:23+02:00", degraded: true });
+    expect(parseHorodate("H181224235959")).toEqual({
+      iso: "2018-12-24T23:59:59+01:00",
+      degraded: false,
+    });
+    expect(parseHorodate("e180716103423")).toEqual({
+      iso: "2018-07-16T10:34:23+02:00",
+      degraded: true,
+    });
     expect(parseHorodate("E181316103423")).toBeUndefined();
   });
 
   it("encodes groups the way the vectors are written", () => {
-    expect(encodeGroup("historic", "HCHC", "000723392").toString("latin1")).toBe("\nHCHC 000723392  \r");
-    expect(encodeGroup("standard", "SMAXSN", "00021", "E180716063417").toString("latin1")).toBe("\nSMAXSN\tE180716063417\t00021\t9\r");
-    expect(encodeGroup("standard", "DATE", "", "E180716103423").toString("latin1")).toBe("\nDATE\tE180716103423\t\tB\r");
+    expect(encodeGroup("historic", "HCHC", "000723392").toString("latin1")).toBe(
+      "\nHCHC 000723392  \r",
+    );
+    expect(encodeGroup("standard", "SMAXSN", "00021", "E180716063417").toString("latin1")).toBe(
+      "\nSMAXSN\tE180716063417\t00021\t9\r",
+    );
+    expect(encodeGroup("standard", "DATE", "", "E180716103423").toString("latin1")).toBe(
+      "\nDATE\tE180716103423\t\tB\r",
+    );
   });
 });
 
@@ -95,10 +125,17 @@ describe("corruption", () => {
         for (let x = 1; x < 256; x++) {
           const c = Buffer.from(bytes);
           c[pos] = c[pos]! ^ x;
-          const frames = parseAll([Buffer.concat([Buffer.from([0x02, 0x0a]), c, Buffer.from([0x0d, 0x03])])]);
-          const ok = frames.flatMap((f) => f.groups.map((gr) => decodeGroup(mode, gr))).filter((d) => d.ok);
+          const frames = parseAll([
+            Buffer.concat([Buffer.from([0x02, 0x0a]), c, Buffer.from([0x0d, 0x03])]),
+          ]);
+          const ok = frames
+            .flatMap((f) => f.groups.map((gr) => decodeGroup(mode, gr)))
+            .filter((d) => d.ok);
           cases++;
-          if (ok.length > 0) leaks.push(`${JSON.stringify(g)} byte ${pos} ^ 0x${x.toString(16)} → ${JSON.stringify(ok)}`);
+          if (ok.length > 0)
+            leaks.push(
+              `${JSON.stringify(g)} byte ${pos} ^ 0x${x.toString(16)} → ${JSON.stringify(ok)}`,
+            );
         }
       }
     }
@@ -118,9 +155,21 @@ describe("corruption", () => {
 
   it("drops groups with non-printable bytes and aborts a frame on EOT", () => {
     const p = new TicStreamParser(() => undefined);
-    p.feed(Buffer.concat([Buffer.from([0x02]), Buffer.from("\nADCO 021528603314 :\r\nIINST 0"), Buffer.from([0x04])]));
+    p.feed(
+      Buffer.concat([
+        Buffer.from([0x02]),
+        Buffer.from("\nADCO 021528603314 :\r\nIINST 0"),
+        Buffer.from([0x04]),
+      ]),
+    );
     expect(p.counters).toMatchObject({ frames: 0, abortedFrames: 1 });
-    const [f] = parseAll([Buffer.concat([Buffer.from([0x02]), Buffer.from("\nIINST 0\x801 X\r", "latin1"), Buffer.from([0x03])])]);
+    const [f] = parseAll([
+      Buffer.concat([
+        Buffer.from([0x02]),
+        Buffer.from("\nIINST 0\x801 X\r", "latin1"),
+        Buffer.from([0x03]),
+      ]),
+    ]);
     expect(f!.dropped).toBe(1);
     expect(f!.errors[0]).toMatch(/non-printable byte 0x80/);
   });
@@ -132,7 +181,10 @@ describe("stream split at random byte boundaries", () => {
     frameOf(vectors.historicGroups),
     Buffer.concat([Buffer.from([0x02]), Buffer.from("\nADCO 0215"), Buffer.from([0x04])]), // aborted
     frameOf(vectors.standardGroups),
-    encodeFrame([encodeGroup("historic", "PAPP", "01234"), encodeGroup("historic", "HCHP", "001742239")]),
+    encodeFrame([
+      encodeGroup("historic", "PAPP", "01234"),
+      encodeGroup("historic", "HCHP", "001742239"),
+    ]),
     frameOf(["HCHC 000723393  "]), // bad checksum
     frameOf(vectors.historicGroups),
   ]);

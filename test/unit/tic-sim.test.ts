@@ -25,7 +25,9 @@ describe("TIC meter simulator", () => {
         expect(f.dropped).toBe(0);
         const dec = f.groups.map((g) => decodeGroup(mode, g));
         expect(dec.filter((d) => !d.ok)).toEqual([]);
-        const v = dec.flatMap((d) => (d.ok && d.decoded.label === index ? [d.decoded.value as number] : []))[0]!;
+        const v = dec.flatMap((d) =>
+          d.ok && d.decoded.label === index ? [d.decoded.value as number] : [],
+        )[0]!;
         expect(v).toBeGreaterThan(prev);
         prev = v;
       }

@@ -1,0 +1,21 @@
+/**
+ * `npm run demo` (node dist/sim/demo.js): broker, simulators and agent start, the live view shows
+ * what the hypervisor receives, and the demo stops cleanly (exit 0) — here after --duration.
+ */
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { describe, expect, it } from "vitest";
+
+const demo = fileURLToPath(new URL("../../dist/sim/demo.js", import.meta.url));
+
+describe("npm run demo", () => {
+  it("shows telemetry and events from the simulated cabinet, then stops cleanly", async () => {
+    const { stdout } = await promisify(execFile)(process.execPath, [demo, "--duration", "6"], { timeout: 30_000, env: { ...process.env, NO_COLOR: "1" } });
+    expect(stdout).toMatch(/event device_online compteur answers/);
+    expect(stdout).toMatch(/telemetry #\d+-\d+ compteur: voltage_l1 2\d\d(\.\d+)? V/);
+    expect(stdout).toMatch(/dali-rue-gare: lamp0_level 100 %/);
+    expect(stdout).toMatch(/state \{"online":false,"reason":"shutdown"/);
+    expect(stdout.trimEnd().endsWith("stopped.")).toBe(true);
+  });
+});
