@@ -30,7 +30,11 @@ interface Phase {
   cpuMs: number;
 }
 
-async function measure(run: () => { count: () => number; stop: () => Promise<void> } | Promise<{ count: () => number; stop: () => Promise<void> }>): Promise<Phase> {
+async function measure(
+  run: () =>
+    | { count: () => number; stop: () => Promise<void> }
+    | Promise<{ count: () => number; stop: () => Promise<void> }>,
+): Promise<Phase> {
   const h = await run();
   await new Promise((r) => setTimeout(r, WARMUP_MS));
   const n0 = h.count();
@@ -42,7 +46,12 @@ async function measure(run: () => { count: () => number; stop: () => Promise<voi
   const seconds = (performance.now() - t0) / 1000;
   await h.stop();
   const requests = n1 - n0;
-  return { requests, registers: requests * REGISTERS, seconds, cpuMs: (cpu.user + cpu.system) / 1000 };
+  return {
+    requests,
+    registers: requests * REGISTERS,
+    seconds,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+  };
 }
 
 async function bare(ports: number[]) {
@@ -79,7 +88,12 @@ function devices(ports: number[]) {
     id: `dev${i}`,
     unit_id: 1,
     port,
-    points: Array.from({ length: REGISTERS }, (_, a) => ({ id: `r${a}`, table: "holding", address: a, max_interval: "15m" })),
+    points: Array.from({ length: REGISTERS }, (_, a) => ({
+      id: `r${a}`,
+      table: "holding",
+      address: a,
+      max_interval: "15m",
+    })),
   }));
 }
 
@@ -128,7 +142,13 @@ async function agent(ports: number[], dir: string) {
   const drv = a.drivers[0]!;
   const good = () => {
     const c = drv.status().counters ?? {};
-    return (c.requests ?? 0) - (c.timeouts ?? 0) - (c.exceptions ?? 0) - (c.frame_errors ?? 0) - (c.comm_errors ?? 0);
+    return (
+      (c.requests ?? 0) -
+      (c.timeouts ?? 0) -
+      (c.exceptions ?? 0) -
+      (c.frame_errors ?? 0) -
+      (c.comm_errors ?? 0)
+    );
   };
   return { count: good, stop: () => a.stop() };
 }
@@ -163,7 +183,9 @@ async function main(): Promise<void> {
       driver_only: rate(drv),
       reference_bare_modbus_serial: rate(ref),
       ratio: Number((agt.registers / agt.seconds / (ref.registers / ref.seconds)).toFixed(3)),
-      driver_only_ratio: Number((drv.registers / drv.seconds / (ref.registers / ref.seconds)).toFixed(3)),
+      driver_only_ratio: Number(
+        (drv.registers / drv.seconds / (ref.registers / ref.seconds)).toFixed(3),
+      ),
       goal_ratio: 0.8,
       note: "cpu_ms_per_1000_points = CPU ms of the polling process per 1,000 points = CPU ms/s per 1,000 points/s; the simulator runs in a child process",
     };
@@ -185,7 +207,6 @@ async function simChild(): Promise<void> {
   process.stdout.write(`${JSON.stringify(ports)}\n`);
   process.on("SIGTERM", () => void sim.close().then(() => process.exit(0)));
 }
-
 
 // Dispatch last: the helpers above must be initialised before top-level await runs them.
 if (process.argv[2] === "--sim") await simChild();

@@ -44,14 +44,26 @@ function fmt(v: unknown): string {
 }
 
 /** One line per device of a telemetry message: what the hypervisor got, compactly. */
-function showTelemetry(payload: { records?: Record<string, unknown>[] }): void {
+interface Rec {
+  n?: string;
+  seq?: number;
+  v?: number;
+  vb?: boolean;
+  vs?: string;
+  u?: string;
+  q?: string;
+}
+
+function showTelemetry(payload: { records?: Rec[] }): void {
   const recs = payload.records ?? [];
   if (recs.length === 0) return;
   const byDevice = new Map<string, string[]>();
   for (const r of recs) {
-    const [dev, point] = String(r.n).split("/");
+    const [dev, point] = (r.n ?? "?/?").split("/");
     const value = r.v ?? r.vb ?? r.vs;
-    const text = r.q ? red(`${point} ${String(r.q)}`) : `${point} ${bold(fmt(value))}${r.u ? ` ${String(r.u)}` : ""}`;
+    const text = r.q
+      ? red(`${point} ${String(r.q)}`)
+      : `${point} ${bold(fmt(value))}${r.u ? ` ${String(r.u)}` : ""}`;
     byDevice.set(dev!, [...(byDevice.get(dev!) ?? []), text]);
   }
   const seqs = recs.map((r) => Number(r.seq));
@@ -60,7 +72,9 @@ function showTelemetry(payload: { records?: Record<string, unknown>[] }): void {
     const line = `${dim(clock(Date.now()))} ${cyan("telemetry")} ${dim(`#${Math.min(...seqs)}-${Math.max(...seqs)}`)} ${dev}: ${parts.join(dim(" · "))}`;
     // eslint-disable-next-line no-control-regex
     const visible = line.replace(/\u001b\[\d+m/g, "");
-    process.stdout.write(`${visible.length > width && tty ? `${line.slice(0, width + (line.length - visible.length) - 1)}…` : line}\n`);
+    process.stdout.write(
+      `${visible.length > width && tty ? `${line.slice(0, width + (line.length - visible.length) - 1)}…` : line}\n`,
+    );
   }
 }
 
@@ -76,18 +90,24 @@ function show(topic: string, buf: Buffer): void {
   if (kind === "telemetry") return showTelemetry(payload);
   if (kind === "events") {
     const recs = (payload.records as Record<string, unknown>[] | undefined) ?? [payload];
-    for (const e of recs) {
-      const sev = String(e.severity);
+    for (const e of recs as { severity?: string; type?: string; message?: string }[]) {
+      const sev = e.severity ?? "info";
       const paint = sev === "error" ? red : sev === "warning" ? yellow : green;
-      process.stdout.write(`${dim(clock(Date.now()))} ${paint(`event ${String(e.type)}`)} ${String(e.message ?? "")}\n`);
+      process.stdout.write(
+        `${dim(clock(Date.now()))} ${paint(`event ${e.type ?? "?"}`)} ${e.message ?? ""}\n`,
+      );
     }
     return;
   }
   if (kind === "state") {
-    process.stdout.write(`${dim(clock(Date.now()))} ${green("state")} ${JSON.stringify(payload).slice(0, 200)}\n`);
+    process.stdout.write(
+      `${dim(clock(Date.now()))} ${green("state")} ${JSON.stringify(payload).slice(0, 200)}\n`,
+    );
     return;
   }
-  process.stdout.write(`${dim(clock(Date.now()))} ${kind} ${JSON.stringify(payload).slice(0, 160)}\n`);
+  process.stdout.write(
+    `${dim(clock(Date.now()))} ${kind} ${JSON.stringify(payload).slice(0, 160)}\n`,
+  );
 }
 
 async function main(): Promise<void> {
@@ -112,18 +132,29 @@ async function main(): Promise<void> {
   const modbusPort = await sim.listenTcp(0);
 
   // 3. The agent, with the demo config pointed at them.
-  const raw = parse(readFileSync(configFile, "utf8")) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- plain YAML, validated just below
+  // Plain YAML, validated just below; only the fields the demo rewrites are typed.
+  const raw = parse(readFileSync(configFile, "utf8")) as {
+    uplink: { url: string };
+    state_dir: string;
+    control?: unknown;
+    drivers: { transport: { port?: number } }[];
+  };
   raw.uplink.url = `mqtt://127.0.0.1:${mqttPort}`;
   raw.state_dir = dir;
   raw.control = { socket: join(dir, "control.sock") };
-  for (const d of raw.drivers as { transport: { port?: number } }[]) d.transport.port = modbusPort;
+  for (const d of raw.drivers) d.transport.port = modbusPort;
   const config = validateConfigObject(raw, configFile, { env: process.env, baseDir: dir });
   const logFile = join(dir, "agent.log");
-  const logger = pino({ level: config.log.level }, pino.destination({ dest: logFile, sync: false }));
+  const logger = pino(
+    { level: config.log.level },
+    pino.destination({ dest: logFile, sync: false }),
+  );
   const agent = new Agent(config, { logger, configPath: configFile });
 
   // 4. The hypervisor's view.
-  const sub = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { clientId: "demo-hypervisor" });
+  const sub = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, {
+    clientId: "demo-hypervisor",
+  });
   sub.on("message", show);
   await sub.subscribeAsync("eclor/v1/#", { qos: 1 });
 
@@ -147,7 +178,9 @@ async function main(): Promise<void> {
     } else if (t % 60 === 45 || t % 60 === 55) {
       // As if the gateway's own photocell schedule dimmed the street, then restored it.
       const level = t % 60 === 45 ? 40 : 100;
-      process.stdout.write(yellow(`\n── demo: the DALI gateway sets every lamp to ${level} % ──\n`));
+      process.stdout.write(
+        yellow(`\n── demo: the DALI gateway sets every lamp to ${level} % ──\n`),
+      );
       const dali = sim.unit(3);
       dali.bank.holding[300] = level;
       dali.behaviour.afterWrite?.("holding", 300, [level]);

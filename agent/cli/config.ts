@@ -1,4 +1,4 @@
-/** `eclor-edge config validate|schema` — and later `config show`. */
+/** `eclor-edge config validate|show|schema`. */
 import type { Command } from "commander";
 import { z } from "zod";
 import { loadConfigFile } from "../../config/load.js";
@@ -45,6 +45,24 @@ export function registerConfigCommands(program: Command): void {
       if (bad !== undefined) {
         if (opts.json) process.exit((bad as { exitCode?: number }).exitCode ?? 2);
         process.exit((bad as { exitCode?: number }).exitCode ?? 2);
+      }
+    });
+
+  config
+    .command("show")
+    .description(
+      "Show the configuration in force (local file or remote config/set), why, its versions, and its content with secrets redacted",
+    )
+    .option("-c, --config <file>", "YAML configuration file", DEFAULT_CONFIG_PATH)
+    .option("--json", "machine-readable result")
+    .action(async (opts: { config: string; json?: boolean }) => {
+      try {
+        const { configShow, formatConfigShow } = await import("../commands/show.js");
+        const shown = configShow(opts.config);
+        if (opts.json) printJson(shown);
+        else process.stdout.write(formatConfigShow(shown));
+      } catch (e) {
+        fail(e, opts.json);
       }
     });
 

@@ -100,6 +100,7 @@ export function registerProvisionCommand(program: Command): void {
             process.stdout.write(
               `${green("renewed")}: certificate valid until ${tls.certificate.notAfter}\n`,
             );
+          await handOver(opts);
           return;
         }
         if (!opts.bundle) throw usage("--bundle FILE is required (or --status / --renew)");

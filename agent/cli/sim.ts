@@ -11,7 +11,9 @@ import { registerSimTicCommand } from "./sim-tic.js";
 export function registerSimCommands(program: Command): void {
   const sim = program
     .command("sim")
-    .description("Run device simulators (Modbus slave, TIC and M-Bus meters, enrolment service…) for demos and tests");
+    .description(
+      "Run device simulators (Modbus slave, TIC and M-Bus meters, enrolment service…) for demos and tests",
+    );
   registerSimModbusCommand(sim);
   registerSimTicCommand(sim);
   registerSimMbusCommand(sim);

@@ -323,7 +323,7 @@ const camel = (name: string) => name.replace(/\/(\w)/g, (_m, c: string) => c.toU
  * docs test: every example in docs/asyncapi.yaml and docs/mqtt-api.md validates against these.
  */
 export const commandDocSchemas: Record<string, z.ZodType> = Object.fromEntries(
-  COMMAND_NAMES.flatMap((n) => [
+  COMMAND_NAMES.flatMap((n): [string, z.ZodType][] => [
     [`${camel(n)}Request`, requestSchemas[n]],
     [`${camel(n)}Response`, responseSchemaFor(n)],
   ]),

@@ -1,6 +1,7 @@
 /**
  * The `provisioning:` block of the main config (registered in config/schema.ts). Present = this
- * box enrols itself with a bundle on first start and renews its certificate before expiry.
+ * box enrols itself with a bundle on first start and renews its certificate before expiry; the
+ * uplink then uses <state_dir>/provision/{ca,cert,key}.pem instead of uplink.tls.ca/cert/key.
  */
 import { z } from "zod";
 import { duration } from "../../config/common.js";

@@ -64,7 +64,8 @@ async function connect(opts: ExchangeOptions): Promise<MqttClient> {
     protocolVersion: 5,
     clean: true,
     reconnectPeriod: 0,
-    connectTimeout: Math.min(opts.timeoutMs, 30_000),
+    // The answer timeout is separate: a slow TLS handshake on a busy box is not "no answer".
+    connectTimeout: 30_000,
     ca: opts.ca,
     rejectUnauthorized: true,
     ...(opts.servername ? { servername: opts.servername } : {}),

@@ -37,6 +37,17 @@ export interface NetworkDeps {
 /** How long a processed frame is remembered to drop copies arriving after the window. */
 const LATE_COPY_MS = 10_000;
 
+const keyCache = new WeakMap<Session, { nwk: Buffer; app: Buffer }>();
+/** Session keys as buffers, decoded once per session object. */
+function keysOf(s: Session): { nwk: Buffer; app: Buffer } {
+  let k = keyCache.get(s);
+  if (!k) {
+    k = { nwk: Buffer.from(s.nwkSKey, "hex"), app: Buffer.from(s.appSKey, "hex") };
+    keyCache.set(s, k);
+  }
+  return k;
+}
+
 /** Best copy: highest SNR, then highest RSSI (ChirpStack sorts the same way). */
 function better(a: Copy, b: Copy): boolean {
   return a.rx.lsnr !== b.rx.lsnr ? a.rx.lsnr > b.rx.lsnr : a.rx.rssi > b.rx.rssi;
@@ -226,7 +237,7 @@ export class LorawanNetwork {
     for (const dev of candidates) {
       const s = this.d.state.session(dev.id);
       if (!s) continue;
-      const nwk = Buffer.from(s.nwkSKey, "hex");
+      const nwk = keysOf(s).nwk;
       const full = fullFCnt(s.fCntUp, f16);
       if (verifyDataMic(p, nwk, full)) return this.accept(dev, s, p, full, up, gateways, confirmed);
     }
@@ -235,7 +246,7 @@ export class LorawanNetwork {
       const s = this.d.state.session(dev.id);
       if (!s) continue;
       const old = olderFCnt(s.fCntUp, f16);
-      if (old >= 0 && verifyDataMic(p, Buffer.from(s.nwkSKey, "hex"), old)) {
+      if (old >= 0 && verifyDataMic(p, keysOf(s).nwk, old)) {
         this.counters.replays!++;
         this.event("lorawan_replay_rejected", "warning", `frame refused: counter ${old} is not above the last accepted ${s.lastFCntUp} (replayed frame, or a device that restarted its counters)`, dev.id, { fCnt: old, lastFCnt: s.lastFCntUp, devAddr: addr });
         return;
@@ -255,8 +266,7 @@ export class LorawanNetwork {
     this.counters.uplinks!++;
     s.fCntUp = (full + 1) >>> 0;
     s.lastFCntUp = full;
-    const nwk = Buffer.from(s.nwkSKey, "hex");
-    const app = Buffer.from(s.appSKey, "hex");
+    const { nwk, app } = keysOf(s);
     const acked = p.getFCtrlACK() === true;
     const hadPending = s.pendingAck !== undefined;
     const retry = this.settleConfirmed(dev, s, acked);
@@ -363,8 +373,8 @@ export class LorawanNetwork {
         fOpts: answers.subarray(0, 15),
         ...(item ? { fPort: item.fPort, payload: Buffer.from(item.bytes, "hex") } : {}),
       },
-      Buffer.from(s.appSKey, "hex"),
-      Buffer.from(s.nwkSKey, "hex"),
+      keysOf(s).app,
+      keysOf(s).nwk,
     );
     return { phy, fCnt, ...(item ? { item } : {}) };
   }

@@ -46,6 +46,7 @@ type Counters = Record<string, [string, number, number, number]>;
 
 export class LorawanState {
   private readonly sessions = new Map<string, Session>();
+  private readonly queues = new Map<string, QueuedDownlink[]>();
   private readonly counters: Counters;
   private dirty = false;
 
@@ -116,12 +117,19 @@ export class LorawanState {
     return n;
   }
 
+  /** The device's queue (read once, then kept in memory: every uplink looks at it). */
   queue(device: string): QueuedDownlink[] {
-    return this.state.get<QueuedDownlink[]>(`queue:${device}`) ?? [];
+    let q = this.queues.get(device);
+    if (!q) {
+      q = this.state.get<QueuedDownlink[]>(`queue:${device}`) ?? [];
+      this.queues.set(device, q);
+    }
+    return [...q];
   }
 
   saveQueue(device: string, q: readonly QueuedDownlink[]): void {
     if (q.length === 0) this.state.delete(`queue:${device}`);
     else this.state.set(`queue:${device}`, q);
+    this.queues.set(device, [...q]);
   }
 }

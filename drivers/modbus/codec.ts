@@ -89,7 +89,12 @@ function toScratch(regs: ArrayLike<number>, at: number, n: number, order: ByteOr
  * integers are returned as numbers: exact up to 2^53, rounded beyond (energy counters never get
  * there).
  */
-export function decodeRegisters(regs: ArrayLike<number>, p: CodecPoint, order: ByteOrder, at = 0): number | string {
+export function decodeRegisters(
+  regs: ArrayLike<number>,
+  p: CodecPoint,
+  order: ByteOrder,
+  at = 0,
+): number | string {
   switch (p.type) {
     case "uint16": {
       const r = regs[at]! & 0xffff;
@@ -106,7 +111,11 @@ export function decodeRegisters(regs: ArrayLike<number>, p: CodecPoint, order: B
       return regs[at]! ? 1 : 0;
     case "string": {
       const n = p.length ?? 1;
-      const b = registersToBytes(Array.prototype.slice.call(regs, at, at + n) as number[], order, false);
+      const b = registersToBytes(
+        Array.prototype.slice.call(regs, at, at + n) as number[],
+        order,
+        false,
+      );
       const nul = b.indexOf(0);
       // Devices pad with NUL or spaces; neither is part of the value.
       return b.toString("latin1", 0, nul < 0 ? b.length : nul).replace(/ +$/, "");
@@ -148,7 +157,12 @@ export class EncodeError extends Error {}
  * Raw value → registers in address order. `current` is the register's present content, needed
  * for a `bit` point (the other 15 bits are preserved: read-modify-write).
  */
-export function encodeRegisters(raw: number | string, p: CodecPoint, order: ByteOrder, current = 0): number[] {
+export function encodeRegisters(
+  raw: number | string,
+  p: CodecPoint,
+  order: ByteOrder,
+  current = 0,
+): number[] {
   if (p.type === "string") {
     if (typeof raw !== "string") throw new EncodeError("expected a string");
     const size = pointSize(p) * 2;
@@ -158,7 +172,7 @@ export function encodeRegisters(raw: number | string, p: CodecPoint, order: Byte
       throw new EncodeError(`string longer than ${size} characters (${p.length ?? 1} registers)`);
     return bytesToRegisters(bytes, order, false);
   }
-  if (typeof raw !== "number" || Number.isNaN(raw) && !p.type.startsWith("float"))
+  if (typeof raw !== "number" || (Number.isNaN(raw) && !p.type.startsWith("float")))
     throw new EncodeError("expected a number");
   if (p.type === "bit" || p.type === "bool") {
     if (raw !== 0 && raw !== 1) throw new EncodeError("expected 0/1 or true/false");
@@ -169,9 +183,11 @@ export function encodeRegisters(raw: number | string, p: CodecPoint, order: Byte
   if (p.type === "float32") b.writeFloatBE(raw, 0);
   else if (p.type === "float64") b.writeDoubleBE(raw, 0);
   else {
-    if (!Number.isInteger(raw)) throw new EncodeError(`expected an integer for ${p.type}, got ${raw}`);
+    if (!Number.isInteger(raw))
+      throw new EncodeError(`expected an integer for ${p.type}, got ${raw}`);
     const [lo, hi] = intBounds[p.type]!;
-    if (raw < lo || raw > hi) throw new EncodeError(`${raw} is outside the ${p.type} range ${lo}..${hi}`);
+    if (raw < lo || raw > hi)
+      throw new EncodeError(`${raw} is outside the ${p.type} range ${lo}..${hi}`);
     if (p.type === "int16") b.writeInt16BE(raw, 0);
     else if (p.type === "uint16") b.writeUInt16BE(raw, 0);
     else if (p.type === "int32") b.writeInt32BE(raw, 0);

@@ -12,7 +12,12 @@ import type { DriverContext, DriverEvent, Reading } from "../driver.js";
 import { decodeRegisters, pointSize, scaleValue } from "./codec.js";
 import { type ModbusLink, ModbusError, type Op } from "./link.js";
 import { planReads, type ReadRequest } from "./plan.js";
-import type { ByteOrder, ModbusDeviceConfig, ModbusDriverConfig, ModbusPointConfig } from "./schema.js";
+import type {
+  ByteOrder,
+  ModbusDeviceConfig,
+  ModbusDriverConfig,
+  ModbusPointConfig,
+} from "./schema.js";
 
 export interface PlannedPoint {
   table: ModbusPointConfig["table"];
@@ -87,7 +92,8 @@ export class ModbusDevice {
   private schedule(delay: number): void {
     if (this.stopped) return;
     // A due poll runs on the next turn of the event loop, not after a timer's 1 ms minimum.
-    this.timer = delay <= 0 ? setImmediate(() => void this.tick()) : setTimeout(() => void this.tick(), delay);
+    this.timer =
+      delay <= 0 ? setImmediate(() => void this.tick()) : setTimeout(() => void this.tick(), delay);
   }
 
   private async tick(): Promise<void> {
@@ -117,7 +123,10 @@ export class ModbusDevice {
   }
 
   /** Run the given reads; returns one reading per point. Also used for on-demand reads. */
-  async poll(plan: readonly ReadRequest<PlannedPoint>[], priority: "high" | "low"): Promise<Reading[]> {
+  async poll(
+    plan: readonly ReadRequest<PlannedPoint>[],
+    priority: "high" | "low",
+  ): Promise<Reading[]> {
     const out: Reading[] = [];
     let answered = false;
     let unreachable: ModbusError | undefined;
@@ -156,7 +165,11 @@ export class ModbusDevice {
     }
   }
 
-  private decode(req: ReadRequest<PlannedPoint>, res: { bits?: boolean[]; registers?: number[] }, ts: number): Reading[] {
+  private decode(
+    req: ReadRequest<PlannedPoint>,
+    res: { bits?: boolean[]; registers?: number[] },
+    ts: number,
+  ): Reading[] {
     const out = new Array<Reading>(req.items.length);
     const device = this.cfg.id;
     const regs = res.registers;
@@ -174,9 +187,13 @@ export class ModbusDevice {
         const raw = decodeRegisters(regs, p, it.order, off);
         if (typeof raw === "string") r.value = raw;
         else if (p.type === "bit") r.value = raw === 1;
-        else if (Number.isFinite(raw)) r.value = it.plain ? raw : scaleValue(raw, p.scale, p.offset);
+        else if (Number.isFinite(raw))
+          r.value = it.plain ? raw : scaleValue(raw, p.scale, p.offset);
         else {
-          const hex = regs.slice(off, off + it.size).map((x) => x.toString(16).padStart(4, "0")).join(" ");
+          const hex = regs
+            .slice(off, off + it.size)
+            .map((x) => x.toString(16).padStart(4, "0"))
+            .join(" ");
           r.quality = "codec_error";
           r.detail = `device returned ${raw} (registers ${hex})`;
         }
@@ -187,7 +204,8 @@ export class ModbusDevice {
   }
 
   private failed(req: ReadRequest<PlannedPoint>, err: ModbusError, ts: number): Reading[] {
-    const quality = this.online === false && err.quality !== "exception" ? ("offline" as const) : err.quality;
+    const quality =
+      this.online === false && err.quality !== "exception" ? ("offline" as const) : err.quality;
     const detail = `${err.message} (unit ${this.cfg.unit_id}, ${req.table} ${req.address}..${req.address + req.count - 1}, ${this.link.name})`;
     return req.items.map(({ point: p }) => ({
       device: this.cfg.id,
@@ -216,7 +234,11 @@ export class ModbusDevice {
     if (this.online !== true) {
       const wasOffline = this.online === false;
       this.online = true;
-      this.event("device_online", "info", wasOffline ? `${this.cfg.id} answers again` : `${this.cfg.id} answers`);
+      this.event(
+        "device_online",
+        "info",
+        wasOffline ? `${this.cfg.id} answers again` : `${this.cfg.id} answers`,
+      );
     }
   }
 
@@ -224,16 +246,33 @@ export class ModbusDevice {
     this.failures++;
     if (this.failures >= this.driver.offline_after && this.online !== false) {
       this.online = false;
-      this.event("device_offline", "warning", `${this.cfg.id} does not answer: ${err.message} (${this.failures} polls in a row)`, {
-        quality: err.quality,
-        endpoint: this.link.name,
-        unit_id: this.cfg.unit_id,
-      });
+      this.event(
+        "device_offline",
+        "warning",
+        `${this.cfg.id} does not answer: ${err.message} (${this.failures} polls in a row)`,
+        {
+          quality: err.quality,
+          endpoint: this.link.name,
+          unit_id: this.cfg.unit_id,
+        },
+      );
     }
   }
 
-  private event(type: string, severity: DriverEvent["severity"], message: string, data?: Record<string, unknown>): void {
+  private event(
+    type: string,
+    severity: DriverEvent["severity"],
+    message: string,
+    data?: Record<string, unknown>,
+  ): void {
     this.log.info({ type }, message);
-    this.ctx.event({ ts: Date.now(), type, severity, device: this.cfg.id, message, data: { driver: this.driver.id, ...data } });
+    this.ctx.event({
+      ts: Date.now(),
+      type,
+      severity,
+      device: this.cfg.id,
+      message,
+      data: { driver: this.driver.id, ...data },
+    });
   }
 }

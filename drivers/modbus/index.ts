@@ -4,7 +4,15 @@
  * writes go before polls. See README.md for the configuration and the profile guide.
  */
 import { EdgeError, ErrorCode } from "../../agent/errors.js";
-import type { DeviceInfo, Driver, DriverContext, DriverStatus, Reading, WriteRequest, WriteResult } from "../driver.js";
+import type {
+  DeviceInfo,
+  Driver,
+  DriverContext,
+  DriverStatus,
+  Reading,
+  WriteRequest,
+  WriteResult,
+} from "../driver.js";
 import { ModbusDevice } from "./device.js";
 import { type LinkEndpoint, ModbusLink } from "./link.js";
 import type { ModbusDeviceConfig, ModbusDriverConfig } from "./schema.js";
@@ -19,7 +27,12 @@ function endpointFor(cfg: ModbusDriverConfig, dev: ModbusDeviceConfig): LinkEndp
   const t = cfg.transport;
   switch (t.type) {
     case "tcp":
-      return { type: "tcp", host: dev.host ?? t.host, port: dev.port ?? t.port, concurrency: t.concurrency };
+      return {
+        type: "tcp",
+        host: dev.host ?? t.host,
+        port: dev.port ?? t.port,
+        concurrency: t.concurrency,
+      };
     case "rtu":
       return {
         type: "rtu",
@@ -82,7 +95,12 @@ export class ModbusDriver implements Driver {
       points: d.points.map((p) => ({
         id: p.id,
         ...(p.unit ? { unit: p.unit } : {}),
-        type: p.type === "string" ? ("string" as const) : p.type === "bool" || p.type === "bit" ? ("boolean" as const) : ("number" as const),
+        type:
+          p.type === "string"
+            ? ("string" as const)
+            : p.type === "bool" || p.type === "bit"
+              ? ("boolean" as const)
+              : ("number" as const),
         writable: p.writable,
         ...(p.min !== undefined ? { min: p.min } : {}),
         ...(p.max !== undefined ? { max: p.max } : {}),
@@ -94,7 +112,8 @@ export class ModbusDriver implements Driver {
 
   status(): DriverStatus {
     const counters: Record<string, number> = {};
-    for (const l of this.links.values()) for (const [k, v] of Object.entries(l.counters)) counters[k] = (counters[k] ?? 0) + v;
+    for (const l of this.links.values())
+      for (const [k, v] of Object.entries(l.counters)) counters[k] = (counters[k] ?? 0) + v;
     return {
       id: this.cfg.id,
       kind: "modbus",
@@ -114,7 +133,12 @@ export class ModbusDriver implements Driver {
 
   private device(id: string): ModbusDevice {
     const d = this.devices.get(id);
-    if (!d) throw new EdgeError(ErrorCode.DeviceUnknown, `no enabled Modbus device "${id}" on driver ${this.cfg.id} (devices: ${[...this.devices.keys()].join(", ")})`, { device: id });
+    if (!d)
+      throw new EdgeError(
+        ErrorCode.DeviceUnknown,
+        `no enabled Modbus device "${id}" on driver ${this.cfg.id} (devices: ${[...this.devices.keys()].join(", ")})`,
+        { device: id },
+      );
     return d;
   }
 
@@ -123,7 +147,12 @@ export class ModbusDriver implements Driver {
     let selected = d.cfg.points;
     if (points && points.length > 0) {
       const unknown = points.filter((p) => !d.cfg.points.some((q) => q.id === p));
-      if (unknown.length) throw new EdgeError(ErrorCode.PointUnknown, `device ${device} has no point ${unknown.join(", ")}`, { device, points: unknown });
+      if (unknown.length)
+        throw new EdgeError(
+          ErrorCode.PointUnknown,
+          `device ${device} has no point ${unknown.join(", ")}`,
+          { device, points: unknown },
+        );
       selected = d.cfg.points.filter((p) => points.includes(p.id));
     }
     return d.poll(d.planFor(selected), "high");
@@ -132,9 +161,24 @@ export class ModbusDriver implements Driver {
   async write(request: WriteRequest): Promise<WriteResult> {
     const d = this.device(request.device);
     const p = d.cfg.points.find((q) => q.id === request.point);
-    if (!p) throw new EdgeError(ErrorCode.PointUnknown, `device ${request.device} has no point ${request.point}`, { device: request.device, point: request.point });
+    if (!p)
+      throw new EdgeError(
+        ErrorCode.PointUnknown,
+        `device ${request.device} has no point ${request.point}`,
+        { device: request.device, point: request.point },
+      );
     const res = await executeWrite(d, p, request);
-    this.ctx.logger.info({ device: request.device, point: request.point, value: request.value, commandId: request.commandId, ok: res.ok, detail: res.detail }, "modbus write");
+    this.ctx.logger.info(
+      {
+        device: request.device,
+        point: request.point,
+        value: request.value,
+        commandId: request.commandId,
+        ok: res.ok,
+        detail: res.detail,
+      },
+      "modbus write",
+    );
     return res;
   }
 }

@@ -18,11 +18,20 @@ import type { Quality } from "../driver.js";
 // default import is the `module.exports` object, whose `.default` is the class.
 const ModbusRTU = modbusSerial.default;
 // The bundled typings omit that the client is an EventEmitter with destroy().
-type Client = InstanceType<typeof ModbusRTU> & EventEmitter & { destroy?: (cb: () => void) => void };
+type Client = InstanceType<typeof ModbusRTU> &
+  EventEmitter & { destroy?: (cb: () => void) => void };
 
 export type LinkEndpoint =
   | { type: "tcp"; host: string; port: number; concurrency: number }
-  | { type: "rtu"; path: string; baud: number; parity: "none" | "even" | "odd"; dataBits: 7 | 8; stopBits: 1 | 2; frameDelayMs: number }
+  | {
+      type: "rtu";
+      path: string;
+      baud: number;
+      parity: "none" | "even" | "odd";
+      dataBits: 7 | 8;
+      stopBits: 1 | 2;
+      frameDelayMs: number;
+    }
   | { type: "rtu_over_tcp"; host: string; port: number; frameDelayMs: number };
 
 export type Op =
@@ -68,11 +77,14 @@ export function exceptionDetail(code: number): string {
 /** Map modbus-serial's assorted error objects to a quality and plain words. */
 export function classify(e: unknown): ModbusError {
   const err = e as { modbusCode?: number; name?: string; errno?: string; message?: string };
-  if (typeof err.modbusCode === "number") return new ModbusError("exception", exceptionDetail(err.modbusCode), err.modbusCode);
+  if (typeof err.modbusCode === "number")
+    return new ModbusError("exception", exceptionDetail(err.modbusCode), err.modbusCode);
   const msg = err.message ?? String(e);
-  if (err.name === "TransactionTimedOutError" || err.errno === "ETIMEDOUT") return new ModbusError("timeout", "no answer before the timeout");
+  if (err.name === "TransactionTimedOutError" || err.errno === "ETIMEDOUT")
+    return new ModbusError("timeout", "no answer before the timeout");
   if (/CRC error/.test(msg)) return new ModbusError("frame_error", "CRC error in the answer");
-  if (/Data length error|Unexpected data error/.test(msg)) return new ModbusError("frame_error", `malformed answer: ${msg}`);
+  if (/Data length error|Unexpected data error/.test(msg))
+    return new ModbusError("frame_error", `malformed answer: ${msg}`);
   return new ModbusError("comm_error", msg || "communication error");
 }
 
@@ -83,7 +95,9 @@ interface Pending {
 }
 
 export function describeEndpoint(ep: LinkEndpoint): string {
-  return ep.type === "rtu" ? `${ep.path} (${ep.baud} baud)` : `${ep.type === "tcp" ? "" : "rtu-over-tcp "}${ep.host}:${ep.port}`;
+  return ep.type === "rtu"
+    ? `${ep.path} (${ep.baud} baud)`
+    : `${ep.type === "tcp" ? "" : "rtu-over-tcp "}${ep.host}:${ep.port}`;
 }
 
 export class ModbusLink {
@@ -98,7 +112,14 @@ export class ModbusLink {
   private pauseUntil = 0;
   private pauseTimer: NodeJS.Timeout | undefined;
   private stopped = false;
-  readonly counters = { requests: 0, timeouts: 0, exceptions: 0, frame_errors: 0, comm_errors: 0, connects: 0 };
+  readonly counters = {
+    requests: 0,
+    timeouts: 0,
+    exceptions: 0,
+    frame_errors: 0,
+    comm_errors: 0,
+    connects: 0,
+  };
 
   constructor(
     readonly endpoint: LinkEndpoint,
@@ -144,7 +165,13 @@ export class ModbusLink {
     if (this.state !== "open") {
       if (this.state === "closed") {
         if (Date.now() >= this.nextOpenAt) void this.open();
-        else this.failQueued(new ModbusError("comm_error", `${this.detail}; retrying in ${Math.ceil((this.nextOpenAt - Date.now()) / 1000)} s`));
+        else
+          this.failQueued(
+            new ModbusError(
+              "comm_error",
+              `${this.detail}; retrying in ${Math.ceil((this.nextOpenAt - Date.now()) / 1000)} s`,
+            ),
+          );
       }
       return;
     }
@@ -174,7 +201,8 @@ export class ModbusLink {
     const ep = this.endpoint;
     if (ep.type !== "tcp" && ep.frameDelayMs > 0) this.pauseUntil = Date.now() + ep.frameDelayMs;
     if (err) {
-      const key = `${err.quality === "exception" ? "exceptions" : err.quality === "frame_error" ? "frame_errors" : err.quality === "timeout" ? "timeouts" : "comm_errors"}` as const;
+      const key =
+        `${err.quality === "exception" ? "exceptions" : err.quality === "frame_error" ? "frame_errors" : err.quality === "timeout" ? "timeouts" : "comm_errors"}` as const;
       this.counters[key]++;
       if (err.quality === "comm_error" && !this.client?.isOpen) void this.lost(err.message);
       p.reject(err);
@@ -201,7 +229,8 @@ export class ModbusLink {
       try {
         // ModbusRTU.destroy() only destroys ports that have destroy(): RTUBufferedPort has none,
         // so destroy() would leave the serial line open (and keep reading the bus). Close it.
-        if (this.endpoint.type === "rtu" || typeof c.destroy !== "function") c.close(() => resolve());
+        if (this.endpoint.type === "rtu" || typeof c.destroy !== "function")
+          c.close(() => resolve());
         else c.destroy(() => resolve());
       } catch {
         resolve();
@@ -217,15 +246,26 @@ export class ModbusLink {
     try {
       if (ep.type === "tcp") await c.connectTCP(ep.host, { port: ep.port });
       else if (ep.type === "rtu_over_tcp") await c.connectTelnet(ep.host, { port: ep.port });
-      else await c.connectRTUBuffered(ep.path, { baudRate: ep.baud, parity: ep.parity, dataBits: ep.dataBits, stopBits: ep.stopBits });
+      else
+        await c.connectRTUBuffered(ep.path, {
+          baudRate: ep.baud,
+          parity: ep.parity,
+          dataBits: ep.dataBits,
+          stopBits: ep.stopBits,
+        });
     } catch (e) {
       this.lastError = (e as Error).message || String(e);
       this.state = "closed";
       this.nextOpenAt = Date.now() + this.openDelay;
-      this.log.warn({ endpoint: this.name, err: this.lastError, retryMs: this.openDelay }, "modbus connection failed");
+      this.log.warn(
+        { endpoint: this.name, err: this.lastError, retryMs: this.openDelay },
+        "modbus connection failed",
+      );
       this.openDelay = Math.min(this.openDelay * 2, 30_000);
       c.removeAllListeners();
-      this.failQueued(new ModbusError("comm_error", `cannot connect to ${this.name}: ${this.lastError}`));
+      this.failQueued(
+        new ModbusError("comm_error", `cannot connect to ${this.name}: ${this.lastError}`),
+      );
       return;
     }
     if (this.stopped) {

@@ -35,11 +35,17 @@ export interface PlanLimits {
 
 const tableOrder: Table[] = ["coil", "discrete_input", "holding", "input"];
 
-export function planReads<T extends PlanItem>(items: readonly T[], limits: PlanLimits): ReadRequest<T>[] {
+export function planReads<T extends PlanItem>(
+  items: readonly T[],
+  limits: PlanLimits,
+): ReadRequest<T>[] {
   const out: ReadRequest<T>[] = [];
   for (const table of tableOrder) {
-    const max = table === "coil" || table === "discrete_input" ? limits.maxBits : limits.maxRegisters;
-    const sorted = items.filter((i) => i.table === table).sort((a, b) => a.address - b.address || b.size - a.size);
+    const max =
+      table === "coil" || table === "discrete_input" ? limits.maxBits : limits.maxRegisters;
+    const sorted = items
+      .filter((i) => i.table === table)
+      .sort((a, b) => a.address - b.address || b.size - a.size);
     let cur: ReadRequest<T> | undefined;
     let end = -1; // last address covered by `cur`
     for (const it of sorted) {

@@ -12,7 +12,12 @@ import { isAbsolute } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
 import { formatIssues } from "../../config/issues.js";
-import { type ModbusPointConfig, modbusPointSchema, type ProfileFile, profileFileSchema } from "./schema.js";
+import {
+  type ModbusPointConfig,
+  modbusPointSchema,
+  type ProfileFile,
+  profileFileSchema,
+} from "./schema.js";
 
 const candidates = [
   new URL("./profiles/", import.meta.url), // running from source (vitest, tsx)
@@ -39,40 +44,69 @@ export type ProfileResult =
   | { ok: true; path: string; profile: ProfileFile; points: ModbusPointConfig[] }
   | { ok: false; problems: string[] };
 
-export function loadProfile(name: string, counts: Readonly<Record<string, number>> = {}): ProfileResult {
+export function loadProfile(
+  name: string,
+  counts: Readonly<Record<string, number>> = {},
+): ProfileResult {
   const path = profilePath(name);
   if (!path)
-    return { ok: false, problems: [`"${name}" is not a profile name (lower-case letters, digits, - _ .) nor an absolute path to a YAML file`] };
+    return {
+      ok: false,
+      problems: [
+        `"${name}" is not a profile name (lower-case letters, digits, - _ .) nor an absolute path to a YAML file`,
+      ],
+    };
   let text: string;
   try {
     text = readFileSync(path, "utf8");
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    return { ok: false, problems: [`profile ${path} ${code === "ENOENT" ? `does not exist — shipped profiles: ${listProfiles().join(", ") || "none"}` : `cannot be read (${code ?? String(e)})`}`] };
+    return {
+      ok: false,
+      problems: [
+        `profile ${path} ${code === "ENOENT" ? `does not exist — shipped profiles: ${listProfiles().join(", ") || "none"}` : `cannot be read (${code ?? String(e)})`}`,
+      ],
+    };
   }
   let raw: unknown;
   try {
     raw = parse(text, { uniqueKeys: true });
   } catch (e) {
-    return { ok: false, problems: [`profile ${path}: YAML error: ${(e as Error).message.split("\n")[0]}`] };
+    return {
+      ok: false,
+      problems: [`profile ${path}: YAML error: ${(e as Error).message.split("\n")[0]}`],
+    };
   }
   const parsed = profileFileSchema.safeParse(raw ?? {}, { reportInput: true });
   if (!parsed.success)
-    return { ok: false, problems: formatIssues(parsed.error.issues).map((p) => `profile ${path}: ${p.path}: ${p.message}`) };
+    return {
+      ok: false,
+      problems: formatIssues(parsed.error.issues).map(
+        (p) => `profile ${path}: ${p.path}: ${p.message}`,
+      ),
+    };
   const profile = parsed.data;
   const problems: string[] = [];
   const points = [...profile.points];
   for (const [ai, arr] of profile.arrays.entries()) {
     const count = counts[arr.name] ?? arr.count;
-    if (count > arr.count) problems.push(`profile ${path}: array ${arr.name} has ${arr.count} instances, ${count} requested`);
+    if (count > arr.count)
+      problems.push(
+        `profile ${path}: array ${arr.name} has ${arr.count} instances, ${count} requested`,
+      );
     for (let n = 0; n < Math.min(count, arr.count); n++) {
       for (const [pi, tmpl] of arr.points.entries()) {
-        const inst = JSON.parse(JSON.stringify(tmpl).replaceAll("{n}", String(n))) as Record<string, unknown>;
+        const inst = JSON.parse(JSON.stringify(tmpl).replaceAll("{n}", String(n))) as Record<
+          string,
+          unknown
+        >;
         if (typeof inst.address === "number") inst.address += n * arr.stride;
         const r = modbusPointSchema.safeParse(inst, { reportInput: true });
         if (!r.success) {
           for (const p of formatIssues(r.error.issues))
-            problems.push(`profile ${path}: arrays[${ai}].points[${pi}] (n=${n}).${p.path}: ${p.message}`);
+            problems.push(
+              `profile ${path}: arrays[${ai}].points[${pi}] (n=${n}).${p.path}: ${p.message}`,
+            );
         } else points.push(r.data);
         if (problems.length > 20) return { ok: false, problems };
       }
@@ -80,7 +114,9 @@ export function loadProfile(name: string, counts: Readonly<Record<string, number
   }
   for (const k of Object.keys(counts))
     if (!profile.arrays.some((a) => a.name === k))
-      problems.push(`profile ${path} has no array "${k}" (arrays: ${profile.arrays.map((a) => a.name).join(", ") || "none"})`);
+      problems.push(
+        `profile ${path} has no array "${k}" (arrays: ${profile.arrays.map((a) => a.name).join(", ") || "none"})`,
+      );
   const seen = new Set<string>();
   for (const p of points) {
     if (seen.has(p.id)) problems.push(`profile ${path}: duplicate point id "${p.id}"`);

@@ -67,35 +67,55 @@ export const modbusPointSchema = z
       .enum(pointTypes, { error: `expected type ${pointTypes.join(", ")}` })
       .optional()
       .describe("Value type; default bool for coil/discrete_input, uint16 for registers."),
-    length: intRange(1, 123).optional().describe("Registers of a string point (2 characters each)."),
-    bit: intRange(0, 15).optional().describe("Bit number (0 = least significant) of a `bit` point."),
+    length: intRange(1, 123)
+      .optional()
+      .describe("Registers of a string point (2 characters each)."),
+    bit: intRange(0, 15)
+      .optional()
+      .describe("Bit number (0 = least significant) of a `bit` point."),
     order: byteOrder.optional().describe("Byte/word order; default: the device's."),
     scale: z.number().default(1).describe("value = raw × scale + offset."),
     offset: z.number().default(0),
     labels: z.record(z.string(), z.string()).optional().describe("Enum labels: raw value → text."),
   })
   .superRefine((p, ctx) => {
-    const bad = (path: string, message: string) => ctx.addIssue({ code: "custom", path: [path], message });
+    const bad = (path: string, message: string) =>
+      ctx.addIssue({ code: "custom", path: [path], message });
     const bitTable = isBitTable(p.table);
     const type = p.type ?? (bitTable ? "bool" : "uint16");
     if (bitTable && type !== "bool")
       bad("type", `a ${p.table} holds one bit: use type bool (or leave type out), got ${type}`);
     if (!bitTable && type === "bool")
-      bad("type", `type bool is for coil/discrete_input; for one bit of a register use type bit with bit: N`);
+      bad(
+        "type",
+        `type bool is for coil/discrete_input; for one bit of a register use type bit with bit: N`,
+      );
     if (type === "bit" && p.bit === undefined) bad("bit", "missing: a bit point needs bit: 0..15");
     if (type !== "bit" && p.bit !== undefined) bad("bit", "bit: is only for type bit");
-    if (type === "string" && p.length === undefined) bad("length", "missing: a string point needs length: N registers");
-    if (type !== "string" && p.length !== undefined) bad("length", "length: is only for type string");
+    if (type === "string" && p.length === undefined)
+      bad("length", "missing: a string point needs length: N registers");
+    if (type !== "string" && p.length !== undefined)
+      bad("length", "length: is only for type string");
     if (p.writable && (p.table === "input" || p.table === "discrete_input"))
-      bad("writable", `${p.table === "input" ? "an input register" : "a discrete input"} is read-only in Modbus; writable points live in holding or coil`);
+      bad(
+        "writable",
+        `${p.table === "input" ? "an input register" : "a discrete input"} is read-only in Modbus; writable points live in holding or coil`,
+      );
     const size = type === "string" ? (p.length ?? 1) : registerCount[type];
     if (p.address + size - 1 > 65535)
-      bad("address", `point spans ${size} registers from ${p.address}, past the last address 65535`);
-    if (p.scale === 0) bad("scale", "scale 0 would make every value equal to offset; use 1 for none");
+      bad(
+        "address",
+        `point spans ${size} registers from ${p.address}, past the last address 65535`,
+      );
+    if (p.scale === 0)
+      bad("scale", "scale 0 would make every value equal to offset; use 1 for none");
     if (p.min !== undefined && p.max !== undefined && p.min > p.max)
       bad("min", `min ${p.min} is greater than max ${p.max}`);
   })
-  .transform((p) => ({ ...p, type: p.type ?? ((isBitTable(p.table) ? "bool" : "uint16") as PointType) }));
+  .transform((p) => ({
+    ...p,
+    type: p.type ?? ((isBitTable(p.table) ? "bool" : "uint16") as PointType),
+  }));
 
 export type ModbusPointConfig = z.output<typeof modbusPointSchema>;
 
@@ -122,27 +142,47 @@ export type ProfileFile = z.output<typeof profileFileSchema>;
 export const modbusDeviceSchema = z
   .strictObject({
     ...deviceBase,
-    unit_id: intRange(0, 255).describe("Modbus unit (slave) id; 0 is broadcast on RTU (writes only)."),
+    unit_id: intRange(0, 255).describe(
+      "Modbus unit (slave) id; 0 is broadcast on RTU (writes only).",
+    ),
     profile: z
       .string()
       .min(1)
       .optional()
-      .describe("Device profile providing the point map: a shipped name (drivers/modbus/profiles/<name>.yaml) or an absolute path to a YAML file."),
+      .describe(
+        "Device profile providing the point map: a shipped name (drivers/modbus/profiles/<name>.yaml) or an absolute path to a YAML file.",
+      ),
     profile_counts: z
       .record(z.string(), intRange(0, 1024))
       .optional()
-      .describe("How many instances of each profile array to use, e.g. { lamps: 12 } on a DALI gateway."),
-    host: z.string().min(1).optional().describe("TCP only: this device's own host (default: the transport's)."),
-    port: intRange(1, 65535).optional().describe("TCP only: this device's own port (default: the transport's)."),
+      .describe(
+        "How many instances of each profile array to use, e.g. { lamps: 12 } on a DALI gateway.",
+      ),
+    host: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("TCP only: this device's own host (default: the transport's)."),
+    port: intRange(1, 65535)
+      .optional()
+      .describe("TCP only: this device's own port (default: the transport's)."),
     poll_interval: duration.optional().describe("Default: the driver's poll_interval."),
     write_multiple: z
       .boolean()
       .default(false)
-      .describe("Write single coils/registers with FC 15/16 instead of FC 5/6 (for devices that only implement the 'multiple' functions)."),
-    byte_order: byteOrder.optional().describe("Default order of multi-register values; default: the profile's, else the driver's."),
+      .describe(
+        "Write single coils/registers with FC 15/16 instead of FC 5/6 (for devices that only implement the 'multiple' functions).",
+      ),
+    byte_order: byteOrder
+      .optional()
+      .describe(
+        "Default order of multi-register values; default: the profile's, else the driver's.",
+      ),
     max_gap: intRange(0, 124)
       .optional()
-      .describe("Largest run of unmapped registers a coalesced read may span; 0 for devices that refuse reads across unmapped registers."),
+      .describe(
+        "Largest run of unmapped registers a coalesced read may span; 0 for devices that refuse reads across unmapped registers.",
+      ),
     points: z.array(modbusPointSchema).default([]),
   })
   .transform((dev, ctx) => {
@@ -152,7 +192,8 @@ export const modbusDeviceSchema = z
     if (dev.profile !== undefined) {
       const res = loadProfile(dev.profile, dev.profile_counts ?? {});
       if (!res.ok) {
-        for (const message of res.problems) ctx.addIssue({ code: "custom", path: ["profile"], message, input: dev.profile });
+        for (const message of res.problems)
+          ctx.addIssue({ code: "custom", path: ["profile"], message, input: dev.profile });
         return z.NEVER;
       }
       const own = new Set(points.map((p) => p.id));
@@ -160,16 +201,28 @@ export const modbusDeviceSchema = z
       byte_order ??= res.profile.byte_order;
       max_gap ??= res.profile.max_gap;
     } else if (dev.profile_counts) {
-      ctx.addIssue({ code: "custom", path: ["profile_counts"], message: "profile_counts needs a profile" });
+      ctx.addIssue({
+        code: "custom",
+        path: ["profile_counts"],
+        message: "profile_counts needs a profile",
+      });
     }
     const seen = new Map<string, number>();
     dev.points.forEach((p, i) => {
       if (seen.has(p.id))
-        ctx.addIssue({ code: "custom", path: ["points", i, "id"], message: `duplicate point id "${p.id}" (also points[${seen.get(p.id)}])` });
+        ctx.addIssue({
+          code: "custom",
+          path: ["points", i, "id"],
+          message: `duplicate point id "${p.id}" (also points[${seen.get(p.id)}])`,
+        });
       seen.set(p.id, i);
     });
     if (points.length === 0)
-      ctx.addIssue({ code: "custom", path: ["points"], message: "a device needs points: list them or name a profile" });
+      ctx.addIssue({
+        code: "custom",
+        path: ["points"],
+        message: "a device needs points: list them or name a profile",
+      });
     return { ...dev, points, byte_order, max_gap };
   });
 
@@ -179,7 +232,9 @@ const tcp = z.strictObject({
   port: intRange(1, 65535).default(502),
   concurrency: intRange(1, 16)
     .default(1)
-    .describe("Transactions in flight per connection (1 is what most devices and gateways support)."),
+    .describe(
+      "Transactions in flight per connection (1 is what most devices and gateways support).",
+    ),
 });
 const rtu = z.strictObject({
   type: z.literal("rtu"),
@@ -192,14 +247,24 @@ const rtu = z.strictObject({
     .number()
     .min(0)
     .optional()
-    .describe("Silent interval between frames; default 3.5 character times (1.75 ms above 19200 baud)."),
-  turnaround_ms: z.number().min(0).default(100).describe("Delay after a broadcast before the next request."),
+    .describe(
+      "Silent interval between frames; default 3.5 character times (1.75 ms above 19200 baud).",
+    ),
+  turnaround_ms: z
+    .number()
+    .min(0)
+    .default(100)
+    .describe("Delay after a broadcast before the next request."),
 });
 const rtuOverTcp = z.strictObject({
   type: z.literal("rtu_over_tcp"),
   host: z.string().min(1),
   port: intRange(1, 65535),
-  frame_delay_ms: z.number().min(0).default(0).describe("Silent interval between requests (for slow serial servers)."),
+  frame_delay_ms: z
+    .number()
+    .min(0)
+    .default(0)
+    .describe("Silent interval between requests (for slow serial servers)."),
 });
 
 export const modbusDriverSchema = z
@@ -207,10 +272,18 @@ export const modbusDriverSchema = z
     ...driverBase,
     driver: z.literal("modbus"),
     transport: z.discriminatedUnion("type", [tcp, rtu, rtuOverTcp]),
-    timeout_ms: intRange(10, 60_000).default(1000).describe("Answer timeout of one transaction (ms)."),
-    retries: intRange(0, 10).default(1).describe("Retries of a transaction after a timeout or a frame error."),
-    offline_after: intRange(1, 100).default(3).describe("Consecutive failed polls before a device is declared offline."),
-    backoff_max: duration.prefault("5m").describe("Longest wait between attempts to reach an offline device."),
+    timeout_ms: intRange(10, 60_000)
+      .default(1000)
+      .describe("Answer timeout of one transaction (ms)."),
+    retries: intRange(0, 10)
+      .default(1)
+      .describe("Retries of a transaction after a timeout or a frame error."),
+    offline_after: intRange(1, 100)
+      .default(3)
+      .describe("Consecutive failed polls before a device is declared offline."),
+    backoff_max: duration
+      .prefault("5m")
+      .describe("Longest wait between attempts to reach an offline device."),
     poll_interval: duration.prefault("10s"),
     byte_order: byteOrder.default("ABCD"),
     max_gap: intRange(0, 124).default(16),
@@ -221,14 +294,27 @@ export const modbusDriverSchema = z
   .superRefine((d, ctx) => {
     d.devices.forEach((dev, i) => {
       if (d.transport.type !== "tcp" && (dev.host !== undefined || dev.port !== undefined))
-        ctx.addIssue({ code: "custom", path: ["devices", i, dev.host !== undefined ? "host" : "port"], message: `host/port per device only exist on a tcp transport; this bus is ${d.transport.type}` });
+        ctx.addIssue({
+          code: "custom",
+          path: ["devices", i, dev.host !== undefined ? "host" : "port"],
+          message: `host/port per device only exist on a tcp transport; this bus is ${d.transport.type}`,
+        });
       dev.points.forEach((p, j) => {
         const size = p.type === "string" ? (p.length ?? 1) : registerCount[p.type];
         if (!isBitTable(p.table) && size > d.max_registers)
-          ctx.addIssue({ code: "custom", path: ["devices", i, "points", j, "type"], message: `a ${p.type} spans ${size} registers but max_registers is ${d.max_registers}: it could never be read` });
+          ctx.addIssue({
+            code: "custom",
+            path: ["devices", i, "points", j, "type"],
+            message: `a ${p.type} spans ${size} registers but max_registers is ${d.max_registers}: it could never be read`,
+          });
       });
       if (d.transport.type === "rtu" && dev.unit_id === 0 && dev.points.some((p) => !p.writable))
-        ctx.addIssue({ code: "custom", path: ["devices", i, "unit_id"], message: "unit 0 is the RTU broadcast address: nothing answers it, so it cannot be polled (use 1..247)" });
+        ctx.addIssue({
+          code: "custom",
+          path: ["devices", i, "unit_id"],
+          message:
+            "unit 0 is the RTU broadcast address: nothing answers it, so it cannot be polled (use 1..247)",
+        });
     });
   });
 

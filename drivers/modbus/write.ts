@@ -10,13 +10,23 @@
  */
 import { EdgeError, ErrorCode } from "../../agent/errors.js";
 import type { Value, WriteRequest, WriteResult } from "../driver.js";
-import { EncodeError, decodeRegisters, encodeRegisters, pointSize, scaleValue, unscale } from "./codec.js";
+import {
+  EncodeError,
+  decodeRegisters,
+  encodeRegisters,
+  pointSize,
+  scaleValue,
+  unscale,
+} from "./codec.js";
 import type { ModbusDevice } from "./device.js";
 import { ModbusError, type Op } from "./link.js";
 import type { ModbusPointConfig } from "./schema.js";
 
 function invalid(req: WriteRequest, why: string): EdgeError {
-  return new EdgeError(ErrorCode.CommandInvalid, `${req.device}/${req.point}: ${why}`, { device: req.device, point: req.point });
+  return new EdgeError(ErrorCode.CommandInvalid, `${req.device}/${req.point}: ${why}`, {
+    device: req.device,
+    point: req.point,
+  });
 }
 
 /** The raw value for a write, or an EdgeError naming what is wrong with the value. */
@@ -26,7 +36,11 @@ export function rawForWrite(req: WriteRequest, p: ModbusPointConfig): number | s
     const label = Object.entries(p.labels ?? {}).find(([, text]) => text === v);
     if (label) v = Number(label[0]);
     else if (v.trim() !== "" && Number.isFinite(Number(v))) v = Number(v);
-    else throw invalid(req, `expected a ${p.type === "bool" || p.type === "bit" ? "boolean" : "number"}${p.labels ? ` or one of ${Object.values(p.labels).join(", ")}` : ""}, got "${v}"`);
+    else
+      throw invalid(
+        req,
+        `expected a ${p.type === "bool" || p.type === "bit" ? "boolean" : "number"}${p.labels ? ` or one of ${Object.values(p.labels).join(", ")}` : ""}, got "${v}"`,
+      );
   }
   if (p.type === "bool" || p.type === "bit") {
     if (typeof v === "boolean") return v ? 1 : 0;
@@ -37,26 +51,42 @@ export function rawForWrite(req: WriteRequest, p: ModbusPointConfig): number | s
     if (typeof v !== "string") throw invalid(req, `expected a string, got ${String(v)}`);
     return v;
   }
-  if (typeof v !== "number" || !Number.isFinite(v)) throw invalid(req, `expected a finite number, got ${String(v)}`);
-  if (p.min !== undefined && v < p.min) throw invalid(req, `${v} is below the point's min ${p.min}`);
-  if (p.max !== undefined && v > p.max) throw invalid(req, `${v} is above the point's max ${p.max}`);
+  if (typeof v !== "number" || !Number.isFinite(v))
+    throw invalid(req, `expected a finite number, got ${String(v)}`);
+  if (p.min !== undefined && v < p.min)
+    throw invalid(req, `${v} is below the point's min ${p.min}`);
+  if (p.max !== undefined && v > p.max)
+    throw invalid(req, `${v} is above the point's max ${p.max}`);
   const raw = unscale(v, p.scale, p.offset, p.type);
   const exact = (v - p.offset) / p.scale;
   // Rounding is for binary-fraction noise (23.7 / 0.1), not for silently changing the value.
   if (!p.type.startsWith("float") && Math.abs(exact - raw) > 1e-6 * Math.max(1, Math.abs(exact)))
-    throw invalid(req, `${v} is not a multiple of the point's scale ${p.scale} (raw ${exact} is not an integer for ${p.type})`);
+    throw invalid(
+      req,
+      `${v} is not a multiple of the point's scale ${p.scale} (raw ${exact} is not an integer for ${p.type})`,
+    );
   return raw;
 }
 
-export async function executeWrite(dev: ModbusDevice, p: ModbusPointConfig, req: WriteRequest): Promise<WriteResult> {
-  if (!p.writable) throw new EdgeError(ErrorCode.CommandRefused, `${req.device}/${req.point} is not writable (set writable: true in the config to allow it)`);
+export async function executeWrite(
+  dev: ModbusDevice,
+  p: ModbusPointConfig,
+  req: WriteRequest,
+): Promise<WriteResult> {
+  if (!p.writable)
+    throw new EdgeError(
+      ErrorCode.CommandRefused,
+      `${req.device}/${req.point} is not writable (set writable: true in the config to allow it)`,
+    );
   const raw = rawForWrite(req, p);
   const unit = dev.cfg.unit_id;
   const multiple = dev.cfg.write_multiple;
   const order = p.order ?? dev.order;
   try {
     if (p.table === "coil") {
-      const op: Op = multiple ? { fc: 15, unit, address: p.address, values: [raw === 1] } : { fc: 5, unit, address: p.address, value: raw === 1 };
+      const op: Op = multiple
+        ? { fc: 15, unit, address: p.address, values: [raw === 1] }
+        : { fc: 5, unit, address: p.address, value: raw === 1 };
       await dev.link.request(op, "high");
     } else {
       let current = 0;
@@ -78,23 +108,41 @@ export async function executeWrite(dev: ModbusDevice, p: ModbusPointConfig, req:
       await dev.link.request(op, "high");
     }
   } catch (e) {
-    if (e instanceof ModbusError) return { ok: false, detail: `write failed: ${e.message} (${e.quality})` };
+    if (e instanceof ModbusError)
+      return { ok: false, detail: `write failed: ${e.message} (${e.quality})` };
     throw e;
   }
   if (!req.verify) return { ok: true };
   return verify(dev, p, req, raw);
 }
 
-async function verify(dev: ModbusDevice, p: ModbusPointConfig, req: WriteRequest, raw: number | string): Promise<WriteResult> {
+async function verify(
+  dev: ModbusDevice,
+  p: ModbusPointConfig,
+  req: WriteRequest,
+  raw: number | string,
+): Promise<WriteResult> {
   const fc = p.table === "coil" ? 1 : 3;
   let res;
   try {
-    res = await dev.link.request({ fc, unit: dev.cfg.unit_id, address: p.address, count: pointSize(p) }, "high");
+    res = await dev.link.request(
+      { fc, unit: dev.cfg.unit_id, address: p.address, count: pointSize(p) },
+      "high",
+    );
   } catch (e) {
-    if (e instanceof ModbusError) return { ok: false, readBack: null, detail: `written, but the read-back failed: ${e.message}` };
+    if (e instanceof ModbusError)
+      return {
+        ok: false,
+        readBack: null,
+        detail: `written, but the read-back failed: ${e.message}`,
+      };
     throw e;
   }
-  const back = res.bits ? (res.bits[0] ? 1 : 0) : decodeRegisters(res.registers!, p, p.order ?? dev.order);
+  const back = res.bits
+    ? res.bits[0]
+      ? 1
+      : 0
+    : decodeRegisters(res.registers!, p, p.order ?? dev.order);
   const same =
     typeof back === "string" || typeof raw === "string"
       ? back === raw
@@ -102,10 +150,27 @@ async function verify(dev: ModbusDevice, p: ModbusPointConfig, req: WriteRequest
         ? Math.fround(raw) === Math.fround(back)
         : back === raw;
   const readBack: Value =
-    typeof back === "string" ? back : p.type === "bool" || p.type === "bit" ? back === 1 : scaleValue(back, p.scale, p.offset);
+    typeof back === "string"
+      ? back
+      : p.type === "bool" || p.type === "bit"
+        ? back === 1
+        : scaleValue(back, p.scale, p.offset);
   const ts = Date.now();
-  dev.emitReadings([{ device: dev.cfg.id, point: p.id, ts, value: readBack, ...(p.unit ? { unit: p.unit } : {}), quality: "good" }]);
+  dev.emitReadings([
+    {
+      device: dev.cfg.id,
+      point: p.id,
+      ts,
+      value: readBack,
+      ...(p.unit ? { unit: p.unit } : {}),
+      quality: "good",
+    },
+  ]);
   return same
     ? { ok: true, readBack }
-    : { ok: false, readBack, detail: `the device acknowledged the write but reads back ${String(readBack)} instead of ${String(req.value)}` };
+    : {
+        ok: false,
+        readBack,
+        detail: `the device acknowledged the write but reads back ${String(readBack)} instead of ${String(req.value)}`,
+      };
 }

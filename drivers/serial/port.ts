@@ -56,7 +56,10 @@ export const nodeSerialFactory: SerialFactory = (opts) =>
       resolve({
         write: (data) =>
           new Promise<void>((res, rej) => {
-            port.write(data, (e) => (e ? rej(e) : port.drain((e2) => (e2 ? rej(e2) : res()))));
+            // Resolve when the kernel has the bytes. No drain(): tcdrain() runs in libuv's small
+            // thread pool and on a pty it can block until the peer reads, stalling every other
+            // port operation of the process (seen under load in the socat tests).
+            port.write(data, (e) => (e ? rej(e) : res()));
           }),
         close: () =>
           new Promise<void>((res) => {

@@ -18,7 +18,10 @@ export interface Sdm630State {
   importKwh: number;
 }
 
-export function sdm630(bank: RegisterBank, opts: { noise?: boolean } = {}): UnitBehaviour & { state: Sdm630State } {
+export function sdm630(
+  bank: RegisterBank,
+  opts: { noise?: boolean } = {},
+): UnitBehaviour & { state: Sdm630State } {
   const state: Sdm630State = { currents: [12.5, 9.8, 14.1], importKwh: 15234.5 };
   const noise = opts.noise ?? true;
   // Map the whole 0x0000..0x0180 range like the meter (unlisted registers read as zero).
@@ -51,7 +54,9 @@ export function sdm630(bank: RegisterBank, opts: { noise?: boolean } = {}): Unit
   return {
     state,
     tick(dtMs) {
-      if (noise) for (let ph = 0; ph < 3; ph++) state.currents[ph] = Math.max(0, state.currents[ph]! + (Math.random() - 0.5) * 0.4);
+      if (noise)
+        for (let ph = 0; ph < 3; ph++)
+          state.currents[ph] = Math.max(0, state.currents[ph]! + (Math.random() - 0.5) * 0.4);
       write(dtMs);
     },
   };
@@ -110,8 +115,18 @@ export function counting(bank: RegisterBank, count: number): UnitBehaviour {
   };
 }
 
-export function addSimDevice(sim: ModbusSimulator, unitId: number, kind: SimDeviceKind, opts: { strict?: boolean } = {}): SimUnit {
+export function addSimDevice(
+  sim: ModbusSimulator,
+  unitId: number,
+  kind: SimDeviceKind,
+  opts: { strict?: boolean } = {},
+): SimUnit {
   const unit = sim.addUnit(unitId, {}, opts);
-  unit.behaviour = kind === "eastron-sdm630" ? sdm630(unit.bank) : kind === "dali-gateway" ? dali(unit.bank) : counting(unit.bank, 50);
+  unit.behaviour =
+    kind === "eastron-sdm630"
+      ? sdm630(unit.bank)
+      : kind === "dali-gateway"
+        ? dali(unit.bank)
+        : counting(unit.bank, 50);
   return unit;
 }

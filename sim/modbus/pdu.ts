@@ -109,7 +109,8 @@ export function handlePdu(unit: SimUnit, pdu: Buffer): Buffer {
       const count = pdu.readUInt16BE(3);
       if (count < 1 || count > 2000) return exception(fc, 3);
       const table = fc === 1 ? "coil" : "discrete_input";
-      if (address + count > 65536 || (unit.strict && !bank.isMapped(table, address, count))) return exception(fc, 2);
+      if (address + count > 65536 || (unit.strict && !bank.isMapped(table, address, count)))
+        return exception(fc, 2);
       const bytes = Math.ceil(count / 8);
       const out = Buffer.alloc(2 + bytes);
       out[0] = fc;
@@ -123,7 +124,8 @@ export function handlePdu(unit: SimUnit, pdu: Buffer): Buffer {
       const count = pdu.readUInt16BE(3);
       if (count < 1 || count > 125) return exception(fc, 3);
       const table = fc === 3 ? "holding" : "input";
-      if (address + count > 65536 || (unit.strict && !bank.isMapped(table, address, count))) return exception(fc, 2);
+      if (address + count > 65536 || (unit.strict && !bank.isMapped(table, address, count)))
+        return exception(fc, 2);
       const out = Buffer.allocUnsafe(2 + count * 2);
       out[0] = fc;
       out[1] = count * 2;
@@ -137,26 +139,43 @@ export function handlePdu(unit: SimUnit, pdu: Buffer): Buffer {
       return write(unit, fc, "coil", address, [v ? 1 : 0]) ?? Buffer.from(pdu.subarray(0, 5));
     }
     case 6:
-      return write(unit, fc, "holding", address, [pdu.readUInt16BE(3)]) ?? Buffer.from(pdu.subarray(0, 5));
+      return (
+        write(unit, fc, "holding", address, [pdu.readUInt16BE(3)]) ??
+        Buffer.from(pdu.subarray(0, 5))
+      );
     case 15:
     case 16: {
       const count = pdu.readUInt16BE(3);
       const bytes = pdu[5] ?? 0;
       const max = fc === 15 ? 1968 : 123;
       const need = fc === 15 ? Math.ceil(count / 8) : count * 2;
-      if (count < 1 || count > max || bytes !== need || pdu.length < 6 + bytes) return exception(fc, 3);
+      if (count < 1 || count > max || bytes !== need || pdu.length < 6 + bytes)
+        return exception(fc, 3);
       const values: number[] = [];
       for (let i = 0; i < count; i++)
         values.push(fc === 15 ? (pdu[6 + (i >> 3)]! >> (i & 7)) & 1 : pdu.readUInt16BE(6 + i * 2));
-      return write(unit, fc, fc === 15 ? "coil" : "holding", address, values) ?? Buffer.from(pdu.subarray(0, 5));
+      return (
+        write(unit, fc, fc === 15 ? "coil" : "holding", address, values) ??
+        Buffer.from(pdu.subarray(0, 5))
+      );
     }
     default:
       return exception(fc, 1);
   }
 }
 
-function write(unit: SimUnit, fc: number, table: "coil" | "holding", address: number, values: number[]): Buffer | undefined {
-  if (address + values.length > 65536 || (unit.strict && !unit.bank.isMapped(table, address, values.length))) return exception(fc, 2);
+function write(
+  unit: SimUnit,
+  fc: number,
+  table: "coil" | "holding",
+  address: number,
+  values: number[],
+): Buffer | undefined {
+  if (
+    address + values.length > 65536 ||
+    (unit.strict && !unit.bank.isMapped(table, address, values.length))
+  )
+    return exception(fc, 2);
   const refused = unit.behaviour.beforeWrite?.(table, address, values);
   if (refused) return exception(fc, refused);
   unit.bank[table].set(values, address);

@@ -20,7 +20,16 @@ export type Fault =
   | { kind: "bad_crc" }
   | { kind: "wrong_unit" };
 
-export const faultKinds = ["none", "no_answer", "late", "exception", "busy", "illegal_address", "bad_crc", "wrong_unit"] as const;
+export const faultKinds = [
+  "none",
+  "no_answer",
+  "late",
+  "exception",
+  "busy",
+  "illegal_address",
+  "bad_crc",
+  "wrong_unit",
+] as const;
 
 /** Parse "no_answer", "late:2000", "exception:6", "busy", "illegal_address", "bad_crc"… */
 export function parseFault(text: string): Fault {
@@ -33,20 +42,25 @@ export function parseFault(text: string): Fault {
       return { kind };
     case "late": {
       const delayMs = Number(arg ?? 2000);
-      if (!Number.isFinite(delayMs) || delayMs < 0) throw new Error(`late:MS needs a delay in ms, got "${arg}"`);
+      if (!Number.isFinite(delayMs) || delayMs < 0)
+        throw new Error(`late:MS needs a delay in ms, got "${arg}"`);
       return { kind, delayMs };
     }
     case "exception": {
       const code = Number(arg);
-      if (!Number.isInteger(code) || code < 1 || code > 255) throw new Error(`exception:CODE needs a code 1..255, got "${arg}"`);
+      if (!Number.isInteger(code) || code < 1 || code > 255)
+        throw new Error(`exception:CODE needs a code 1..255, got "${arg}"`);
       return { kind, code };
     }
     case "busy":
       return { kind: "exception", code: 6 };
     case "illegal_address":
       return { kind: "exception", code: 2 };
+    case undefined:
     default:
-      throw new Error(`unknown fault "${text}": expected one of ${faultKinds.join(", ")} (late:MS, exception:CODE)`);
+      throw new Error(
+        `unknown fault "${text}": expected one of ${faultKinds.join(", ")} (late:MS, exception:CODE)`,
+      );
   }
 }
 
@@ -64,8 +78,18 @@ export class ModbusSimulator {
   /** Requests answered (or deliberately not), all units. */
   requests = 0;
 
-  addUnit(id: number, behaviour: UnitBehaviour = {}, opts: { strict?: boolean; bank?: RegisterBank } = {}): SimUnit {
-    const unit: SimUnit = { bank: opts.bank ?? new RegisterBank(), strict: opts.strict ?? false, behaviour, requests: 0, functions: new Map() };
+  addUnit(
+    id: number,
+    behaviour: UnitBehaviour = {},
+    opts: { strict?: boolean; bank?: RegisterBank } = {},
+  ): SimUnit {
+    const unit: SimUnit = {
+      bank: opts.bank ?? new RegisterBank(),
+      strict: opts.strict ?? false,
+      behaviour,
+      requests: 0,
+      functions: new Map(),
+    };
     this.units.set(id, unit);
     return unit;
   }
@@ -200,7 +224,11 @@ export class ModbusSimulator {
     return off === 0 ? buf : buf.subarray(off);
   }
 
-  private serve(unitId: number, pdu: Buffer, reply: (unit: number, resp: Buffer, corrupt: boolean) => void): void {
+  private serve(
+    unitId: number,
+    pdu: Buffer,
+    reply: (unit: number, resp: Buffer, corrupt: boolean) => void,
+  ): void {
     const unit = this.units.get(unitId);
     if (!unit) return; // nobody at this address: silence, as on a real bus
     this.requests++;
@@ -233,7 +261,13 @@ export class ModbusSimulator {
     clearInterval(this.ticker);
     for (const t of this.timers) clearTimeout(t);
     for (const s of this.sockets) s.destroy();
-    await Promise.all(this.servers.splice(0).map((s) => new Promise<void>((r) => s.close(() => r()))));
-    await Promise.all(this.serials.splice(0).map((sp) => new Promise<void>((r) => (sp.isOpen ? sp.close(() => r()) : r()))));
+    await Promise.all(
+      this.servers.splice(0).map((s) => new Promise<void>((r) => s.close(() => r()))),
+    );
+    await Promise.all(
+      this.serials
+        .splice(0)
+        .map((sp) => new Promise<void>((r) => (sp.isOpen ? sp.close(() => r()) : r()))),
+    );
   }
 }

@@ -4,6 +4,8 @@
  * id (also across an agent restart), remote configuration with its five mistakes and its
  * rollback, history and replay.
  */
+import { execFileSync } from "node:child_process";
+import { resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { resultSchemas } from "../../agent/commands/schemas.js";
 import { ModbusSimulator, addSimDevice, type SimUnit } from "../../sim/modbus/index.js";
@@ -12,6 +14,8 @@ import { waitFor } from "../helpers/ports.js";
 import { AgentHarness, Hypervisor, baseConfig, type RunningAgent } from "./commands-fixtures.js";
 
 const GW = "gw-cmd";
+/** The built CLI (`npm test` builds first). */
+const cli = resolve(import.meta.dirname, "../../dist/agent/main.js");
 let broker: Mosquitto;
 let sim: ModbusSimulator;
 let dali: SimUnit;
@@ -234,12 +238,50 @@ describe("remote configuration", () => {
     run = await harness.start();
     const get = await hv.request("config/get", { id: "get-4" });
     expect(get.result).toMatchObject({ version, source: "remote", who: "hypervisor" });
+    // The technician sees it with `eclor-edge config show` (built CLI, read-only on the store).
+    const shown = JSON.parse(
+      execFileSync(
+        process.execPath,
+        [cli, "config", "show", "--config", run.configPath, "--json"],
+        { encoding: "utf8" },
+      ),
+    ) as Record<string, unknown>;
+    expect(shown).toMatchObject({
+      source: "remote",
+      version,
+      who: "hypervisor",
+      reason: expect.stringMatching(/has not changed since it was applied/),
+    });
+    expect(
+      (shown.config as { drivers: { poll_interval: string }[] }).drivers[0]!.poll_interval,
+    ).toBe("300ms");
+    const human = execFileSync(
+      process.execPath,
+      [cli, "config", "show", "--config", run.configPath],
+      { encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } },
+    );
+    expect(human).toMatch(
+      new RegExp(`in force {5}remote configuration v${version}, by hypervisor`),
+    );
     // A technician edits the file: the file wins at the next start.
     harness.writeConfig({ ...cfg(), gateway: { id: GW, name: "Mairie (edited on site)" } });
     await run.stop();
     run = await harness.start();
     const get2 = await hv.request("config/get", { id: "get-5" });
     expect(get2.result).toMatchObject({ source: "file", who: "local" });
+    const after = JSON.parse(
+      execFileSync(
+        process.execPath,
+        [cli, "config", "show", "--config", run.configPath, "--json"],
+        { encoding: "utf8" },
+      ),
+    ) as Record<string, unknown>;
+    expect(after).toMatchObject({ source: "file", who: "local" });
+    expect(
+      (after.versions as { source: string; status: string }[])
+        .map((v) => `${v.source}:${v.status}`)
+        .slice(0, 3),
+    ).toEqual(["file:active", "remote:superseded", "remote:rolled_back"]);
   });
 });
 

@@ -11,7 +11,10 @@ const demo = fileURLToPath(new URL("../../dist/sim/demo.js", import.meta.url));
 
 describe("npm run demo", () => {
   it("shows telemetry and events from the simulated cabinet, then stops cleanly", async () => {
-    const { stdout } = await promisify(execFile)(process.execPath, [demo, "--duration", "6"], { timeout: 30_000, env: { ...process.env, NO_COLOR: "1" } });
+    const { stdout } = await promisify(execFile)(process.execPath, [demo, "--duration", "6"], {
+      timeout: 30_000,
+      env: { ...process.env, NO_COLOR: "1" },
+    });
     expect(stdout).toMatch(/event device_online compteur answers/);
     expect(stdout).toMatch(/telemetry #\d+-\d+ compteur: voltage_l1 2\d\d(\.\d+)? V/);
     expect(stdout).toMatch(/dali-rue-gare: lamp0_level 100 %/);

@@ -26,7 +26,21 @@ let agentLog = "";
 beforeAll(async () => {
   broker = await Mosquitto.start();
   const modbusPort = await freePort();
-  sim = spawn(process.execPath, [main, "sim", "modbus", "--listen", `127.0.0.1:${modbusPort}`, "--device", "12:eastron-sdm630", "--device", "3:dali-gateway"], { stdio: ["pipe", "pipe", "inherit"] });
+  sim = spawn(
+    process.execPath,
+    [
+      main,
+      "sim",
+      "modbus",
+      "--listen",
+      `127.0.0.1:${modbusPort}`,
+      "--device",
+      "12:eastron-sdm630",
+      "--device",
+      "3:dali-gateway",
+    ],
+    { stdio: ["pipe", "pipe", "inherit"] },
+  );
   let simOut = "";
   sim.stdout!.on("data", (d: Buffer) => (simOut += d.toString()));
   await waitFor(() => simOut.includes("Modbus TCP on"), 10_000, "simulator");
@@ -57,17 +71,21 @@ drivers:
   sub.on("message", (topic, payload) => {
     const body = JSON.parse(payload.toString()) as { records?: Record<string, unknown>[] };
     if (topic.endsWith("/telemetry")) records.push(...(body.records ?? []));
-    if (topic.endsWith("/events")) events.push(...(body.records ?? [body as Record<string, unknown>]));
+    if (topic.endsWith("/events")) events.push(...(body.records ?? [body]));
   });
   await sub.subscribeAsync("eclor/v1/e2e-gw/#", { qos: 1 });
-  agent = spawn(process.execPath, [main, "run", "--config", config], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
+  agent = spawn(process.execPath, [main, "run", "--config", config], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, NO_COLOR: "1" },
+  });
   agent.stdout!.on("data", (d: Buffer) => (agentLog += d.toString()));
   agent.stderr!.on("data", (d: Buffer) => (agentLog += d.toString()));
 });
 
 afterAll(async () => {
   for (const p of [agent, sim]) {
-    if (p && p.exitCode === null) await new Promise<void>((r) => (p.once("exit", () => r()), p.kill("SIGTERM")));
+    if (p && p.exitCode === null)
+      await new Promise<void>((r) => (p.once("exit", () => r()), p.kill("SIGTERM")));
   }
   await sub?.endAsync();
   await broker?.dispose();
@@ -78,7 +96,11 @@ const latest = (n: string) => records.findLast((r) => r.n === n);
 
 describe("simulator → agent → Mosquitto → hypervisor", () => {
   it("delivers values with their configured units", async () => {
-    await waitFor(() => latest("meter/energy_total") && latest("dali/lamp1_on"), 20_000, `telemetry (agent log: ${agentLog.slice(-500)})`);
+    await waitFor(
+      () => latest("meter/energy_total") && latest("dali/lamp1_on"),
+      20_000,
+      `telemetry (agent log: ${agentLog.slice(-500)})`,
+    );
     const v = latest("meter/voltage_l1")!;
     expect(v.u).toBe("V");
     expect(v.v as number).toBeGreaterThan(220);
@@ -89,15 +111,31 @@ describe("simulator → agent → Mosquitto → hypervisor", () => {
     expect(latest("dali/lamp0_level")).toMatchObject({ v: 100, u: "%" });
     expect(latest("dali/lamp1_on")).toMatchObject({ vb: true });
     expect(typeof latest("meter/voltage_l1")!.seq).toBe("number");
-    await waitFor(() => events.filter((e) => e.type === "device_online").length >= 2, 10_000, "online events");
+    await waitFor(
+      () => events.filter((e) => e.type === "device_online").length >= 2,
+      10_000,
+      "online events",
+    );
   });
 
   it("turns a dead meter into a device_offline event and its return into device_online", async () => {
     sim.stdin!.write("fault 12 no_answer\n");
-    await waitFor(() => events.find((e) => e.type === "device_offline" && e.device === "meter"), 15_000, "device_offline");
-    await waitFor(() => records.some((r) => r.n === "meter/voltage_l1" && r.q === "timeout"), 5000, "timeout quality");
+    await waitFor(
+      () => events.find((e) => e.type === "device_offline" && e.device === "meter"),
+      15_000,
+      "device_offline",
+    );
+    await waitFor(
+      () => records.some((r) => r.n === "meter/voltage_l1" && r.q === "timeout"),
+      5000,
+      "timeout quality",
+    );
     sim.stdin!.write("fault 12 none\n");
-    await waitFor(() => events.filter((e) => e.type === "device_online" && e.device === "meter").length >= 2, 15_000, "device_online again");
+    await waitFor(
+      () => events.filter((e) => e.type === "device_online" && e.device === "meter").length >= 2,
+      15_000,
+      "device_online again",
+    );
     // Records carry a strictly increasing seq.
     const seqs = records.map((r) => r.seq as number);
     expect([...seqs].sort((a, b) => a - b)).toEqual(seqs);

@@ -26,10 +26,14 @@ async function startPeer(args: string[]): Promise<void> {
   let err = "";
   p.stdout.on("data", (d: Buffer) => (out += d.toString()));
   p.stderr.on("data", (d: Buffer) => (err += d.toString()));
-  await waitFor(() => {
-    if (p.exitCode !== null) throw new Error(`pymodbus exited: ${err}`);
-    return out.includes("ready");
-  }, 15_000, "pymodbus server");
+  await waitFor(
+    () => {
+      if (p.exitCode !== null) throw new Error(`pymodbus exited: ${err}`);
+      return out.includes("ready");
+    },
+    15_000,
+    "pymodbus server",
+  );
 }
 
 afterEach(async () => {
@@ -58,14 +62,43 @@ const points = [
 ];
 
 /** Registers or bits read by mbpoll, as numbers, by 0-based address. */
-async function mbpoll(conn: string[], table: "4" | "0", ref: number, count: number): Promise<number[]> {
-  const { stdout } = await run("mbpoll", [...conn, "-a", "1", "-0", "-r", String(ref), "-c", String(count), "-t", table === "4" ? "4:hex" : "0", "-1"], { timeout: 10_000 });
+async function mbpoll(
+  conn: string[],
+  table: "4" | "0",
+  ref: number,
+  count: number,
+): Promise<number[]> {
+  const { stdout } = await run(
+    "mbpoll",
+    [
+      ...conn,
+      "-a",
+      "1",
+      "-0",
+      "-r",
+      String(ref),
+      "-c",
+      String(count),
+      "-t",
+      table === "4" ? "4:hex" : "0",
+      "-1",
+    ],
+    { timeout: 10_000 },
+  );
   return [...stdout.matchAll(/^\[(\d+)\]:\s+(\S+)/gm)].map((m) => Number(m[2]));
 }
 
 async function exercise(transport: Record<string, unknown>): Promise<void> {
   const rec = recorder();
-  driver = createModbusDriver(driverConfig({ transport, poll_interval: "200ms", timeout_ms: 1000, devices: [{ id: "peer", unit_id: 1, points }] }), rec.ctx);
+  driver = createModbusDriver(
+    driverConfig({
+      transport,
+      poll_interval: "200ms",
+      timeout_ms: 1000,
+      devices: [{ id: "peer", unit_id: 1, points }],
+    }),
+    rec.ctx,
+  );
   await driver.start();
   await waitFor(() => rec.last("peer", "relay"), 10_000, "first poll");
   expect(rec.last("peer", "voltage")).toMatchObject({ value: 230.5, unit: "V", quality: "good" });
@@ -74,10 +107,18 @@ async function exercise(transport: Record<string, unknown>): Promise<void> {
   expect(rec.last("peer", "temp")).toMatchObject({ value: -20, unit: "Cel" });
   expect(rec.last("peer", "in0")).toMatchObject({ value: true });
   expect(rec.last("peer", "in1")).toMatchObject({ value: false });
-  expect(await driver.write({ device: "peer", point: "setpoint", value: 21.5, verify: true })).toEqual({ ok: true, readBack: 21.5 });
-  expect(await driver.write({ device: "peer", point: "offset", value: -0.5, verify: true })).toEqual({ ok: true, readBack: -0.5 });
-  expect(await driver.write({ device: "peer", point: "label", value: "EDG", verify: true })).toEqual({ ok: true, readBack: "EDG" });
-  expect(await driver.write({ device: "peer", point: "relay", value: true, verify: true })).toEqual({ ok: true, readBack: true });
+  expect(
+    await driver.write({ device: "peer", point: "setpoint", value: 21.5, verify: true }),
+  ).toEqual({ ok: true, readBack: 21.5 });
+  expect(
+    await driver.write({ device: "peer", point: "offset", value: -0.5, verify: true }),
+  ).toEqual({ ok: true, readBack: -0.5 });
+  expect(
+    await driver.write({ device: "peer", point: "label", value: "EDG", verify: true }),
+  ).toEqual({ ok: true, readBack: "EDG" });
+  expect(await driver.write({ device: "peer", point: "relay", value: true, verify: true })).toEqual(
+    { ok: true, readBack: true },
+  );
 }
 
 describe("modbus driver against pymodbus, read back with mbpoll", () => {

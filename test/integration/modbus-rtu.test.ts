@@ -13,7 +13,10 @@ import { waitFor } from "../helpers/ports.js";
 import { PtyPair } from "../helpers/socat.js";
 import { driverConfig, recorder } from "./modbus-helpers.js";
 
-const vectors = readFileSync(new URL("../../../shared/vectors/eastron-sdm630.md", import.meta.url), "utf8");
+const vectors = readFileSync(
+  new URL("../../../shared/vectors/eastron-sdm630.md", import.meta.url),
+  "utf8",
+);
 const hex = (re: RegExp) => Buffer.from(re.exec(vectors)![1]!.replace(/ /g, ""), "hex");
 const goldenRequest = hex(/request `([0-9A-F ]+)`/);
 const goldenAnswer = hex(/a 230\.0 V answer is `([0-9A-F ]+)`/);
@@ -58,7 +61,16 @@ describe("modbus RTU framing", () => {
     const port = (server.address() as { port: number }).port;
     const rec = recorder();
     driver = createModbusDriver(
-      driverConfig({ transport: { type: "rtu_over_tcp", host: "127.0.0.1", port }, devices: [{ id: "m", unit_id: 1, points: [{ id: "voltage_l1", table: "input", address: 0, type: "float32", unit: "V" }] }] }),
+      driverConfig({
+        transport: { type: "rtu_over_tcp", host: "127.0.0.1", port },
+        devices: [
+          {
+            id: "m",
+            unit_id: 1,
+            points: [{ id: "voltage_l1", table: "input", address: 0, type: "float32", unit: "V" }],
+          },
+        ],
+      }),
       rec.ctx,
     );
     await driver.start();
@@ -87,28 +99,66 @@ describe("modbus RTU framing", () => {
         backoff_max: "400ms",
         devices: [
           { id: "meter", unit_id: 12, profile: "eastron-sdm630" },
-          { id: "dali", unit_id: 3, profile: "dali-gateway", profile_counts: { lamps: 4, groups: 1 } },
+          {
+            id: "dali",
+            unit_id: 3,
+            profile: "dali-gateway",
+            profile_counts: { lamps: 4, groups: 1 },
+          },
         ],
       }),
       rec.ctx,
     );
     await driver.start();
-    await waitFor(() => rec.last("meter", "voltage_l1")?.quality === "good" && rec.last("dali", "lamp0_level"), 5000, "good");
+    await waitFor(
+      () => rec.last("meter", "voltage_l1")?.quality === "good" && rec.last("dali", "lamp0_level"),
+      5000,
+      "good",
+    );
     sim.setFault(12, parseFault("bad_crc"));
-    await waitFor(() => /CRC error/.test(rec.last("meter", "voltage_l1")?.detail ?? ""), 5000, "CRC error");
+    await waitFor(
+      () => /CRC error/.test(rec.last("meter", "voltage_l1")?.detail ?? ""),
+      5000,
+      "CRC error",
+    );
     expect(["frame_error", "offline"]).toContain(rec.last("meter", "voltage_l1")!.quality);
     // On a serial line an answer from another unit is someone else's frame: the driver keeps
     // waiting for its own, so this is a timeout.
     sim.setFault(12, parseFault("wrong_unit"));
-    await waitFor(() => /no answer before the timeout/.test(rec.last("meter", "voltage_l1")?.detail ?? ""), 5000, "wrong unit → timeout");
+    await waitFor(
+      () => /no answer before the timeout/.test(rec.last("meter", "voltage_l1")?.detail ?? ""),
+      5000,
+      "wrong unit → timeout",
+    );
     sim.setFault(12, parseFault("no_answer"));
-    await waitFor(() => rec.events.some((e) => e.type === "device_offline" && e.device === "meter"), 5000, "offline");
+    await waitFor(
+      () => rec.events.some((e) => e.type === "device_offline" && e.device === "meter"),
+      5000,
+      "offline",
+    );
     // While the meter is dead, the gateway on the same line keeps being polled.
-    const n = rec.readings.filter((r) => r.device === "dali" && r.point === "lamp0_level" && r.quality === "good").length;
-    await waitFor(() => rec.readings.filter((r) => r.device === "dali" && r.point === "lamp0_level" && r.quality === "good").length >= n + 5, 5000, "dali keeps its rate");
-    expect(await driver.write({ device: "dali", point: "lamp0_level", value: 30, verify: true })).toEqual({ ok: true, readBack: 30 });
+    const n = rec.readings.filter(
+      (r) => r.device === "dali" && r.point === "lamp0_level" && r.quality === "good",
+    ).length;
+    await waitFor(
+      () =>
+        rec.readings.filter(
+          (r) => r.device === "dali" && r.point === "lamp0_level" && r.quality === "good",
+        ).length >=
+        n + 5,
+      5000,
+      "dali keeps its rate",
+    );
+    expect(
+      await driver.write({ device: "dali", point: "lamp0_level", value: 30, verify: true }),
+    ).toEqual({ ok: true, readBack: 30 });
     sim.setFault(12, { kind: "none" });
-    await waitFor(() => rec.events.filter((e) => e.type === "device_online" && e.device === "meter").length === 2, 5000, "meter back");
+    await waitFor(
+      () =>
+        rec.events.filter((e) => e.type === "device_online" && e.device === "meter").length === 2,
+      5000,
+      "meter back",
+    );
     expect(rec.last("dali", "bus_error")).toMatchObject({ value: false, quality: "good" });
   });
 
@@ -120,7 +170,13 @@ describe("modbus RTU framing", () => {
     const late = `${pty.a}-late`; // the USB adapter plugged in later
     const rec = recorder();
     driver = createModbusDriver(
-      driverConfig({ transport: { type: "rtu", path: late, baud: 9600 }, poll_interval: "100ms", offline_after: 1, backoff_max: "1s", devices: [{ id: "m", unit_id: 1, points: [{ id: "v", table: "input", address: 0 }] }] }),
+      driverConfig({
+        transport: { type: "rtu", path: late, baud: 9600 },
+        poll_interval: "100ms",
+        offline_after: 1,
+        backoff_max: "1s",
+        devices: [{ id: "m", unit_id: 1, points: [{ id: "v", table: "input", address: 0 }] }],
+      }),
       rec.ctx,
     );
     await driver.start();

@@ -8,7 +8,7 @@ import { isEdgeError } from "../../agent/errors.js";
 import type { Driver } from "../../drivers/driver.js";
 import { createModbusDriver } from "../../drivers/modbus/index.js";
 import { addSimDevice, ModbusSimulator, parseFault } from "../../sim/modbus/index.js";
-import { freePort, waitFor } from "../helpers/ports.js";
+import { waitFor } from "../helpers/ports.js";
 import { driverConfig, recorder, type Recorder } from "./modbus-helpers.js";
 
 let sim: ModbusSimulator;
@@ -58,7 +58,11 @@ describe("modbus driver against the simulator (TCP)", () => {
     const d = start(rec);
     const before = sim.unit(12).requests;
     await d.start();
-    await waitFor(() => rec.last("meter", "energy_total") && rec.last("dali", "lamp7_on"), 3000, "first poll");
+    await waitFor(
+      () => rec.last("meter", "energy_total") && rec.last("dali", "lamp7_on"),
+      3000,
+      "first poll",
+    );
     const v = rec.last("meter", "voltage_l1")!;
     expect(v.quality).toBe("good");
     expect(v.unit).toBe("V");
@@ -66,15 +70,31 @@ describe("modbus driver against the simulator (TCP)", () => {
     expect(v.value as number).toBeLessThan(240);
     expect(rec.last("meter", "energy_import")).toMatchObject({ unit: "kWh", quality: "good" });
     expect(rec.last("meter", "frequency")!.value as number).toBeCloseTo(50, 0);
-    expect(rec.last("dali", "lamp0_level")).toMatchObject({ value: 100, unit: "%", quality: "good" });
+    expect(rec.last("dali", "lamp0_level")).toMatchObject({
+      value: 100,
+      unit: "%",
+      quality: "good",
+    });
     expect(rec.last("dali", "lamp3_lamp_failure")).toMatchObject({ value: true });
     expect(rec.last("dali", "lamp2_on")).toMatchObject({ value: true });
     expect(rec.last("dali", "bus_power")).toMatchObject({ value: true });
-    expect(rec.events.filter((e) => e.type === "device_online").map((e) => e.device).sort()).toEqual(["dali", "meter"]);
+    expect(
+      rec.events
+        .filter((e) => e.type === "device_online")
+        .map((e) => e.device)
+        .sort(),
+    ).toEqual(["dali", "meter"]);
     // SDM630 profile: 26 points in 3 reads (0x00..0x4B, 0xC8..0xCD, 0x156) per poll.
-    await waitFor(() => rec.readings.filter((r) => r.device === "meter" && r.point === "voltage_l1").length >= 3, 3000, "3 polls");
+    await waitFor(
+      () =>
+        rec.readings.filter((r) => r.device === "meter" && r.point === "voltage_l1").length >= 3,
+      3000,
+      "3 polls",
+    );
     await d.stop();
-    const polls = rec.readings.filter((r) => r.device === "meter" && r.point === "voltage_l1").length;
+    const polls = rec.readings.filter(
+      (r) => r.device === "meter" && r.point === "voltage_l1",
+    ).length;
     expect(sim.unit(12).requests - before).toBe(polls * 3);
   });
 
@@ -84,10 +104,21 @@ describe("modbus driver against the simulator (TCP)", () => {
     await d.start();
     await waitFor(() => rec.last("meter", "voltage_l1")?.quality === "good", 3000, "good");
     sim.setFault(12, parseFault("illegal_address"));
-    await waitFor(() => rec.last("meter", "voltage_l1")?.quality === "exception", 3000, "exception");
-    expect(rec.last("meter", "voltage_l1")!.detail).toMatch(/^illegal data address \(exception 2\)/);
+    await waitFor(
+      () => rec.last("meter", "voltage_l1")?.quality === "exception",
+      3000,
+      "exception",
+    );
+    expect(rec.last("meter", "voltage_l1")!.detail).toMatch(
+      /^illegal data address \(exception 2\)/,
+    );
     sim.setFault(12, parseFault("busy"));
-    await waitFor(() => /server device busy \(exception 6\)/.test(rec.last("meter", "voltage_l1")?.detail ?? ""), 3000, "busy");
+    await waitFor(
+      () =>
+        /server device busy \(exception 6\)/.test(rec.last("meter", "voltage_l1")?.detail ?? ""),
+      3000,
+      "busy",
+    );
     expect(rec.events.some((e) => e.type === "device_offline")).toBe(false);
   });
 
@@ -97,15 +128,34 @@ describe("modbus driver against the simulator (TCP)", () => {
     await d.start();
     await waitFor(() => rec.last("meter", "voltage_l1")?.quality === "good", 3000, "good");
     sim.setFault(12, parseFault("no_answer"));
-    await waitFor(() => rec.events.find((e) => e.type === "device_offline" && e.device === "meter"), 5000, "offline event");
+    await waitFor(
+      () => rec.events.find((e) => e.type === "device_offline" && e.device === "meter"),
+      5000,
+      "offline event",
+    );
     expect(rec.readings.some((r) => r.device === "meter" && r.quality === "timeout")).toBe(true);
-    await waitFor(() => rec.last("meter", "voltage_l1")?.quality === "offline", 5000, "offline readings");
+    await waitFor(
+      () => rec.last("meter", "voltage_l1")?.quality === "offline",
+      5000,
+      "offline readings",
+    );
     // The other device on the same connection kept its rate meanwhile.
-    const daliGood = rec.readings.filter((r) => r.device === "dali" && r.point === "lamp0_level" && r.quality === "good").length;
+    const daliGood = rec.readings.filter(
+      (r) => r.device === "dali" && r.point === "lamp0_level" && r.quality === "good",
+    ).length;
     sim.setFault(12, { kind: "none" });
-    await waitFor(() => rec.events.filter((e) => e.type === "device_online" && e.device === "meter").length === 2, 5000, "online again");
+    await waitFor(
+      () =>
+        rec.events.filter((e) => e.type === "device_online" && e.device === "meter").length === 2,
+      5000,
+      "online again",
+    );
     await waitFor(() => rec.last("meter", "voltage_l1")?.quality === "good", 3000, "good again");
-    expect(rec.readings.filter((r) => r.device === "dali" && r.point === "lamp0_level" && r.quality === "good").length).toBeGreaterThan(daliGood);
+    expect(
+      rec.readings.filter(
+        (r) => r.device === "dali" && r.point === "lamp0_level" && r.quality === "good",
+      ).length,
+    ).toBeGreaterThan(daliGood);
     expect(d.status().devices.find((x) => x.id === "meter")).toMatchObject({ online: true });
   });
 
@@ -115,13 +165,25 @@ describe("modbus driver against the simulator (TCP)", () => {
     await d.start();
     await waitFor(() => rec.last("meter", "voltage_l1")?.quality === "good", 3000, "good");
     sim.setFault(12, parseFault("bad_crc"));
-    await waitFor(() => rec.last("meter", "voltage_l1")?.quality === "frame_error", 3000, "frame error");
+    await waitFor(
+      () => rec.last("meter", "voltage_l1")?.quality === "frame_error",
+      3000,
+      "frame error",
+    );
     sim.setFault(12, parseFault("wrong_unit"));
-    await waitFor(() => /expected address 12 got 13/.test(rec.last("meter", "voltage_l1")?.detail ?? ""), 3000, "wrong unit");
+    await waitFor(
+      () => /expected address 12 got 13/.test(rec.last("meter", "voltage_l1")?.detail ?? ""),
+      3000,
+      "wrong unit",
+    );
     expect(rec.last("meter", "voltage_l1")!.quality).toBe("frame_error");
     sim.setFault(12, parseFault("late:400"));
     // Frame errors count as failed polls, so the meter may be offline by now: the detail tells.
-    await waitFor(() => /^no answer before the timeout/.test(rec.last("meter", "voltage_l1")?.detail ?? ""), 3000, "late → timeout");
+    await waitFor(
+      () => /^no answer before the timeout/.test(rec.last("meter", "voltage_l1")?.detail ?? ""),
+      3000,
+      "late → timeout",
+    );
     sim.setFault(12, { kind: "none" });
     // Late answers still in flight must not be taken for answers to later requests.
     await waitFor(() => rec.last("meter", "voltage_l1")?.quality === "good", 3000, "good again");
@@ -135,11 +197,21 @@ describe("modbus driver against the simulator (TCP)", () => {
     await d.start();
     await waitFor(() => rec.last("meter", "voltage_l1")?.quality === "good", 3000, "good");
     await sim.close();
-    await waitFor(() => rec.last("meter", "voltage_l1")?.quality === "comm_error" || rec.last("meter", "voltage_l1")?.quality === "offline", 5000, "comm error");
+    await waitFor(
+      () =>
+        rec.last("meter", "voltage_l1")?.quality === "comm_error" ||
+        rec.last("meter", "voltage_l1")?.quality === "offline",
+      5000,
+      "comm error",
+    );
     await waitFor(() => rec.events.some((e) => e.type === "device_offline"), 5000, "offline");
     await startSim(port);
     const n = rec.readings.length;
-    await waitFor(() => rec.readings.length > n && rec.last("meter", "voltage_l1")?.quality === "good", 10_000, "recovered");
+    await waitFor(
+      () => rec.readings.length > n && rec.last("meter", "voltage_l1")?.quality === "good",
+      10_000,
+      "recovered",
+    );
     expect(d.status().detail).toMatch(/connected to 127\.0\.0\.1/);
   });
 
@@ -159,10 +231,23 @@ describe("modbus driver against the simulator (TCP)", () => {
         unit_id: 7,
         byte_order: "CDAB",
         points: [
-          { id: "setpoint", table: holding(), address: 10, type: "float32", writable: true, unit: "Cel" },
+          {
+            id: "setpoint",
+            table: holding(),
+            address: 10,
+            type: "float32",
+            writable: true,
+            unit: "Cel",
+          },
           { id: "count", table: holding(), address: 20, type: "int32", writable: true },
           { id: "flag", table: holding(), address: 30, type: "bit", bit: 3, writable: true },
-          { id: "mode", table: holding(), address: 31, writable: true, labels: { "0": "off", "2": "auto" } },
+          {
+            id: "mode",
+            table: holding(),
+            address: 31,
+            writable: true,
+            labels: { "0": "off", "2": "auto" },
+          },
           { id: "relay", table: "coil", address: 5, writable: true },
           { id: "name", table: holding(), address: 40, type: "string", length: 3, writable: true },
           { id: "ro", table: holding(), address: 50 },
@@ -175,7 +260,9 @@ describe("modbus driver against the simulator (TCP)", () => {
     plc.bank.holding[30] = 0b0001;
     await d.start();
     // Lamp level: FC 6 then read-back, which the gateway honours.
-    expect(await d.write({ device: "dali", point: "lamp1_level", value: 40, verify: true })).toEqual({ ok: true, readBack: 40 });
+    expect(
+      await d.write({ device: "dali", point: "lamp1_level", value: 40, verify: true }),
+    ).toEqual({ ok: true, readBack: 40 });
     expect(sim.unit(3).bank.input[101]).toBe(0b100);
     // Group 2 (lamps 2, 6): the gateway sets its lamps; a failed lamp (3) ignores writes.
     expect((await d.write({ device: "dali", point: "group2_level", value: 0 })).ok).toBe(true);
@@ -188,16 +275,29 @@ describe("modbus driver against the simulator (TCP)", () => {
     expect(refused.ok).toBe(false);
     expect(refused.detail).toMatch(/illegal data value \(exception 3\)/);
     // Typed values in the device's order (CDAB): float32 21.5 = 0x41AC0000 → [0x0000, 0x41AC].
-    expect(await d.write({ device: "plc", point: "setpoint", value: 21.5, verify: true })).toEqual({ ok: true, readBack: 21.5 });
+    expect(await d.write({ device: "plc", point: "setpoint", value: 21.5, verify: true })).toEqual({
+      ok: true,
+      readBack: 21.5,
+    });
     expect([plc.bank.holding[10], plc.bank.holding[11]]).toEqual([0x0000, 0x41ac]);
-    expect((await d.write({ device: "plc", point: "count", value: -2, verify: true })).ok).toBe(true);
+    expect((await d.write({ device: "plc", point: "count", value: -2, verify: true })).ok).toBe(
+      true,
+    );
     expect([plc.bank.holding[20], plc.bank.holding[21]]).toEqual([0xfffe, 0xffff]);
-    expect((await d.write({ device: "plc", point: "flag", value: true, verify: true })).ok).toBe(true);
+    expect((await d.write({ device: "plc", point: "flag", value: true, verify: true })).ok).toBe(
+      true,
+    );
     expect(plc.bank.holding[30]).toBe(0b1001);
-    expect((await d.write({ device: "plc", point: "mode", value: "auto", verify: true })).readBack).toBe(2);
-    expect((await d.write({ device: "plc", point: "relay", value: true, verify: true })).readBack).toBe(true);
+    expect(
+      (await d.write({ device: "plc", point: "mode", value: "auto", verify: true })).readBack,
+    ).toBe(2);
+    expect(
+      (await d.write({ device: "plc", point: "relay", value: true, verify: true })).readBack,
+    ).toBe(true);
     expect(plc.bank.coil[5]).toBe(1);
-    expect((await d.write({ device: "plc", point: "name", value: "P-12", verify: true })).readBack).toBe("P-12");
+    expect(
+      (await d.write({ device: "plc", point: "name", value: "P-12", verify: true })).readBack,
+    ).toBe("P-12");
     // Refusals are errors naming the problem; nothing reaches the device.
     const reqs = plc.requests;
     for (const [point, value, re] of [
@@ -221,11 +321,21 @@ describe("modbus driver against the simulator (TCP)", () => {
     u.bank.map("holding", 0, 10);
     u.bank.map("coil", 0, 10);
     const d = start(rec, {}, [
-      { id: "fussy", unit_id: 8, write_multiple: true, points: [{ id: "r", table: "holding", address: 1, writable: true }, { id: "c", table: "coil", address: 2, writable: true }] },
+      {
+        id: "fussy",
+        unit_id: 8,
+        write_multiple: true,
+        points: [
+          { id: "r", table: "holding", address: 1, writable: true },
+          { id: "c", table: "coil", address: 2, writable: true },
+        ],
+      },
     ]);
     await d.start();
     expect((await d.write({ device: "fussy", point: "r", value: 9, verify: true })).ok).toBe(true);
-    expect((await d.write({ device: "fussy", point: "c", value: true, verify: true })).ok).toBe(true);
+    expect((await d.write({ device: "fussy", point: "c", value: true, verify: true })).ok).toBe(
+      true,
+    );
     expect(u.bank.holding[1]).toBe(9);
     expect(u.bank.coil[2]).toBe(1);
     expect([...u.functions.keys()].sort((a, b) => a - b)).toEqual([1, 3, 15, 16]);

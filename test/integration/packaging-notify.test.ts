@@ -6,16 +6,17 @@
  * optional `sd-notify` helper.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { waitFor } from "../helpers/ports.js";
+import { freePort, waitFor } from "../helpers/ports.js";
 
 const repo = fileURLToPath(new URL("../..", import.meta.url));
 const notifyJs = join(repo, "dist/agent/systemd/notify.js");
+const mainJs = join(repo, "dist/agent/main.js");
 
 const receiverPy = `
 import json, os, socket, struct, sys
@@ -115,6 +116,52 @@ describe("sd_notify over a real datagram socket", () => {
       expect(got.slice(2, -1).every((m) => m.state === "WATCHDOG=1")).toBe(true);
       // Every datagram comes from the main PID itself (NotifyAccess=main would accept them).
       expect(new Set(got.map((m) => m.pid))).toEqual(new Set([child.pid]));
+    },
+  );
+  it.runIf(sdNotifyBuilt() || process.env.CI)(
+    "the daemon (eclor-edge run) is READY with its broker down, pings, reports status, stops cleanly",
+    async () => {
+      got.length = 0;
+      const port = await freePort(); // nobody listens: the uplink stays down
+      const config = join(dir, "config.yaml");
+      writeFileSync(
+        config,
+        [
+          "version: 1",
+          "gateway: { id: notify-test }",
+          `state_dir: ${join(dir, "state")}`,
+          `uplink: { url: "mqtt://127.0.0.1:${port}", reconnect_min_ms: 1000 }`,
+          `control: { socket: ${join(dir, "control.sock")} }`,
+          "log: { level: warn }",
+        ].join("\n"),
+      );
+      const daemon = spawn(process.execPath, [mainJs, "run", "--config", config], {
+        env: { ...process.env, NOTIFY_SOCKET: join(dir, "notify.sock"), WATCHDOG_USEC: "400000" },
+        stdio: ["ignore", "ignore", "pipe"],
+      });
+      let stderr = "";
+      daemon.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+      const exited = new Promise<number | null>((r) => daemon.on("exit", r));
+      try {
+        await waitFor(() => got.some((m) => m.state === "READY=1"), 20_000, "READY=1");
+        await waitFor(
+          () => got.filter((m) => m.state === "WATCHDOG=1").length >= 2,
+          10_000,
+          "watchdog pings after READY",
+        );
+        const status = got.find((m) => m.state.startsWith("STATUS="));
+        expect(status?.state).toMatch(/^STATUS=uplink DOWN, backlog \d+, 0 drivers$/);
+        daemon.kill("SIGTERM");
+        expect(await exited).toBe(0);
+      } finally {
+        daemon.kill("SIGKILL");
+      }
+      await waitFor(() => got.some((m) => m.state === "STOPPING=1"), 5_000, "STOPPING=1");
+      expect(got.findIndex((m) => m.state === "READY=1")).toBeLessThan(
+        got.findIndex((m) => m.state === "STOPPING=1"),
+      );
+      expect(new Set(got.map((m) => m.pid))).toEqual(new Set([daemon.pid]));
+      expect(stderr).toBe("");
     },
   );
 });

@@ -66,8 +66,8 @@ beforeAll(async () => {
   );
   service.stdout!.on("data", (d: Buffer) => (serviceLog += d.toString()));
   service.stderr!.on("data", (d: Buffer) => (serviceLog += d.toString()));
-  await waitFor(() => serviceLog.includes("enrolment service ready"), 20_000, "sim enroll ready");
-}, 60_000);
+  await waitFor(() => serviceLog.includes("enrolment service ready"), 60_000, "sim enroll ready");
+}, 120_000);
 
 afterAll(async () => {
   if (service && service.exitCode === null) {

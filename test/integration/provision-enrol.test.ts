@@ -61,7 +61,7 @@ async function enrol(
   return { tls, stateDir, bundlePath };
 }
 
-describe("provisioning: first-boot enrolment", () => {
+describe("provisioning: first-boot enrolment", { timeout: 90_000 }, () => {
   let gw1: Awaited<ReturnType<typeof enrol>>;
 
   it("a fresh gateway enrols: key 0600 kept here, certificate for its id chaining to the CA, token deleted, configuration received", async () => {

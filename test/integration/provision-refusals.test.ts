@@ -93,7 +93,7 @@ const ok = (req: { gateway: string; request_id: string }, certificate: string): 
   certificate,
 });
 
-describe("provisioning: refusals", () => {
+describe("provisioning: refusals", { timeout: 90_000 }, () => {
   let other: SigningCa;
   let right: SigningCa;
   beforeAll(() => {

@@ -20,8 +20,9 @@ let platform: Platform;
 let work: string;
 
 beforeAll(async () => {
-  // Certificates valid 8 s (plus the service's 60 s of back-dating for slow clocks).
-  platform = await Platform.start({ validity: 8_000 });
+  // Certificates valid 20 s (plus the service's 60 s of back-dating for slow clocks): short
+  // enough to watch the old one expire, long enough for a renewal on a loaded CI machine.
+  platform = await Platform.start({ validity: 20_000 });
   work = mkdtempSync(join(tmpdir(), "eclor-prov-renew-"));
 });
 afterAll(async () => {
@@ -66,17 +67,19 @@ describe("provisioning: certificate renewal", () => {
     const renewal = startRenewal({
       stateDir,
       logger: platform.logger,
-      renewBeforeMs: 5_000,
+      renewBeforeMs: 15_000,
       retryMinMs: 200,
       timeoutMs: 5_000,
       onRenewed: (tls) => {
         renewedSerial = tls.certificate.serial;
         pending = tls;
+        // Once is enough here: with the back-dating, the new certificate would be due again soon.
+        renewal.stop();
       },
     });
     expect(readProvisionStatus(stateDir).renewal?.due_at).toBe(
       new Date(
-        renewalDueAt(tls0.certificate.notBefore, tls0.certificate.notAfter, 5_000),
+        renewalDueAt(tls0.certificate.notBefore, tls0.certificate.notAfter, 15_000),
       ).toISOString(),
     );
 
@@ -99,10 +102,10 @@ describe("provisioning: certificate renewal", () => {
         await new Promise((r) => setTimeout(r, 50));
       }
     })();
-    await waitFor(() => renewedSerial, 20_000, "renewal");
+    await waitFor(() => renewedSerial, 30_000, "renewal");
     expect(renewedSerial).not.toBe(tls0.certificate.serial);
     // Keep publishing past the old certificate's expiry.
-    await waitFor(() => Date.now() > oldNotAfter + 500, 20_000, "old certificate expiry");
+    await waitFor(() => Date.now() > oldNotAfter + 500, 30_000, "old certificate expiry");
     const target = seq + 5;
     await waitFor(() => seq >= target, 10_000, "more telemetry after the old certificate expired");
     stop = true;
@@ -121,7 +124,7 @@ describe("provisioning: certificate renewal", () => {
     expect(st.renewal?.status).toBe("idle");
     expect(st.renewal?.last_renewed_at).toBeTypeOf("string");
     expect(st.certificate?.serial).toBe(renewedSerial);
-  });
+  }, 120_000);
 
   it("a renewal request signed by the wrong key is refused by the platform (proof of possession)", async () => {
     const gw = "gw-renew-02";
@@ -160,5 +163,5 @@ describe("provisioning: certificate renewal", () => {
       },
     );
     expect(res).toMatchObject({ ok: false, error: { code: "proof_invalid" } });
-  });
+  }, 60_000);
 });

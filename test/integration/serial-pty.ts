@@ -68,3 +68,13 @@ export async function recordingContext() {
   };
   return { ctx, readings, events };
 }
+
+/** waitFor that, on a timeout, adds the driver's status to the error (flaky-test forensics). */
+export async function waitOr<T>(cond: () => T, ms: number, what: string, state: () => unknown): Promise<NonNullable<T>> {
+  const { waitFor: wf } = await import("../helpers/ports.js");
+  try {
+    return await wf(cond, ms, what);
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\nstate: ${JSON.stringify(state())}`, { cause: e });
+  }
+}

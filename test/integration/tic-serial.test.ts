@@ -9,8 +9,7 @@ import { SerialPort } from "serialport";
 import { TicDriver } from "../../drivers/tic/index.js";
 import { type TicDriverConfig, ticDriverSchema } from "../../drivers/tic/schema.js";
 import { runTicSim } from "../../sim/tic/run.js";
-import { waitFor } from "../helpers/ports.js";
-import { FixedPtyPair, recordingContext } from "./serial-pty.js";
+import { FixedPtyPair, recordingContext, waitOr as waitOrState } from "./serial-pty.js";
 
 const cleanups: (() => Promise<unknown> | void)[] = [];
 afterEach(async () => {
@@ -35,9 +34,14 @@ async function pair(): Promise<FixedPtyPair> {
   return p;
 }
 
+/** What the driver under test looked like, added to any timeout error. */
+let state: () => unknown = () => undefined;
+const waitOr = <T,>(cond: () => T, ms: number, what: string) => waitOrState(cond, ms, what, state);
+
 async function driver(cfg: TicDriverConfig) {
   const rec = await recordingContext();
   const d = new TicDriver(cfg, rec.ctx);
+  state = () => ({ status: d.status(), events: rec.events.map((e) => `${e.type}: ${e.message}`), readings: rec.readings.length });
   await d.start();
   cleanups.push(() => d.stop());
   return { d, ...rec };
@@ -54,7 +58,7 @@ describe("TIC driver over a pty", () => {
       meterId: "021528603314",
     });
     cleanups.push(() => sim.stop());
-    await waitFor(
+    await waitOr(
       () => readings.filter((r) => r.point === "hchp").length >= 3,
       10_000,
       "three HCHP readings",
@@ -96,10 +100,14 @@ describe("TIC driver over a pty", () => {
         "--corrupt-every",
         "2",
       ],
-      { stdio: "ignore" },
+      { stdio: ["ignore", "ignore", "pipe"] },
     );
+    let simLog = "";
+    cli.stderr!.on("data", (b: Buffer) => (simLog += b.toString()));
+    const driverState = state;
+    state = () => ({ driver: driverState(), simLog });
     cleanups.push(() => void cli.kill("SIGTERM"));
-    await waitFor(
+    await waitOr(
       () => readings.filter((r) => r.point === "east").length >= 4,
       10_000,
       "four EAST readings",
@@ -121,7 +129,7 @@ describe("TIC driver over a pty", () => {
     const { d, events, readings } = await driver(
       config(p.b, { mode: "historic", no_frame_timeout: "1s" }),
     );
-    await waitFor(
+    await waitOr(
       () => events.find((e) => e.type === "tic_no_valid_frame"),
       5000,
       "diagnostic event",
@@ -138,7 +146,7 @@ describe("TIC driver over a pty", () => {
     const n = events.length;
     const noise = setInterval(() => port.write(Buffer.from("\x02\nHCHC 000000001 X\r\x03")), 100);
     cleanups.push(() => clearInterval(noise));
-    await waitFor(
+    await waitOr(
       () => events.slice(n).find((e) => e.type === "tic_no_valid_frame"),
       5000,
       "second diagnostic",
@@ -149,7 +157,7 @@ describe("TIC driver over a pty", () => {
     clearInterval(noise);
     const sim = runTicSim({ serial: p.a, mode: "historic", intervalMs: 100 });
     cleanups.push(() => sim.stop());
-    await waitFor(() => events.find((e) => e.type === "tic_line_ok"), 5000, "line ok event");
+    await waitOr(() => events.find((e) => e.type === "tic_line_ok"), 5000, "line ok event");
     expect(readings.length).toBeGreaterThan(0);
     expect(d.status().detail).toMatch(/open at 1200 7E1/);
   });
@@ -157,11 +165,11 @@ describe("TIC driver over a pty", () => {
   it("auto mode switches speed after the timeout and says so", async () => {
     const p = await pair();
     const { d, events } = await driver(config(p.b, { mode: "auto", no_frame_timeout: "1s" }));
-    await waitFor(() => d.status().counters!.speedSwitches! >= 1, 5000, "a speed switch");
+    await waitOr(() => d.status().counters!.speedSwitches! >= 1, 5000, "a speed switch");
     expect(events.find((e) => e.type === "tic_no_valid_frame")!.message).toMatch(
       /at 1200 7E1 — is the meter in standard mode \(9600\)\?/,
     );
-    await waitFor(
+    await waitOr(
       () => events.filter((e) => e.type === "tic_no_valid_frame").length >= 2,
       5000,
       "second diagnostic at 9600",
@@ -174,26 +182,34 @@ describe("TIC driver over a pty", () => {
   it("a port that disappears is retried with backoff and comes back by itself", async () => {
     const p = await pair();
     const { d, readings, events } = await driver(config(p.b, { mode: "historic" }));
-    const sim = runTicSim({ serial: p.a, mode: "historic", intervalMs: 100 });
+    const simLog: string[] = [];
+    const sim = runTicSim({
+      serial: p.a,
+      mode: "historic",
+      intervalMs: 100,
+      logger: { info: (m) => simLog.push(m), warn: (m) => simLog.push(m) },
+    });
     cleanups.push(() => sim.stop());
-    await waitFor(() => readings.length > 10, 10_000, "first readings");
+    const driverState = state;
+    state = () => ({ driver: driverState(), sent: sim.sent(), simLog });
+    await waitOr(() => readings.length > 10, 10_000, "first readings");
     await p.down();
-    await waitFor(
+    await waitOr(
       () => events.find((e) => e.type === "port_unavailable"),
       5000,
       "port_unavailable event",
     );
-    await waitFor(() => /retrying in/.test(d.status().detail ?? ""), 5000, "waiting state");
+    await waitOr(() => /retrying in/.test(d.status().detail ?? ""), 5000, "waiting state");
     const before = readings.length;
     await new Promise((r) => setTimeout(r, 700)); // a few failed attempts with the port missing
     expect(readings.length).toBe(before);
     await p.up();
-    await waitFor(
+    await waitOr(
       () => events.find((e) => e.type === "port_restored"),
       10_000,
       "port_restored event",
     );
-    await waitFor(() => readings.length > before + 10, 10_000, "readings after the port came back");
+    await waitOr(() => readings.length > before + 10, 10_000, "readings after the port came back");
     expect(d.status().counters!.portLosses).toBeGreaterThanOrEqual(1);
   });
 });

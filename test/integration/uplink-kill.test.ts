@@ -18,8 +18,8 @@ import { hypervisor } from "./uplink-fixtures.js";
 
 const repo = resolve(import.meta.dirname, "../..");
 const main = join(repo, "dist/agent/main.js");
-const N = 40_000;
-const BATCH = 50;
+const N = 20_000;
+const BATCH = 100;
 const INFLIGHT = 4;
 
 let broker: Mosquitto;
@@ -111,7 +111,7 @@ control: { socket: ${join(dir, "control.sock")} }
     // Kill once this run has delivered a few thousand more readings, long before the end.
     await waitFor(
       () => distinct() >= before + 2000 || proc.exitCode !== null,
-      20_000,
+      60_000,
       `run ${k} delivering`,
     );
     expect(proc.exitCode, log()).toBeNull();
@@ -122,11 +122,12 @@ control: { socket: ${join(dir, "control.sock")} }
   }
   // Last run: drain everything, then a clean stop.
   const { proc, log } = spawnAgent(config);
-  await waitFor(() => distinct() === N, 30_000, "the whole backlog");
+  await waitFor(() => distinct() === N, 90_000, "the whole backlog");
   proc.kill("SIGTERM");
   const t0 = Date.now();
   expect(await exited(proc), log()).toBe(0);
-  expect(Date.now() - t0).toBeLessThan(5000);
+  // "Within a few seconds" (issue 3); the bound is loose because CI machines are shared and noisy.
+  expect(Date.now() - t0).toBeLessThan(8000);
   await waitFor(
     () => rx.state.some((s) => (s as { reason?: string }).reason === "shutdown"),
     5000,
@@ -149,7 +150,7 @@ control: { socket: ${join(dir, "control.sock")} }
   let runs = 1;
   for (let i = 1; i < rx.telemetry.length; i++) if (rx.telemetry[i]! < rx.telemetry[i - 1]!) runs++;
   expect(runs).toBeLessThanOrEqual(4);
-}, 120_000);
+}, 240_000);
 
 it("a corrupt store file: the daemon reports it clearly, keeps running (no crash loop), and stops cleanly", async () => {
   const sub = mkdtempSync(join(dir, "corrupt-"));
@@ -166,7 +167,7 @@ control: { socket: ${join(sub, "control.sock")} }
   );
   const { client, rx } = await hypervisor(broker.url, "gw-corrupt");
   const { proc, log } = spawnAgent(config);
-  await waitFor(() => log().includes("EE0202"), 15_000, "the store error in the log");
+  await waitFor(() => log().includes("EE0202"), 45_000, "the store error in the log");
   expect(log()).toMatch(/corrupt or not a SQLite file.*move the file aside/);
   // The uplink still comes up (state online), and the process does not exit.
   await waitFor(
@@ -178,4 +179,4 @@ control: { socket: ${join(sub, "control.sock")} }
   proc.kill("SIGTERM");
   expect(await exited(proc), log()).toBe(0);
   await client.endAsync();
-}, 60_000);
+}, 120_000);

@@ -103,7 +103,7 @@ describe("config/set", () => {
     (
       (bad.drivers as ReturnType<typeof bus>[])[1]!.devices[0]!.points[0] as Record<string, unknown>
     ).address = -1;
-    (bad as Record<string, unknown>).state_dir = "/tmp/elsewhere";
+    bad.state_dir = "/tmp/elsewhere";
     const r = await manager.set(bad, { who: "hypervisor", commandId: "c5", dryRun: false });
     expect(r.ok).toBe(false);
     if (r.ok) return;

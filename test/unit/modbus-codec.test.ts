@@ -4,31 +4,182 @@
  */
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { decodeRegisters, EncodeError, encodeRegisters, scaleValue, unscale } from "../../drivers/modbus/codec.js";
+import {
+  decodeRegisters,
+  EncodeError,
+  encodeRegisters,
+  scaleValue,
+  unscale,
+} from "../../drivers/modbus/codec.js";
 import type { ByteOrder, PointType } from "../../drivers/modbus/schema.js";
 
-type Case = { type: PointType; value: number | string; length?: number; regs: Record<ByteOrder, number[]> };
+type Case = {
+  type: PointType;
+  value: number | string;
+  length?: number;
+  regs: Record<ByteOrder, number[]>;
+};
 
 const cases: Case[] = [
-  { type: "uint16", value: 0x1234, regs: { ABCD: [0x1234], CDAB: [0x1234], BADC: [0x3412], DCBA: [0x3412] } },
-  { type: "int16", value: -2, regs: { ABCD: [0xfffe], CDAB: [0xfffe], BADC: [0xfeff], DCBA: [0xfeff] } },
-  { type: "int16", value: -32768, regs: { ABCD: [0x8000], CDAB: [0x8000], BADC: [0x0080], DCBA: [0x0080] } },
-  { type: "uint32", value: 0x11223344, regs: { ABCD: [0x1122, 0x3344], CDAB: [0x3344, 0x1122], BADC: [0x2211, 0x4433], DCBA: [0x4433, 0x2211] } },
-  { type: "int32", value: -2, regs: { ABCD: [0xffff, 0xfffe], CDAB: [0xfffe, 0xffff], BADC: [0xffff, 0xfeff], DCBA: [0xfeff, 0xffff] } },
-  { type: "int32", value: -123456789, regs: { ABCD: [0xf8a4, 0x32eb], CDAB: [0x32eb, 0xf8a4], BADC: [0xa4f8, 0xeb32], DCBA: [0xeb32, 0xa4f8] } },
-  { type: "float32", value: 230, regs: { ABCD: [0x4366, 0x0000], CDAB: [0x0000, 0x4366], BADC: [0x6643, 0x0000], DCBA: [0x0000, 0x6643] } },
-  { type: "float32", value: -1.5, regs: { ABCD: [0xbfc0, 0x0000], CDAB: [0x0000, 0xbfc0], BADC: [0xc0bf, 0x0000], DCBA: [0x0000, 0xc0bf] } },
-  { type: "float32", value: Infinity, regs: { ABCD: [0x7f80, 0x0000], CDAB: [0x0000, 0x7f80], BADC: [0x807f, 0x0000], DCBA: [0x0000, 0x807f] } },
-  { type: "float32", value: -Infinity, regs: { ABCD: [0xff80, 0x0000], CDAB: [0x0000, 0xff80], BADC: [0x80ff, 0x0000], DCBA: [0x0000, 0x80ff] } },
+  {
+    type: "uint16",
+    value: 0x1234,
+    regs: { ABCD: [0x1234], CDAB: [0x1234], BADC: [0x3412], DCBA: [0x3412] },
+  },
+  {
+    type: "int16",
+    value: -2,
+    regs: { ABCD: [0xfffe], CDAB: [0xfffe], BADC: [0xfeff], DCBA: [0xfeff] },
+  },
+  {
+    type: "int16",
+    value: -32768,
+    regs: { ABCD: [0x8000], CDAB: [0x8000], BADC: [0x0080], DCBA: [0x0080] },
+  },
+  {
+    type: "uint32",
+    value: 0x11223344,
+    regs: {
+      ABCD: [0x1122, 0x3344],
+      CDAB: [0x3344, 0x1122],
+      BADC: [0x2211, 0x4433],
+      DCBA: [0x4433, 0x2211],
+    },
+  },
+  {
+    type: "int32",
+    value: -2,
+    regs: {
+      ABCD: [0xffff, 0xfffe],
+      CDAB: [0xfffe, 0xffff],
+      BADC: [0xffff, 0xfeff],
+      DCBA: [0xfeff, 0xffff],
+    },
+  },
+  {
+    type: "int32",
+    value: -123456789,
+    regs: {
+      ABCD: [0xf8a4, 0x32eb],
+      CDAB: [0x32eb, 0xf8a4],
+      BADC: [0xa4f8, 0xeb32],
+      DCBA: [0xeb32, 0xa4f8],
+    },
+  },
+  {
+    type: "float32",
+    value: 230,
+    regs: {
+      ABCD: [0x4366, 0x0000],
+      CDAB: [0x0000, 0x4366],
+      BADC: [0x6643, 0x0000],
+      DCBA: [0x0000, 0x6643],
+    },
+  },
+  {
+    type: "float32",
+    value: -1.5,
+    regs: {
+      ABCD: [0xbfc0, 0x0000],
+      CDAB: [0x0000, 0xbfc0],
+      BADC: [0xc0bf, 0x0000],
+      DCBA: [0x0000, 0xc0bf],
+    },
+  },
+  {
+    type: "float32",
+    value: Infinity,
+    regs: {
+      ABCD: [0x7f80, 0x0000],
+      CDAB: [0x0000, 0x7f80],
+      BADC: [0x807f, 0x0000],
+      DCBA: [0x0000, 0x807f],
+    },
+  },
+  {
+    type: "float32",
+    value: -Infinity,
+    regs: {
+      ABCD: [0xff80, 0x0000],
+      CDAB: [0x0000, 0xff80],
+      BADC: [0x80ff, 0x0000],
+      DCBA: [0x0000, 0x80ff],
+    },
+  },
   // 64-bit integers are exact below 2^53 (they become JS numbers).
-  { type: "uint64", value: 0x0011223344556677, regs: { ABCD: [0x0011, 0x2233, 0x4455, 0x6677], CDAB: [0x6677, 0x4455, 0x2233, 0x0011], BADC: [0x1100, 0x3322, 0x5544, 0x7766], DCBA: [0x7766, 0x5544, 0x3322, 0x1100] } },
-  { type: "int64", value: -2, regs: { ABCD: [0xffff, 0xffff, 0xffff, 0xfffe], CDAB: [0xfffe, 0xffff, 0xffff, 0xffff], BADC: [0xffff, 0xffff, 0xffff, 0xfeff], DCBA: [0xfeff, 0xffff, 0xffff, 0xffff] } },
-  { type: "int64", value: 1234567890123, regs: { ABCD: [0x0000, 0x011f, 0x71fb, 0x04cb], CDAB: [0x04cb, 0x71fb, 0x011f, 0x0000], BADC: [0x0000, 0x1f01, 0xfb71, 0xcb04], DCBA: [0xcb04, 0xfb71, 0x1f01, 0x0000] } },
-  { type: "float64", value: 1, regs: { ABCD: [0x3ff0, 0, 0, 0], CDAB: [0, 0, 0, 0x3ff0], BADC: [0xf03f, 0, 0, 0], DCBA: [0, 0, 0, 0xf03f] } },
-  { type: "float64", value: -2.5, regs: { ABCD: [0xc004, 0, 0, 0], CDAB: [0, 0, 0, 0xc004], BADC: [0x04c0, 0, 0, 0], DCBA: [0, 0, 0, 0x04c0] } },
+  {
+    type: "uint64",
+    value: 0x0011223344556677,
+    regs: {
+      ABCD: [0x0011, 0x2233, 0x4455, 0x6677],
+      CDAB: [0x6677, 0x4455, 0x2233, 0x0011],
+      BADC: [0x1100, 0x3322, 0x5544, 0x7766],
+      DCBA: [0x7766, 0x5544, 0x3322, 0x1100],
+    },
+  },
+  {
+    type: "int64",
+    value: -2,
+    regs: {
+      ABCD: [0xffff, 0xffff, 0xffff, 0xfffe],
+      CDAB: [0xfffe, 0xffff, 0xffff, 0xffff],
+      BADC: [0xffff, 0xffff, 0xffff, 0xfeff],
+      DCBA: [0xfeff, 0xffff, 0xffff, 0xffff],
+    },
+  },
+  {
+    type: "int64",
+    value: 1234567890123,
+    regs: {
+      ABCD: [0x0000, 0x011f, 0x71fb, 0x04cb],
+      CDAB: [0x04cb, 0x71fb, 0x011f, 0x0000],
+      BADC: [0x0000, 0x1f01, 0xfb71, 0xcb04],
+      DCBA: [0xcb04, 0xfb71, 0x1f01, 0x0000],
+    },
+  },
+  {
+    type: "float64",
+    value: 1,
+    regs: {
+      ABCD: [0x3ff0, 0, 0, 0],
+      CDAB: [0, 0, 0, 0x3ff0],
+      BADC: [0xf03f, 0, 0, 0],
+      DCBA: [0, 0, 0, 0xf03f],
+    },
+  },
+  {
+    type: "float64",
+    value: -2.5,
+    regs: {
+      ABCD: [0xc004, 0, 0, 0],
+      CDAB: [0, 0, 0, 0xc004],
+      BADC: [0x04c0, 0, 0, 0],
+      DCBA: [0, 0, 0, 0x04c0],
+    },
+  },
   // Strings: only the byte swap applies; an odd length leaves a NUL in the last low byte.
-  { type: "string", value: "ABC", length: 2, regs: { ABCD: [0x4142, 0x4300], CDAB: [0x4142, 0x4300], BADC: [0x4241, 0x0043], DCBA: [0x4241, 0x0043] } },
-  { type: "string", value: "SDM630", length: 4, regs: { ABCD: [0x5344, 0x4d36, 0x3330, 0x0000], CDAB: [0x5344, 0x4d36, 0x3330, 0x0000], BADC: [0x4453, 0x364d, 0x3033, 0x0000], DCBA: [0x4453, 0x364d, 0x3033, 0x0000] } },
+  {
+    type: "string",
+    value: "ABC",
+    length: 2,
+    regs: {
+      ABCD: [0x4142, 0x4300],
+      CDAB: [0x4142, 0x4300],
+      BADC: [0x4241, 0x0043],
+      DCBA: [0x4241, 0x0043],
+    },
+  },
+  {
+    type: "string",
+    value: "SDM630",
+    length: 4,
+    regs: {
+      ABCD: [0x5344, 0x4d36, 0x3330, 0x0000],
+      CDAB: [0x5344, 0x4d36, 0x3330, 0x0000],
+      BADC: [0x4453, 0x364d, 0x3033, 0x0000],
+      DCBA: [0x4453, 0x364d, 0x3033, 0x0000],
+    },
+  },
 ];
 
 const orders: ByteOrder[] = ["ABCD", "CDAB", "BADC", "DCBA"];
@@ -47,16 +198,26 @@ describe("modbus codec: golden type × order", () => {
     for (const order of orders) {
       const f32 = encodeRegisters(NaN, { type: "float32" }, order);
       expect(decodeRegisters(f32, { type: "float32" }, order)).toBeNaN();
-      expect(decodeRegisters(encodeRegisters(NaN, { type: "float64" }, order), { type: "float64" }, order)).toBeNaN();
+      expect(
+        decodeRegisters(
+          encodeRegisters(NaN, { type: "float64" }, order),
+          { type: "float64" },
+          order,
+        ),
+      ).toBeNaN();
     }
     expect(encodeRegisters(NaN, { type: "float32" }, "ABCD")).toEqual([0x7fc0, 0x0000]);
   });
 
   it("trims NUL and space padding of strings and keeps odd lengths", () => {
-    expect(decodeRegisters([0x4142, 0x4320, 0x2020], { type: "string", length: 3 }, "ABCD")).toBe("ABC");
+    expect(decodeRegisters([0x4142, 0x4320, 0x2020], { type: "string", length: 3 }, "ABCD")).toBe(
+      "ABC",
+    );
     expect(decodeRegisters([0x4100], { type: "string", length: 1 }, "ABCD")).toBe("A");
     expect(encodeRegisters("A", { type: "string", length: 1 }, "ABCD")).toEqual([0x4100]);
-    expect(() => encodeRegisters("ABCDE", { type: "string", length: 2 }, "ABCD")).toThrow(EncodeError);
+    expect(() => encodeRegisters("ABCDE", { type: "string", length: 2 }, "ABCD")).toThrow(
+      EncodeError,
+    );
   });
 
   it("reads and writes one bit of a register without touching the others", () => {
@@ -68,7 +229,9 @@ describe("modbus codec: golden type × order", () => {
   });
 
   it("refuses values outside the type's range or of the wrong kind", () => {
-    expect(() => encodeRegisters(65536, { type: "uint16" }, "ABCD")).toThrow(/outside the uint16 range/);
+    expect(() => encodeRegisters(65536, { type: "uint16" }, "ABCD")).toThrow(
+      /outside the uint16 range/,
+    );
     expect(() => encodeRegisters(-1, { type: "uint32" }, "ABCD")).toThrow(EncodeError);
     expect(() => encodeRegisters(1.5, { type: "int16" }, "ABCD")).toThrow(/integer/);
     expect(() => encodeRegisters("x", { type: "int16" }, "ABCD")).toThrow(EncodeError);
@@ -84,7 +247,10 @@ describe("modbus codec: golden type × order", () => {
   });
 
   it("decodes the Eastron SDM630 worked answer frame (shared vector) to 230.0 V", () => {
-    const md = readFileSync(new URL("../../../shared/vectors/eastron-sdm630.md", import.meta.url), "utf8");
+    const md = readFileSync(
+      new URL("../../../shared/vectors/eastron-sdm630.md", import.meta.url),
+      "utf8",
+    );
     const m = /a 230\.0 V answer is `([0-9A-F ]+)`/.exec(md);
     expect(m).not.toBeNull();
     const frame = Buffer.from(m![1]!.replace(/ /g, ""), "hex");

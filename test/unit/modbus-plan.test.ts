@@ -50,7 +50,7 @@ function minimum(items: Item[], max: number, maxGap: number): number {
 }
 
 function rng(seed: number) {
-  return () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  return () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
 }
 
 describe("modbus read planner", () => {
@@ -68,7 +68,9 @@ describe("modbus read planner", () => {
       }));
       const plan = planReads(items, { maxRegisters: max, maxBits: 2000, maxGap });
       // Every item is read exactly once, inside a feasible request.
-      expect(plan.flatMap((p) => p.items.map((i) => i.n)).sort()).toEqual(items.map((i) => i.n).sort());
+      expect(plan.flatMap((p) => p.items.map((i) => i.n)).sort()).toEqual(
+        items.map((i) => i.n).sort(),
+      );
       for (const p of plan) {
         expect(feasible(p.items, max, maxGap)).toBe(true);
         expect(p.count).toBeLessThanOrEqual(max);
@@ -82,9 +84,17 @@ describe("modbus read planner", () => {
   });
 
   it("plans the SDM630 map in 3 reads with max_gap 40, 5 with max_gap 0", () => {
-    const addrs = [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32, 34, 0x34, 0x46, 0x48, 0x4a, 0xc8, 0xca, 0xcc, 0x156];
+    const addrs = [
+      0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32, 34, 0x34, 0x46, 0x48, 0x4a,
+      0xc8, 0xca, 0xcc, 0x156,
+    ];
     const items = addrs.map((a) => ({ table: "input" as const, address: a, size: 2 }));
-    expect(planReads(items, { maxRegisters: 125, maxBits: 2000, maxGap: 40 }).map((p) => [p.address, p.count])).toEqual([
+    expect(
+      planReads(items, { maxRegisters: 125, maxBits: 2000, maxGap: 40 }).map((p) => [
+        p.address,
+        p.count,
+      ]),
+    ).toEqual([
       [0, 0x4c],
       [0xc8, 6],
       [0x156, 2],

@@ -18,7 +18,15 @@ function config(devices: unknown[], extra: Record<string, unknown> = {}) {
     version: 1,
     gateway: { id: "gw" },
     uplink: { url: "mqtt://127.0.0.1:1883" },
-    drivers: [{ id: "bus", driver: "modbus", transport: { type: "tcp", host: "127.0.0.1" }, devices, ...extra }],
+    drivers: [
+      {
+        id: "bus",
+        driver: "modbus",
+        transport: { type: "tcp", host: "127.0.0.1" },
+        devices,
+        ...extra,
+      },
+    ],
   };
 }
 
@@ -26,7 +34,8 @@ function problems(raw: unknown): { path: string; message: string }[] {
   try {
     validateConfigObject(raw, "test.yaml", { env: {}, baseDir: dir });
   } catch (e) {
-    if (isEdgeError(e)) return (e.details as { problems: { path: string; message: string }[] }).problems;
+    if (isEdgeError(e))
+      return (e.details as { problems: { path: string; message: string }[] }).problems;
     throw e;
   }
   return [];
@@ -42,17 +51,46 @@ describe("modbus config schema and profiles", () => {
     const cfg = validateConfigObject(
       config([
         { id: "meter", unit_id: 12, profile: "eastron-sdm630" },
-        { id: "dali", unit_id: 3, profile: "dali-gateway", profile_counts: { lamps: 2, groups: 1 }, points: [{ id: "lamp0_level", table: "holding", address: 0, writable: true }] },
+        {
+          id: "dali",
+          unit_id: 3,
+          profile: "dali-gateway",
+          profile_counts: { lamps: 2, groups: 1 },
+          points: [{ id: "lamp0_level", table: "holding", address: 0, writable: true }],
+        },
       ]),
       "t",
       { env: {}, baseDir: dir },
     );
-    const [meter, dali] = cfg.drivers[0]!.devices as unknown as { points: { id: string; address: number; type: string; unit?: string; max?: number }[]; byte_order?: string }[];
+    const [meter, dali] = cfg.drivers[0]!.devices as unknown as {
+      points: { id: string; address: number; type: string; unit?: string; max?: number }[];
+      byte_order?: string;
+    }[];
     expect(meter!.points).toHaveLength(26);
-    expect(meter!.points.find((p) => p.id === "energy_total")).toMatchObject({ address: 0x156, type: "float32", unit: "kWh" });
+    expect(meter!.points.find((p) => p.id === "energy_total")).toMatchObject({
+      address: 0x156,
+      type: "float32",
+      unit: "kWh",
+    });
     expect(meter!.byte_order).toBe("ABCD");
     expect(dali!.points.map((p) => p.id).sort()).toEqual(
-      ["broadcast_level", "bus_error", "bus_power", "group0_level", "lamps_found", "lamp0_gear_failure", "lamp0_lamp_failure", "lamp0_level", "lamp0_on", "lamp0_status", "lamp1_gear_failure", "lamp1_lamp_failure", "lamp1_level", "lamp1_on", "lamp1_status"].sort(),
+      [
+        "broadcast_level",
+        "bus_error",
+        "bus_power",
+        "group0_level",
+        "lamps_found",
+        "lamp0_gear_failure",
+        "lamp0_lamp_failure",
+        "lamp0_level",
+        "lamp0_on",
+        "lamp0_status",
+        "lamp1_gear_failure",
+        "lamp1_lamp_failure",
+        "lamp1_level",
+        "lamp1_on",
+        "lamp1_status",
+      ].sort(),
     );
     expect(dali!.points.find((p) => p.id === "lamp1_status")!.address).toBe(101);
     // The device's own point replaced the profile's (no max any more).
@@ -61,44 +99,63 @@ describe("modbus config schema and profiles", () => {
 
   it("reports a missing profile and a broken profile file with their paths", () => {
     const broken = join(dir, "broken.yaml");
-    writeFileSync(broken, "points:\n  - { id: x, table: holding, address: 40001x }\n  - { id: y, table: holdin, address: 2 }\n");
-    const got = problems(config([
-      { id: "a", unit_id: 1, profile: "eastron-sdm63" },
-      { id: "b", unit_id: 2, profile: broken },
-      { id: "c", unit_id: 3, profile: "../etc/passwd" },
-      { id: "d", unit_id: 4, profile: "dali-gateway", profile_counts: { lampz: 1 } },
-    ]));
-    expect(got.map((p) => p.path)).toEqual(["drivers[0].devices[0].profile", "drivers[0].devices[1].profile", "drivers[0].devices[1].profile", "drivers[0].devices[2].profile", "drivers[0].devices[3].profile"]);
-    expect(got[0]!.message).toMatch(/profiles\/eastron-sdm63\.yaml does not exist — shipped profiles: .*eastron-sdm630/);
-    expect(got[1]!.message).toContain(`profile ${broken}: points[0].address: expected integer 0..65535`);
+    writeFileSync(
+      broken,
+      "points:\n  - { id: x, table: holding, address: 40001x }\n  - { id: y, table: holdin, address: 2 }\n",
+    );
+    const got = problems(
+      config([
+        { id: "a", unit_id: 1, profile: "eastron-sdm63" },
+        { id: "b", unit_id: 2, profile: broken },
+        { id: "c", unit_id: 3, profile: "../etc/passwd" },
+        { id: "d", unit_id: 4, profile: "dali-gateway", profile_counts: { lampz: 1 } },
+      ]),
+    );
+    expect(got.map((p) => p.path)).toEqual([
+      "drivers[0].devices[0].profile",
+      "drivers[0].devices[1].profile",
+      "drivers[0].devices[1].profile",
+      "drivers[0].devices[2].profile",
+      "drivers[0].devices[3].profile",
+    ]);
+    expect(got[0]!.message).toMatch(
+      /profiles\/eastron-sdm63\.yaml does not exist — shipped profiles: .*eastron-sdm630/,
+    );
+    expect(got[1]!.message).toContain(
+      `profile ${broken}: points[0].address: expected integer 0..65535`,
+    );
     expect(got[2]!.message).toMatch(/points\[1\]\.table: expected table coil/);
     expect(got[3]!.message).toMatch(/not a profile name/);
     expect(got[4]!.message).toMatch(/no array "lampz" \(arrays: lamps, groups\)/);
   });
 
   it("refuses ambiguous or impossible points, each with its path", () => {
-    const got = problems(config([
-      {
-        id: "plc",
-        unit_id: 1,
-        points: [
-          { id: "a", table: "coil", address: 1, type: "uint16" },
-          { id: "b", table: "input", address: 65535, type: "float32", writable: true },
-          { id: "c", table: "holding", address: "4x0001" },
-          { id: "d", table: "holding", address: 3, type: "string" },
-          { id: "e", table: "holding", address: 3, type: "bit" },
-          { id: "f", table: "holding", address: 3, scale: 0, min: 5, max: 1 },
-          { id: "g", table: "holding", address: 3, unit: "kwh" },
-        ],
-      },
-      { id: "empty", unit_id: 2 },
-    ]));
+    const got = problems(
+      config([
+        {
+          id: "plc",
+          unit_id: 1,
+          points: [
+            { id: "a", table: "coil", address: 1, type: "uint16" },
+            { id: "b", table: "input", address: 65535, type: "float32", writable: true },
+            { id: "c", table: "holding", address: "4x0001" },
+            { id: "d", table: "holding", address: 3, type: "string" },
+            { id: "e", table: "holding", address: 3, type: "bit" },
+            { id: "f", table: "holding", address: 3, scale: 0, min: 5, max: 1 },
+            { id: "g", table: "holding", address: 3, unit: "kwh" },
+          ],
+        },
+        { id: "empty", unit_id: 2 },
+      ]),
+    );
     const byPath = Object.fromEntries(got.map((p) => [p.path, p.message]));
     const base = "drivers[0].devices[0].points";
     expect(byPath[`${base}[0].type`]).toMatch(/a coil holds one bit/);
     expect(byPath[`${base}[1].writable`]).toMatch(/input register is read-only/);
     expect(byPath[`${base}[1].address`]).toMatch(/past the last address 65535/);
-    expect(byPath[`${base}[2].address`]).toMatch(/0-based register offset, not a 4x\/40001 reference/);
+    expect(byPath[`${base}[2].address`]).toMatch(
+      /0-based register offset, not a 4x\/40001 reference/,
+    );
     expect(byPath[`${base}[3].length`]).toMatch(/needs length/);
     expect(byPath[`${base}[4].bit`]).toMatch(/needs bit: 0..15/);
     expect(byPath[`${base}[5].scale`]).toMatch(/scale 0/);
@@ -107,11 +164,48 @@ describe("modbus config schema and profiles", () => {
   });
 
   it("refuses per-device host on serial buses, duplicate points and empty devices", () => {
-    expect(problems(config([{ id: "x", unit_id: 1, points: [{ id: "p", table: "holding", address: 0 }, { id: "p", table: "holding", address: 1 }] }, { id: "y", unit_id: 2 }]))).toEqual([
-      { path: "drivers[0].devices[0].points[1].id", message: 'duplicate point id "p" (also points[0])' },
-      { path: "drivers[0].devices[1].points", message: "a device needs points: list them or name a profile" },
+    expect(
+      problems(
+        config([
+          {
+            id: "x",
+            unit_id: 1,
+            points: [
+              { id: "p", table: "holding", address: 0 },
+              { id: "p", table: "holding", address: 1 },
+            ],
+          },
+          { id: "y", unit_id: 2 },
+        ]),
+      ),
+    ).toEqual([
+      {
+        path: "drivers[0].devices[0].points[1].id",
+        message: 'duplicate point id "p" (also points[0])',
+      },
+      {
+        path: "drivers[0].devices[1].points",
+        message: "a device needs points: list them or name a profile",
+      },
     ]);
-    const serial = problems(config([{ id: "x", unit_id: 1, host: "10.0.0.1", points: [{ id: "p", table: "holding", address: 0 }] }], { transport: { type: "rtu", path: "/dev/ttyUSB0" } }));
-    expect(serial).toEqual([{ path: "drivers[0].devices[0].host", message: expect.stringMatching(/only exist on a tcp transport; this bus is rtu/) }]);
+    const serial = problems(
+      config(
+        [
+          {
+            id: "x",
+            unit_id: 1,
+            host: "10.0.0.1",
+            points: [{ id: "p", table: "holding", address: 0 }],
+          },
+        ],
+        { transport: { type: "rtu", path: "/dev/ttyUSB0" } },
+      ),
+    );
+    expect(serial).toEqual([
+      {
+        path: "drivers[0].devices[0].host",
+        message: expect.stringMatching(/only exist on a tcp transport; this bus is rtu/),
+      },
+    ]);
   });
 });

@@ -1,6 +1,6 @@
 /** The provisioning bundle is validated like the main config: every problem, with path and fix. */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chownSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -11,7 +11,7 @@ import {
   validateBundle,
   withoutToken,
 } from "../../agent/provision/bundle.js";
-import { writeFileAtomic } from "../../agent/provision/files.js";
+import { matchStateDirOwner, writeFileAtomic } from "../../agent/provision/files.js";
 import { EdgeError, ErrorCode } from "../../agent/errors.js";
 
 let dir: string;
@@ -162,4 +162,20 @@ describe("provisioning bundle", () => {
     expect(statSync(f).mode & 0o777).toBe(0o600);
     writeFileSync(join(dir, "plain"), "x");
   });
+
+  // chown needs root; as another user the function is a no-op by design (nothing to hand over).
+  it.runIf(process.getuid?.() === 0)(
+    "run as root, hands the provisioning files to the state directory's owner",
+    () => {
+      const state = join(dir, "state");
+      writeFileAtomic(join(state, "provision", "key.pem"), "k", 0o600);
+      writeFileAtomic(join(state, "provision", "renew", "key.pem"), "k", 0o600);
+      chownSync(state, 65534, 65534);
+      matchStateDirOwner(state);
+      for (const f of ["provision", "provision/key.pem", "provision/renew/key.pem"]) {
+        expect(statSync(join(state, f)).uid).toBe(65534);
+      }
+      expect(statSync(join(state, "provision", "key.pem")).mode & 0o777).toBe(0o600);
+    },
+  );
 });
