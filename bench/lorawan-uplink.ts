@@ -26,7 +26,11 @@ const WINDOW = 64;
 const ROUNDS = 2;
 const GW = "aa555a0000000001";
 
-const key = (i: number, salt: number) => Buffer.from(`${salt.toString(16).padStart(2, "0")}${i.toString(16).padStart(6, "0")}`.repeat(4), "hex");
+const key = (i: number, salt: number) =>
+  Buffer.from(
+    `${salt.toString(16).padStart(2, "0")}${i.toString(16).padStart(6, "0")}`.repeat(4),
+    "hex",
+  );
 const devices = Array.from({ length: DEVICES }, (_, i) => ({
   id: `co2-${i}`,
   devEui: `70b3d5000000${i.toString(16).padStart(4, "0")}`,
@@ -41,8 +45,29 @@ for (let n = 0; n < N; n++) {
   const d = devices[n % DEVICES]!;
   const fCnt = Math.floor(n / DEVICES);
   const co2 = 400 + (n % 1600);
-  const payload = Buffer.from([0x01, 0x75, 90, 0x03, 0x67, 0x18, 0x01, 0x04, 0x68, 0x6d, 0x07, 0x7d, co2 & 0xff, co2 >> 8]);
-  frames.push(buildDataUp({ devAddr: d.devAddr, fCnt32: fCnt, confirmed: false, fPort: 85, payload }, d.app, d.nwk));
+  const payload = Buffer.from([
+    0x01,
+    0x75,
+    90,
+    0x03,
+    0x67,
+    0x18,
+    0x01,
+    0x04,
+    0x68,
+    0x6d,
+    0x07,
+    0x7d,
+    co2 & 0xff,
+    co2 >> 8,
+  ]);
+  frames.push(
+    buildDataUp(
+      { devAddr: d.devAddr, fCnt32: fCnt, confirmed: false, fPort: 85, payload },
+      d.app,
+      d.nwk,
+    ),
+  );
 }
 
 function reference(): number {
@@ -53,23 +78,63 @@ function reference(): number {
     const p = lora.fromWire(frames[n]!);
     const d = byAddr.get(p.DevAddr!.toString("hex"))!;
     const msb = fCntMsb(fullFCnt(Math.floor(n / DEVICES), p.getFCnt()!));
-    if (lora.verifyMIC(p, d.nwk, undefined, msb) && lora.decrypt(p, d.app, d.nwk, msb).length === 14) ok++;
+    if (
+      lora.verifyMIC(p, d.nwk, undefined, msb) &&
+      lora.decrypt(p, d.app, d.nwk, msb).length === 14
+    )
+      ok++;
   }
   if (ok !== N) throw new Error(`reference decoded ${ok}/${N}`);
   return N / ((performance.now() - t0) / 1000);
 }
 
-async function endToEnd(dir: string, round: number): Promise<{ rate: number; readings: number; counters: Record<string, number> }> {
-  const defaults = configSchema.parse({ version: 1, gateway: { id: "bench" }, uplink: { url: "mqtt://127.0.0.1:1" } }).store;
-  const store = new Store({ ...defaults, path: join(dir, `store-${round}.db`), logger: pino({ level: "silent" }) }).open();
+async function endToEnd(
+  dir: string,
+  round: number,
+): Promise<{ rate: number; readings: number; counters: Record<string, number> }> {
+  const defaults = configSchema.parse({
+    version: 1,
+    gateway: { id: "bench" },
+    uplink: { url: "mqtt://127.0.0.1:1" },
+  }).store;
+  const store = new Store({
+    ...defaults,
+    path: join(dir, `store-${round}.db`),
+    logger: pino({ level: "silent" }),
+  }).open();
   const cfg = lorawanDriverSchema.parse({
     id: "lora",
     driver: "lorawan",
     listen: { host: "127.0.0.1", port: 0 },
-    profiles: { co2: { codec: "milesight-am103", points: [{ id: "co2", unit: "ppm" }, { id: "temperature", unit: "Cel" }, { id: "humidity", unit: "%RH" }, { id: "battery", unit: "%" }] } },
-    devices: devices.map((d) => ({ id: d.id, dev_eui: d.devEui, profile: "co2", activation: { type: "abp", dev_addr: d.devAddr.toString("hex"), nwk_s_key: d.nwk.toString("hex"), app_s_key: d.app.toString("hex") } })),
+    profiles: {
+      co2: {
+        codec: "milesight-am103",
+        points: [
+          { id: "co2", unit: "ppm" },
+          { id: "temperature", unit: "Cel" },
+          { id: "humidity", unit: "%RH" },
+          { id: "battery", unit: "%" },
+        ],
+      },
+    },
+    devices: devices.map((d) => ({
+      id: d.id,
+      dev_eui: d.devEui,
+      profile: "co2",
+      activation: {
+        type: "abp",
+        dev_addr: d.devAddr.toString("hex"),
+        nwk_s_key: d.nwk.toString("hex"),
+        app_s_key: d.app.toString("hex"),
+      },
+    })),
   });
-  const driver = createLorawanDriver(cfg, { logger: pino({ level: "silent" }), emit: (r) => store.appendReadings(r), event: (e) => store.appendEvent(e), state: store.kv("lora") });
+  const driver = createLorawanDriver(cfg, {
+    logger: pino({ level: "silent" }),
+    emit: (r) => store.appendReadings(r),
+    event: (e) => store.appendEvent(e),
+    state: store.kv("lora"),
+  });
   await driver.start();
   const expected = N * 6;
   let stored = 0;
@@ -88,7 +153,24 @@ async function endToEnd(dir: string, round: number): Promise<{ rate: number; rea
   let next = 0;
   const port = driver.port();
   const datagrams = frames.map((phy, n) =>
-    build.pushData(2, n & 0xffff, GW, { rxpk: [{ tmst: n * 1000, freq: 868.1, chan: 0, rfch: 0, stat: 1, modu: "LORA", datr: "SF7BW125", codr: "4/5", rssi: -80, lsnr: 8.5, size: phy.length, data: phy.toString("base64") }] }),
+    build.pushData(2, n & 0xffff, GW, {
+      rxpk: [
+        {
+          tmst: n * 1000,
+          freq: 868.1,
+          chan: 0,
+          rfch: 0,
+          stat: 1,
+          modu: "LORA",
+          datr: "SF7BW125",
+          codr: "4/5",
+          rssi: -80,
+          lsnr: 8.5,
+          size: phy.length,
+          data: phy.toString("base64"),
+        },
+      ],
+    }),
   );
   const pump = () => {
     while (next < N && next - acked < WINDOW) sock.send(datagrams[next++]!, port, "127.0.0.1");
@@ -107,7 +189,10 @@ async function endToEnd(dir: string, round: number): Promise<{ rate: number; rea
   sock.close();
   await driver.stop();
   store.close();
-  if (stored < expected) throw new Error(`only ${stored}/${expected} readings stored (lost datagrams?) counters=${JSON.stringify(counters)}`);
+  if (stored < expected)
+    throw new Error(
+      `only ${stored}/${expected} readings stored (lost datagrams?) counters=${JSON.stringify(counters)}`,
+    );
   return { rate: N / s, readings: stored, counters };
 }
 
@@ -132,12 +217,20 @@ try {
       all_rounds: { end_to_end: ours.map(Math.round), reference: refs.map(Math.round) },
       uplinks_per_s: Math.round(rate),
       readings_stored: last?.readings,
-      reference: { what: "bare lora-packet parse + MIC (32-bit FCnt) + decrypt of the same frames, tight loop (best round)", uplinks_per_s: Math.round(ref) },
+      reference: {
+        what: "bare lora-packet parse + MIC (32-bit FCnt) + decrypt of the same frames, tight loop (best round)",
+        uplinks_per_s: Math.round(ref),
+      },
       ratio: Number((rate / ref).toFixed(3)),
       goal: { uplinks_per_s: 2000 },
       pass: rate >= 2000,
       path: "UDP PUSH_DATA → ack → dedup (200ms window) → MIC → decrypt → session+counter persisted (store KV, synchronous=FULL) → QuickJS codec worker → store group commit",
-      counters: { uplinks: last?.counters.uplinks, decoded: last?.counters.decoded, codec_errors: last?.counters.codec_errors, mic_failed: last?.counters.mic_failed },
+      counters: {
+        uplinks: last?.counters.uplinks,
+        decoded: last?.counters.decoded,
+        codec_errors: last?.counters.codec_errors,
+        mic_failed: last?.counters.mic_failed,
+      },
     })}\n`,
   );
 } finally {

@@ -10,7 +10,7 @@ import { describeBus, findOwner } from "./bus-owner.js";
 import { fail, printJson, usage } from "./output.js";
 
 interface ScanOpts extends AgentOptions {
-  serial: string;
+  serial?: string;
   baud: string;
   secondary?: boolean;
   from: string;
@@ -33,7 +33,8 @@ export function registerMbusCommands(program: Command): void {
     mbus
       .command("scan")
       .description("Find the meters on an M-Bus line by primary or secondary address")
-      .requiredOption("--serial <path>", "serial device of the M-Bus level converter")
+      .argument("[port]", "serial device of the M-Bus level converter (or --serial)")
+      .option("--serial <path>", "serial device of the M-Bus level converter")
       .option("--baud <n>", "line speed (8E1)", "2400")
       .option(
         "--secondary",
@@ -46,17 +47,22 @@ export function registerMbusCommands(program: Command): void {
   )
     .addHelpText(
       "after",
-      "\nExamples:\n  eclor-edge mbus scan --serial /dev/ttyUSB0\n  eclor-edge mbus scan --serial /dev/ttyUSB0 --secondary --json\n",
+      "\nExamples:\n  eclor-edge mbus scan /dev/ttyUSB0\n  eclor-edge mbus scan /dev/ttyUSB0 --secondary --json\n",
     )
-    .action(async (opts: ScanOpts) => {
+    .action(async (portArg: string | undefined, opts: ScanOpts) => {
       try {
+        const path = portArg ?? opts.serial;
+        if (!path)
+          throw usage("give the serial port: eclor-edge mbus scan /dev/ttyUSB0 (or --serial PATH)");
+        if (portArg && opts.serial && portArg !== opts.serial)
+          throw usage(`two different ports given: ${portArg} and --serial ${opts.serial}`);
         const baud = Number(opts.baud);
         if (!bauds.includes(baud))
           throw usage(`--baud: expected ${bauds.join(", ")}, got "${opts.baud}"`);
         const from = intOpt("--from", opts.from, 0, 250);
         const to = intOpt("--to", opts.to, from, 250);
         const timeoutMs = intOpt("--timeout", opts.timeout, 50, 10_000);
-        const owner = await findOwner(opts, { path: opts.serial });
+        const owner = await findOwner(opts, { path });
         if (owner) {
           owner.client.close();
           throw new EdgeError(

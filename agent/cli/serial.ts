@@ -3,7 +3,7 @@
  * their stable /dev/serial/by-id names (use those in the config: ttyUSB numbers change with the
  * plugging order) and which one the running agent owns.
  */
-import { readdirSync, realpathSync } from "node:fs";
+import { existsSync, readdirSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
 import type { BusInfo } from "../control/backend.js";
@@ -40,9 +40,34 @@ function byIdLinks(): Map<string, string> {
   return links;
 }
 
+function sysfsTtys(): string[] {
+  const base = "/sys/class/tty";
+  try {
+    return readdirSync(base)
+      .filter((name) => existsSync(join(base, name, "device")))
+      .map((name) => `/dev/${name}`)
+      .sort();
+  } catch {
+    return [];
+  }
+}
+
 export async function listSerialPorts(opts: AgentOptions): Promise<SerialPortView[]> {
   const { SerialPort } = await import("serialport");
-  const ports = await SerialPort.list();
+  let ports: {
+    path: string;
+    manufacturer?: string;
+    serialNumber?: string;
+    vendorId?: string;
+    productId?: string;
+  }[];
+  try {
+    ports = await SerialPort.list();
+  } catch {
+    // serialport lists through `udevadm`, absent in containers and minimal images: fall back to
+    // the kernel's view, the ttys that have a device behind them.
+    ports = sysfsTtys().map((path) => ({ path }));
+  }
   const links = byIdLinks();
   let buses: BusInfo[] = [];
   try {

@@ -4,6 +4,7 @@
  */
 import type { Command } from "commander";
 import { registerSimEnrollCommands } from "./sim-enroll.js";
+import { registerSimLorawanCommand } from "./sim-lorawan.js";
 import { registerSimModbusCommand } from "./sim-modbus.js";
 import { registerSimMbusCommand } from "./sim-mbus.js";
 import { registerSimTicCommand } from "./sim-tic.js";
@@ -17,5 +18,6 @@ export function registerSimCommands(program: Command): void {
   registerSimModbusCommand(sim);
   registerSimTicCommand(sim);
   registerSimMbusCommand(sim);
+  registerSimLorawanCommand(sim);
   registerSimEnrollCommands(sim);
 }

@@ -12,6 +12,7 @@ import { registerModbusCommands } from "./modbus.js";
 import { registerSerialCommands } from "./serial.js";
 import { registerStatusCommand } from "./status.js";
 import { registerTailCommand } from "./tail.js";
+import { registerTicCommands } from "./tic.js";
 
 export function registerTechnicianCommands(program: Command): void {
   registerStatusCommand(program);
@@ -21,5 +22,6 @@ export function registerTechnicianCommands(program: Command): void {
   registerLogsCommand(program);
   registerSerialCommands(program);
   registerModbusCommands(program);
+  registerTicCommands(program);
   registerCompletionCommands(program);
 }

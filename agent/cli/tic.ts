@@ -28,13 +28,21 @@ export async function renderFrame(f: TicFrame, n: number, ts: number): Promise<s
   const { decodeGroup } = await import("../../drivers/tic/labels.js");
   const rows = f.groups.map((g) => {
     const d = decodeGroup(f.mode, g);
-    if (!d.ok) return [g.label, g.data, "", yellow(d.reason)];
+    if (!d.ok) return [g.label, "", "", `${g.data} ${yellow(`(${d.reason})`)}`];
     const v = d.decoded;
-    return [g.label, `${String(v.value)}${v.unit ? ` ${v.unit}` : ""}`, v.point, v.time ? dim(v.time) : ""];
+    // The value goes last: some (PJOURF+1, MSG1) are long and must not widen the other columns.
+    return [
+      g.label,
+      v.point,
+      v.time ? dim(v.time) : "",
+      `${String(v.value)}${v.unit ? ` ${v.unit}` : ""}`,
+    ];
   });
-  const head = bold(`${clock(ts)} frame ${n} · ${f.mode} · ${f.groups.length} group(s)${f.dropped ? yellow(` · ${f.dropped} dropped`) : ""}`);
+  const head = bold(
+    `${clock(ts)} frame ${n} · ${f.mode} · ${f.groups.length} group(s)${f.dropped ? yellow(` · ${f.dropped} dropped`) : ""}`,
+  );
   const errs = f.errors.map((e) => yellow(`  dropped: ${e}`));
-  return [head, table(["LABEL", "VALUE", "POINT", "TIME"], rows, "  "), ...errs].join("\n");
+  return [head, table(["LABEL", "POINT", "TIME", "VALUE"], rows, "  "), ...errs].join("\n");
 }
 
 async function frameJson(f: TicFrame, ts: number) {
@@ -46,19 +54,46 @@ async function frameJson(f: TicFrame, ts: number) {
     errors: f.errors,
     groups: f.groups.map((g) => {
       const d = decodeGroup(f.mode, g);
-      return { ...g, ...(d.ok ? { point: d.decoded.point, value: d.decoded.value, ...(d.decoded.unit ? { unit: d.decoded.unit } : {}) } : { error: d.reason }) };
+      return {
+        ...g,
+        ...(d.ok
+          ? {
+              point: d.decoded.point,
+              value: d.decoded.value,
+              ...(d.decoded.unit ? { unit: d.decoded.unit } : {}),
+            }
+          : { error: d.reason }),
+      };
     }),
   };
 }
 
 /** Listen at one speed until `count` frames or `timeoutMs` without a valid frame. */
-async function listen(path: string, mode: TicMode, count: number, timeoutMs: number, onFrame: (f: TicFrame) => Promise<void>): Promise<number> {
-  const [{ nodeSerialFactory }, { TicStreamParser }] = await Promise.all([import("../../drivers/serial/port.js"), import("../../drivers/tic/frame.js")]);
+async function listen(
+  path: string,
+  mode: TicMode,
+  count: number,
+  timeoutMs: number,
+  onFrame: (f: TicFrame) => Promise<void>,
+): Promise<number> {
+  const [{ nodeSerialFactory }, { TicStreamParser }] = await Promise.all([
+    import("../../drivers/serial/port.js"),
+    import("../../drivers/tic/frame.js"),
+  ]);
   let port;
   try {
-    port = await nodeSerialFactory({ path, baudRate: baudOf[mode], dataBits: 7, parity: "even", stopBits: 1 });
+    port = await nodeSerialFactory({
+      path,
+      baudRate: baudOf[mode],
+      dataBits: 7,
+      parity: "even",
+      stopBits: 1,
+    });
   } catch (e) {
-    throw new EdgeError(ErrorCode.PortUnavailable, `cannot open ${path}: ${(e as Error).message} — see \`eclor-edge serial list\``);
+    throw new EdgeError(
+      ErrorCode.PortUnavailable,
+      `cannot open ${path}: ${(e as Error).message} — see \`eclor-edge serial list\``,
+    );
   }
   let seen = 0;
   try {
@@ -75,7 +110,11 @@ async function listen(path: string, mode: TicMode, count: number, timeoutMs: num
         else timer = setTimeout(resolve, timeoutMs);
       });
       port.onData((c) => parser.feed(c));
-      port.onClose((err) => (err ? reject(new EdgeError(ErrorCode.PortUnavailable, `${path} closed: ${err.message}`)) : resolve()));
+      port.onClose((err) =>
+        err
+          ? reject(new EdgeError(ErrorCode.PortUnavailable, `${path} closed: ${err.message}`))
+          : resolve(),
+      );
       process.once("SIGINT", () => resolve());
     });
   } finally {
@@ -85,44 +124,72 @@ async function listen(path: string, mode: TicMode, count: number, timeoutMs: num
 }
 
 export function registerTicCommands(program: Command): void {
-  const tic = program.command("tic").description("Linky / CBE téléinformation (TIC) commissioning tools");
+  const tic = program
+    .command("tic")
+    .description("Linky / CBE téléinformation (TIC) commissioning tools");
   withAgentOptions(
     tic
       .command("sniff")
       .description("Decode the TIC frames arriving on a serial port (Ctrl-C to stop)")
-      .argument("<port>", "serial device of the TIC interface, e.g. /dev/ttyAMA0 or /dev/serial/by-id/…")
+      .argument(
+        "<port>",
+        "serial device of the TIC interface, e.g. /dev/ttyAMA0 or /dev/serial/by-id/…",
+      )
       .option("--mode <mode>", "auto, historic (1200 baud 7E1) or standard (9600 baud 7E1)", "auto")
       .option("-n, --frames <n>", "stop after n frames")
-      .option("--timeout <ms>", "give up (or, in auto mode, try the other speed) after this long without a frame", "5000")
+      .option(
+        "--timeout <ms>",
+        "give up (or, in auto mode, try the other speed) after this long without a frame",
+        "5000",
+      )
       .option("--json", "one JSON object per frame (JSON Lines)"),
   ).action(async (path: string, opts: SniffOptions) => {
     try {
-      if (!["auto", "historic", "standard"].includes(opts.mode)) throw usage(`--mode: expected auto, historic or standard, got "${opts.mode}"`);
-      const count = opts.frames === undefined ? Infinity : int("--frames", opts.frames, 1, 1_000_000);
+      if (!["auto", "historic", "standard"].includes(opts.mode))
+        throw usage(`--mode: expected auto, historic or standard, got "${opts.mode}"`);
+      const count =
+        opts.frames === undefined ? Infinity : int("--frames", opts.frames, 1, 1_000_000);
       const timeoutMs = int("--timeout", opts.timeout, 100, 600_000);
       const owner = await findOwner(opts, { path });
       if (owner) {
         try {
           const devs = owner.bus.devices ?? [];
-          process.stderr.write(`the agent owns ${describeBus(owner.bus)}: showing what it reads from this meter instead (stop the agent to sniff the line)\n`);
+          process.stderr.write(
+            `the agent owns ${describeBus(owner.bus)}: showing what it reads from this meter instead (stop the agent to sniff the line)\n`,
+          );
           const results: { device: string; readings: Reading[] }[] = [];
-          for (const d of devs) results.push(await owner.client.call<{ device: string; readings: Reading[] }>("read", { device: d.id }));
+          for (const d of devs)
+            results.push(
+              await owner.client.call<{ device: string; readings: Reading[] }>("read", {
+                device: d.id,
+              }),
+            );
           if (opts.json) printJson({ ok: true, via: "agent", bus: owner.bus, devices: results });
-          else for (const r of results) process.stdout.write(`${r.device}\n${renderReadings(r.readings)}\n`);
+          else
+            for (const r of results)
+              process.stdout.write(`${r.device}\n${renderReadings(r.readings)}\n`);
         } finally {
           owner.client.close();
         }
         process.exit(process.exitCode ?? 0);
       }
-      const modes: TicMode[] = opts.mode === "auto" ? ["historic", "standard"] : [opts.mode as TicMode];
+      const modes: TicMode[] =
+        opts.mode === "auto" ? ["historic", "standard"] : [opts.mode as TicMode];
       let n = 0;
       let total = 0;
       for (const mode of modes) {
-        if (!opts.json) process.stderr.write(dim(`listening on ${path} at ${baudOf[mode]} baud 7E1 (${mode} mode)…\n`));
+        if (!opts.json)
+          process.stderr.write(
+            dim(`listening on ${path} at ${baudOf[mode]} baud 7E1 (${mode} mode)…\n`),
+          );
         total += await listen(path, mode, count - total, timeoutMs, async (f) => {
           n++;
           const ts = Date.now();
-          process.stdout.write(opts.json ? `${JSON.stringify(await frameJson(f, ts))}\n` : `${await renderFrame(f, n, ts)}\n`);
+          process.stdout.write(
+            opts.json
+              ? `${JSON.stringify(await frameJson(f, ts))}\n`
+              : `${await renderFrame(f, n, ts)}\n`,
+          );
         });
         if (total > 0) break;
       }

@@ -45,6 +45,7 @@ export class ControlPlane {
   readonly versions: ConfigVersions;
   private current: Config;
   private startFailures: { id: string; reason: string }[] = [];
+  private readonly pruneTimer: NodeJS.Timeout;
 
   private constructor(
     private readonly agent: Agent,
@@ -55,7 +56,17 @@ export class ControlPlane {
     this.current = cfg;
     const db = agent.store.db;
     this.journal = new Journal(db);
-    this.journal.prune(cfg.commands.journal_days * 86_400_000);
+    const prune = (): void => {
+      try {
+        this.journal.prune(cfg.commands.journal_days * 86_400_000);
+      } catch (err) {
+        logger.error({ err }, "could not prune the command journal");
+      }
+    };
+    prune();
+    // Daily, so a gateway that runs for months keeps its journal bounded.
+    this.pruneTimer = setInterval(prune, 86_400_000);
+    this.pruneTimer.unref();
     this.audit = new AuditLog(db, (e) => agent.store.appendEvent(e));
     this.versions = new ConfigVersions(db);
     this.router = new CommandRouter({
@@ -138,9 +149,15 @@ export class ControlPlane {
         payload: m.payload,
         responseTopic: m.responseTopic,
         correlationData: m.correlationData,
+        retain: m.retain ?? false,
       }),
     );
     return cp;
+  }
+
+  /** Stop the control plane's timers (the agent stops the rest). */
+  close(): void {
+    clearInterval(this.pruneTimer);
   }
 
   /** The local control API's entry point: run a command as the local technician. */
@@ -260,9 +277,10 @@ export function attachWhenReady(
 ): () => void {
   const logger = opts.logger ?? agent.logger;
   let timer: NodeJS.Timeout | undefined;
+  let cp: ControlPlane | undefined;
   const tryAttach = (): void => {
     try {
-      const cp = ControlPlane.attach(agent, opts);
+      cp = ControlPlane.attach(agent, opts);
       logger.info("command router ready");
       onReady?.(cp);
     } catch (err) {
@@ -275,5 +293,8 @@ export function attachWhenReady(
     }
   };
   tryAttach();
-  return () => clearTimeout(timer);
+  return () => {
+    clearTimeout(timer);
+    cp?.close();
+  };
 }

@@ -136,13 +136,20 @@ function ensureRequest(stateDir: string, token: string): RequestRecord {
 }
 
 /** Delete the used token everywhere we can; idempotent (resumes after a power cut). */
-function deleteToken(opts: EnrolOptions, bundle: Bundle, log: Logger): void {
+function deleteToken(
+  opts: EnrolOptions,
+  bundle: Bundle,
+  usedHash: string | undefined,
+  log: Logger,
+): void {
   const paths = provisionPaths(opts.stateDir);
-  writeFileAtomic(paths.bundle, bundleToYaml(withoutToken(bundle)), 0o600);
+  if (bundle.enrolment.token)
+    writeFileAtomic(paths.bundle, bundleToYaml(withoutToken(bundle)), 0o600);
   if (opts.bundlePath && existsSync(opts.bundlePath)) {
     try {
       const original = loadBundleFile(opts.bundlePath);
-      if (original.enrolment.token)
+      // Only the spent token: a fresh bundle dropped for a later re-enrolment stays intact.
+      if (original.enrolment.token && sha256(original.enrolment.token) === usedHash)
         writeFileAtomic(opts.bundlePath, bundleToYaml(withoutToken(original)), 0o600);
     } catch (e) {
       // A read-only boot partition: the token is spent anyway (single-use), say so and go on.
@@ -164,6 +171,11 @@ export async function enrolOnce(opts: EnrolOptions): Promise<EnrolledTls> {
   if (done && !done.expired) {
     // Enrolled, possibly cut before the bookkeeping finished: finish it (idempotent).
     const st = readState(opts.stateDir);
+    // Cut between storing the certificate and recording the spent token: request.json has it.
+    const reqText = readIfExists(paths.request);
+    const usedHash =
+      st?.used_token_sha256 ??
+      (reqText ? (JSON.parse(reqText) as RequestRecord).token_sha256 : undefined);
     if (st?.status !== "enrolled" || st.step !== "done") {
       updateState(
         opts.stateDir,
@@ -173,12 +185,13 @@ export async function enrolOnce(opts: EnrolOptions): Promise<EnrolledTls> {
           gateway: done.tls.gatewayId,
           certificate: done.tls.certificate,
           enrolled_at: st?.enrolled_at ?? new Date().toISOString(),
+          ...(usedHash ? { used_token_sha256: usedHash } : {}),
         },
         ["last_error", "next_retry_at"],
       );
     }
     const copy = readIfExists(paths.bundle);
-    if (copy !== undefined) deleteToken(opts, parseBundleText(copy, paths.bundle), log);
+    if (copy !== undefined) deleteToken(opts, parseBundleText(copy, paths.bundle), usedHash, log);
     if (st?.step !== "done") updateState(opts.stateDir, { step: "done" });
     return done.tls;
   }
@@ -258,6 +271,7 @@ export async function enrolOnce(opts: EnrolOptions): Promise<EnrolledTls> {
     {
       status: "enrolled",
       step: "cleanup",
+      used_token_sha256: rec.token_sha256,
       certificate: facts,
       enrolled_at: new Date().toISOString(),
       renewal: { status: "idle" },
@@ -265,7 +279,7 @@ export async function enrolOnce(opts: EnrolOptions): Promise<EnrolledTls> {
     ["last_error", "next_retry_at"],
   );
   checkpoint("state");
-  deleteToken(opts, bundle, log);
+  deleteToken(opts, bundle, rec.token_sha256, log);
   updateState(opts.stateDir, { step: "done" });
   checkpoint("token");
   log.info(

@@ -43,6 +43,8 @@ export interface ProvisionState {
   updated_at: string;
   attempts: number;
   enrolled_at?: string;
+  /** SHA-256 of the token spent at enrolment: only that token is removed from bundle files. */
+  used_token_sha256?: string;
   last_error?: ProblemRecord;
   next_retry_at?: string;
   certificate?: CertificateFacts;

@@ -126,12 +126,14 @@ export class Drainer {
       while (n < rows.length && rows[n]!.stream === stream) n++;
       if (n < rows.length) this.more[prio] = true;
       const topic = this.opts.topic(stream);
-      let parts = rows.slice(0, n).map((r) => withSeq(r.seq, r.body));
+      let parts: string[] = new Array<string>(n);
+      for (let i = 0; i < n; i++) parts[i] = withSeq(rows[i]!.seq, rows[i]!.body);
       let payload = `{"records":[${parts.join(",")}]}`;
       // Respect the broker's Maximum Packet Size (MQTT 5 §3.2.2.3.6): halve until it fits.
+      // (UTF-8 is at most 3 bytes per UTF-16 unit: skip the exact count when it cannot matter.)
       while (
-        Buffer.byteLength(payload) + Buffer.byteLength(topic) + PUBLISH_OVERHEAD >
-        this.maxPacket
+        (payload.length + topic.length) * 3 + PUBLISH_OVERHEAD > this.maxPacket &&
+        Buffer.byteLength(payload) + Buffer.byteLength(topic) + PUBLISH_OVERHEAD > this.maxPacket
       ) {
         if (parts.length === 1) {
           this.stalled = new EdgeError(

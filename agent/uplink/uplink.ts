@@ -25,6 +25,8 @@ export interface CommandMessage {
   responseTopic?: string;
   correlationData?: Buffer;
   userProperties?: Record<string, string | string[]>;
+  /** Delivered from the broker's retained store (the control plane refuses those). */
+  retain?: boolean;
 }
 
 export type CommandHandler = (msg: CommandMessage) => void | Promise<void>;
@@ -170,6 +172,7 @@ export class Uplink {
     if (p?.responseTopic) msg.responseTopic = p.responseTopic;
     if (p?.correlationData) msg.correlationData = p.correlationData;
     if (p?.userProperties) msg.userProperties = p.userProperties;
+    if (packet.retain) msg.retain = true;
     const handler = this.handlers.get(name) ?? this.fallback;
     if (!handler) {
       // Never silence (issue 7): an error response even before the command router exists.

@@ -16,7 +16,9 @@ export interface CodecLimits {
 
 export type CodecFailure = "timeout" | "memory" | "exception" | "errors" | "invalid" | "crashed";
 
-export type CodecOutcome<T> = { ok: true; value: T; warnings: string[] } | { ok: false; kind: CodecFailure; error: string; warnings: string[] };
+export type CodecOutcome<T> =
+  | { ok: true; value: T; warnings: string[] }
+  | { ok: false; kind: CodecFailure; error: string; warnings: string[] };
 
 export interface UplinkInput {
   bytes: Uint8Array;
@@ -74,38 +76,80 @@ export class CodecSandbox {
 
   /** TTN `decodeUplink({bytes, fPort, recvTime})` → `{data, warnings, errors}`. */
   async decode(input: UplinkInput): Promise<CodecOutcome<Record<string, unknown>>> {
-    const r = await this.call("decode", { bytes: Array.from(input.bytes), fPort: input.fPort, recvTime: input.recvTime.toISOString() });
-    if (!r.ok) return { ok: false, kind: r.kind ?? "crashed", error: r.error ?? "codec failed", warnings: [] };
+    const r = await this.call("decode", {
+      bytes: Array.from(input.bytes),
+      fPort: input.fPort,
+      recvTime: input.recvTime.toISOString(),
+    });
+    if (!r.ok)
+      return {
+        ok: false,
+        kind: r.kind ?? "crashed",
+        error: r.error ?? "codec failed",
+        warnings: [],
+      };
     const out = r.value as { data?: unknown; warnings?: unknown; errors?: unknown } | null;
     const warnings = strings(out?.warnings);
     const errors = strings(out?.errors);
     if (errors.length > 0) return { ok: false, kind: "errors", error: errors.join("; "), warnings };
-    if (!out || out.data === null || typeof out.data !== "object" || Array.isArray(out.data)) return { ok: false, kind: "invalid", error: "decodeUplink returned no `data` object", warnings };
+    if (!out || out.data === null || typeof out.data !== "object" || Array.isArray(out.data))
+      return {
+        ok: false,
+        kind: "invalid",
+        error: "decodeUplink returned no `data` object",
+        warnings,
+      };
     return { ok: true, value: out.data as Record<string, unknown>, warnings };
   }
 
   /** TTN `encodeDownlink({data})` → `{bytes, fPort, warnings, errors}`. */
   async encode(data: Record<string, unknown>): Promise<CodecOutcome<Downlink>> {
     const r = await this.call("encode", { data });
-    if (!r.ok) return { ok: false, kind: r.kind ?? "crashed", error: r.error ?? "codec failed", warnings: [] };
-    const out = r.value as { bytes?: unknown; fPort?: unknown; warnings?: unknown; errors?: unknown } | null;
+    if (!r.ok)
+      return {
+        ok: false,
+        kind: r.kind ?? "crashed",
+        error: r.error ?? "codec failed",
+        warnings: [],
+      };
+    const out = r.value as {
+      bytes?: unknown;
+      fPort?: unknown;
+      warnings?: unknown;
+      errors?: unknown;
+    } | null;
     const warnings = strings(out?.warnings);
     const errors = strings(out?.errors);
     if (errors.length > 0) return { ok: false, kind: "errors", error: errors.join("; "), warnings };
     const bytes = out?.bytes;
     const fPort = out?.fPort;
-    if (!Array.isArray(bytes) || !bytes.every((b) => Number.isInteger(b) && (b as number) >= 0 && (b as number) <= 255)) {
-      return { ok: false, kind: "invalid", error: "encodeDownlink returned no `bytes` array of 0..255", warnings };
+    if (
+      !Array.isArray(bytes) ||
+      !bytes.every((b) => Number.isInteger(b) && (b as number) >= 0 && (b as number) <= 255)
+    ) {
+      return {
+        ok: false,
+        kind: "invalid",
+        error: "encodeDownlink returned no `bytes` array of 0..255",
+        warnings,
+      };
     }
     if (typeof fPort !== "number" || !Number.isInteger(fPort) || fPort < 1 || fPort > 223) {
-      return { ok: false, kind: "invalid", error: "encodeDownlink returned no `fPort` in 1..223", warnings };
+      return {
+        ok: false,
+        kind: "invalid",
+        error: "encodeDownlink returned no `fPort` in 1..223",
+        warnings,
+      };
     }
     return { ok: true, value: { fPort, bytes: Buffer.from(bytes as number[]) }, warnings };
   }
 
   private call(op: "decode" | "encode", input: unknown): Promise<RawReply> {
-    if (this.closed) return Promise.resolve({ ok: false, kind: "crashed", error: "codec sandbox closed" });
-    if (this.broken !== undefined) return Promise.resolve({ ok: false, kind: "crashed", error: this.broken });
+    if (this.closed)
+      return Promise.resolve({ ok: false, kind: "crashed", error: "codec sandbox closed" });
+    if (this.broken !== undefined)
+      return Promise.resolve({ ok: false, kind: "crashed", error: this.broken });
     const worker = this.worker ?? this.spawn();
     const id = this.nextId++;
     return new Promise<RawReply>((resolve) => {
@@ -122,7 +166,14 @@ export class CodecSandbox {
     this.spawnedAt = Date.now();
     const w = new Worker(CODEC_WORKER_SOURCE, {
       eval: true,
-      workerData: { quickjsPath, source: this.source, name: this.name, timeoutMs: this.limits.timeoutMs, memoryBytes: this.limits.memoryBytes, heartbeat: this.beat.buffer },
+      workerData: {
+        quickjsPath,
+        source: this.source,
+        name: this.name,
+        timeoutMs: this.limits.timeoutMs,
+        memoryBytes: this.limits.memoryBytes,
+        heartbeat: this.beat.buffer,
+      },
       // Bounds the worker's own V8 heap (the QuickJS heap lives in wasm memory, capped inside).
       resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 16 },
       stdout: true,
@@ -164,9 +215,17 @@ export class CodecSandbox {
       const now = Date.now();
       const started = this.beat[0]!;
       if (started > 0 && now - started > this.limits.timeoutMs + GRACE_MS) {
-        this.fail(this.worker, "timeout", `codec ${this.name} ran ${now - started} ms despite its ${this.limits.timeoutMs} ms limit; its worker was restarted`);
+        this.fail(
+          this.worker,
+          "timeout",
+          `codec ${this.name} ran ${now - started} ms despite its ${this.limits.timeoutMs} ms limit; its worker was restarted`,
+        );
       } else if (!this.ready && now - this.spawnedAt > START_MS) {
-        this.fail(this.worker, "crashed", `codec ${this.name}: sandbox did not start within ${START_MS} ms`);
+        this.fail(
+          this.worker,
+          "crashed",
+          `codec ${this.name}: sandbox did not start within ${START_MS} ms`,
+        );
       }
     }, 50);
     this.watchdog.unref();
@@ -179,7 +238,11 @@ export class CodecSandbox {
 
   /** Start the worker and load the codec; resolves to the load error, if any. */
   async check(): Promise<string | undefined> {
-    const r = await this.call("decode", { bytes: [], fPort: 1, recvTime: new Date(0).toISOString() });
+    const r = await this.call("decode", {
+      bytes: [],
+      fPort: 1,
+      recvTime: new Date(0).toISOString(),
+    });
     return this.broken ?? (r.ok || r.kind !== "crashed" ? undefined : r.error);
   }
 

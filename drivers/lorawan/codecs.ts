@@ -27,7 +27,11 @@ export function loadCodecSource(ref: string): string {
     return readFileSync(path, "utf8");
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new EdgeError(ErrorCode.DriverConfig, `codec "${ref}" cannot be read from ${path} (${code === "ENOENT" ? "no such file" : String(code)}); use a built-in codec name or an absolute path to a .js file`, { codec: ref, path });
+    throw new EdgeError(
+      ErrorCode.DriverConfig,
+      `codec "${ref}" cannot be read from ${path} (${code === "ENOENT" ? "no such file" : String(code)}); use a built-in codec name or an absolute path to a .js file`,
+      { codec: ref, path },
+    );
   }
 }
 

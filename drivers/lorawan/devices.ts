@@ -34,7 +34,9 @@ export function resolveDevices(cfg: LorawanDriverConfig): DeviceRuntime[] {
         devEui: d.dev_eui,
         codec,
         points: [...byId.values()],
-        ...(d.activation.type === "otaa" ? { appKey: Buffer.from(d.activation.app_key, "hex"), joinEui: d.activation.join_eui } : {}),
+        ...(d.activation.type === "otaa"
+          ? { appKey: Buffer.from(d.activation.app_key, "hex"), joinEui: d.activation.join_eui }
+          : {}),
         errorCount: 0,
         last: new Map(),
       };
@@ -58,18 +60,55 @@ export function toValue(v: unknown, p: LorawanPointConfig): Value | undefined {
 }
 
 export const LINK_POINTS: PointInfo[] = [
-  { id: "rssi", unit: "dBm", type: "number", writable: false, description: "Signal strength of the best concentrator's copy of the last uplink." },
-  { id: "snr", unit: "dB", type: "number", writable: false, description: "Signal-to-noise ratio of the best copy of the last uplink." },
+  {
+    id: "rssi",
+    unit: "dBm",
+    type: "number",
+    writable: false,
+    description: "Signal strength of the best concentrator's copy of the last uplink.",
+  },
+  {
+    id: "snr",
+    unit: "dB",
+    type: "number",
+    writable: false,
+    description: "Signal-to-noise ratio of the best copy of the last uplink.",
+  },
 ];
 
 export const GATEWAY_POINTS: { id: string; field: string; unit?: string; description: string }[] = [
-  { id: "rx_received", field: "rxnb", unit: "count", description: "Radio packets received in the last interval (rxnb)." },
-  { id: "rx_ok", field: "rxok", unit: "count", description: "Radio packets received with a valid CRC (rxok)." },
-  { id: "rx_forwarded", field: "rxfw", unit: "count", description: "Radio packets forwarded (rxfw)." },
-  { id: "ack_ratio", field: "ackr", unit: "%", description: "Share of upstream datagrams acknowledged (ackr)." },
+  {
+    id: "rx_received",
+    field: "rxnb",
+    unit: "count",
+    description: "Radio packets received in the last interval (rxnb).",
+  },
+  {
+    id: "rx_ok",
+    field: "rxok",
+    unit: "count",
+    description: "Radio packets received with a valid CRC (rxok).",
+  },
+  {
+    id: "rx_forwarded",
+    field: "rxfw",
+    unit: "count",
+    description: "Radio packets forwarded (rxfw).",
+  },
+  {
+    id: "ack_ratio",
+    field: "ackr",
+    unit: "%",
+    description: "Share of upstream datagrams acknowledged (ackr).",
+  },
   { id: "dl_received", field: "dwnb", unit: "count", description: "Downlinks received (dwnb)." },
   { id: "tx_sent", field: "txnb", unit: "count", description: "Packets emitted (txnb)." },
-  { id: "temperature", field: "temp", unit: "Cel", description: "Concentrator temperature, when reported." },
+  {
+    id: "temperature",
+    field: "temp",
+    unit: "Cel",
+    description: "Concentrator temperature, when reported.",
+  },
   { id: "latitude", field: "lati", unit: "lat", description: "GPS latitude." },
   { id: "longitude", field: "long", unit: "lon", description: "GPS longitude." },
   { id: "altitude", field: "alti", unit: "m", description: "GPS altitude." },

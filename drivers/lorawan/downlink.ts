@@ -73,7 +73,13 @@ export class DownlinkScheduler {
    * Send `phy` in the first reachable window. `onResult` is called once: on TX_ACK (protocol v2),
    * at once for v1 concentrators (they send no TX_ACK), or with an error when no window is left.
    */
-  send(device: string, phy: Buffer, up: UplinkContext, delayS: number, onResult: InFlight["onResult"]): void {
+  send(
+    device: string,
+    phy: Buffer,
+    up: UplinkContext,
+    delayS: number,
+    onResult: InFlight["onResult"],
+  ): void {
     const window = this.windowFor(up, delayS);
     if (!window) {
       this.counters.too_late++;
@@ -101,12 +107,15 @@ export class DownlinkScheduler {
     }
     this.inFlight.set(token, f);
     // A v2 forwarder that never answers: forget the entry after both windows have passed.
-    setTimeout(() => {
-      if (this.inFlight.get(token) === f) {
-        this.inFlight.delete(token);
-        f.onResult({ ok: true, window: f.window });
-      }
-    }, (f.delayS + 3) * 1000).unref();
+    setTimeout(
+      () => {
+        if (this.inFlight.get(token) === f) {
+          this.inFlight.delete(token);
+          f.onResult({ ok: true, window: f.window });
+        }
+      },
+      (f.delayS + 3) * 1000,
+    ).unref();
   }
 
   /** TX_ACK from a concentrator (PROTOCOL.TXT §6). */

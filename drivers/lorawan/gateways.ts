@@ -9,7 +9,14 @@ import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 import { randomInt } from "node:crypto";
 import type { Logger } from "pino";
 import { EdgeError, ErrorCode } from "../../agent/errors.js";
-import { MalformedDatagram, build, parseDatagram, type GatewayStat, type RxPk, type TxPk } from "./semtech.js";
+import {
+  MalformedDatagram,
+  build,
+  parseDatagram,
+  type GatewayStat,
+  type RxPk,
+  type TxPk,
+} from "./semtech.js";
 
 export interface GatewayInfo {
   eui: string;
@@ -60,7 +67,13 @@ export class GatewayServer {
     const socket = createSocket({ type: this.listen.host.includes(":") ? "udp6" : "udp4" });
     await new Promise<void>((resolve, reject) => {
       socket.once("error", (e: NodeJS.ErrnoException) => {
-        reject(new EdgeError(ErrorCode.DriverStart, `cannot listen on UDP ${this.listen.host}:${this.listen.port} for packet forwarders: ${e.code === "EADDRINUSE" ? "the port is already in use (another network server or agent?)" : e.message}`, { host: this.listen.host, port: this.listen.port }));
+        reject(
+          new EdgeError(
+            ErrorCode.DriverStart,
+            `cannot listen on UDP ${this.listen.host}:${this.listen.port} for packet forwarders: ${e.code === "EADDRINUSE" ? "the port is already in use (another network server or agent?)" : e.message}`,
+            { host: this.listen.host, port: this.listen.port },
+          ),
+        );
       });
       socket.bind(this.listen.port, this.listen.host, () => resolve());
     });
@@ -107,7 +120,15 @@ export class GatewayServer {
     } catch (e) {
       if (!(e instanceof MalformedDatagram)) throw e;
       this.counters[`malformed_${e.reason}`]!++;
-      if (this.log.isLevelEnabled("debug")) this.log.debug({ from: `${rinfo.address}:${rinfo.port}`, reason: e.reason, hex: msg.subarray(0, 64).toString("hex") }, `malformed datagram: ${e.message}`);
+      if (this.log.isLevelEnabled("debug"))
+        this.log.debug(
+          {
+            from: `${rinfo.address}:${rinfo.port}`,
+            reason: e.reason,
+            hex: msg.subarray(0, 64).toString("hex"),
+          },
+          `malformed datagram: ${e.message}`,
+        );
       return;
     }
     switch (d.type) {
@@ -159,7 +180,8 @@ export class GatewayServer {
   /** Send a downlink through `eui`; returns the PULL_RESP token (TX_ACK echoes it in v2). */
   sendTxpk(eui: string, txpk: TxPk): number {
     const gw = this.gateways.get(eui);
-    if (!gw?.pull) throw new Error(`concentrator ${eui} has not sent PULL_DATA yet: no downlink path`);
+    if (!gw?.pull)
+      throw new Error(`concentrator ${eui} has not sent PULL_DATA yet: no downlink path`);
     const token = randomInt(1, 0x10000);
     this.send(build.pullResp(gw.version, token, txpk), gw.pull.port, gw.pull.address);
     this.counters.pull_resp!++;

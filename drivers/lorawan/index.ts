@@ -4,9 +4,25 @@
  */
 import { randomUUID } from "node:crypto";
 import { EdgeError, ErrorCode } from "../../agent/errors.js";
-import type { DeviceInfo, DeviceStatus, Driver, DriverContext, DriverStatus, PointInfo, Reading, WriteRequest, WriteResult } from "../driver.js";
+import type {
+  DeviceInfo,
+  DeviceStatus,
+  Driver,
+  DriverContext,
+  DriverStatus,
+  PointInfo,
+  Reading,
+  WriteRequest,
+  WriteResult,
+} from "../driver.js";
 import { CodecRegistry } from "./codecs.js";
-import { GATEWAY_POINTS, LINK_POINTS, gatewayDeviceId, resolveDevices, type DeviceRuntime } from "./devices.js";
+import {
+  GATEWAY_POINTS,
+  LINK_POINTS,
+  gatewayDeviceId,
+  resolveDevices,
+  type DeviceRuntime,
+} from "./devices.js";
 import { DownlinkScheduler } from "./downlink.js";
 import { GatewayServer } from "./gateways.js";
 import { LorawanNetwork } from "./network.js";
@@ -37,7 +53,10 @@ export class LorawanDriver implements Driver {
     const log = ctx.logger.child({ driver: cfg.id });
     this.devices = resolveDevices(cfg);
     this.byId = new Map(this.devices.map((d) => [d.id, d]));
-    this.codecs = new CodecRegistry({ timeoutMs: cfg.codec_timeout, memoryBytes: cfg.codec_memory_mb * 1024 * 1024 });
+    this.codecs = new CodecRegistry({
+      timeoutMs: cfg.codec_timeout,
+      memoryBytes: cfg.codec_memory_mb * 1024 * 1024,
+    });
     this.server = new GatewayServer(
       cfg.listen,
       {
@@ -47,8 +66,21 @@ export class LorawanDriver implements Driver {
       },
       log,
     );
-    this.scheduler = new DownlinkScheduler(this.server, { rx1DelayS: cfg.rx1_delay_s, rx2Frequency: cfg.rx2_frequency, rx2Dr: cfg.rx2_dr, txPower: cfg.tx_power });
-    this.network = new LorawanNetwork({ cfg, devices: this.devices, state: new LorawanState(ctx.state), codecs: this.codecs, scheduler: this.scheduler, ctx, log });
+    this.scheduler = new DownlinkScheduler(this.server, {
+      rx1DelayS: cfg.rx1_delay_s,
+      rx2Frequency: cfg.rx2_frequency,
+      rx2Dr: cfg.rx2_dr,
+      txPower: cfg.tx_power,
+    });
+    this.network = new LorawanNetwork({
+      cfg,
+      devices: this.devices,
+      state: new LorawanState(ctx.state),
+      codecs: this.codecs,
+      scheduler: this.scheduler,
+      ctx,
+      log,
+    });
   }
 
   async start(): Promise<void> {
@@ -64,7 +96,14 @@ export class LorawanDriver implements Driver {
         .get(codec)
         .check()
         .then((err) => {
-          if (err) this.ctx.event({ ts: Date.now(), type: "lorawan_codec_error", severity: "error", message: err, data: { codec } });
+          if (err)
+            this.ctx.event({
+              ts: Date.now(),
+              type: "lorawan_codec_error",
+              severity: "error",
+              message: err,
+              data: { codec },
+            });
         });
     }
   }
@@ -94,10 +133,28 @@ export class LorawanDriver implements Driver {
         ...(p.description ? { description: p.description } : {}),
       }));
       if (d.cfg.link_points) points.push(...LINK_POINTS);
-      return { id: d.id, driver: this.id, kind: this.kind, ...(d.cfg.name ? { name: d.cfg.name } : {}), points };
+      return {
+        id: d.id,
+        driver: this.id,
+        kind: this.kind,
+        ...(d.cfg.name ? { name: d.cfg.name } : {}),
+        points,
+      };
     });
     for (const gw of this.server.gateways.values()) {
-      out.push({ id: gatewayDeviceId(gw.eui), driver: this.id, kind: this.kind, name: `LoRa concentrator ${gw.eui}`, points: GATEWAY_POINTS.map((p) => ({ id: p.id, ...(p.unit ? { unit: p.unit } : {}), type: "number" as const, writable: false, description: p.description })) });
+      out.push({
+        id: gatewayDeviceId(gw.eui),
+        driver: this.id,
+        kind: this.kind,
+        name: `LoRa concentrator ${gw.eui}`,
+        points: GATEWAY_POINTS.map((p) => ({
+          id: p.id,
+          ...(p.unit ? { unit: p.unit } : {}),
+          type: "number" as const,
+          writable: false,
+          description: p.description,
+        })),
+      });
     }
     return out;
   }
@@ -113,9 +170,18 @@ export class LorawanDriver implements Driver {
     }));
     for (const gw of this.server.gateways.values()) {
       const seen = Math.max(gw.lastPushAt ?? 0, gw.pull?.at ?? 0);
-      devices.push({ id: gatewayDeviceId(gw.eui), online: now - seen < 120_000, ...(seen ? { lastGoodTs: seen } : {}), errorCount: gw.txErrors });
+      devices.push({
+        id: gatewayDeviceId(gw.eui),
+        online: now - seen < 120_000,
+        ...(seen ? { lastGoodTs: seen } : {}),
+        errorCount: gw.txErrors,
+      });
     }
-    const counters: Record<string, number> = { ...this.server.counters, ...this.network.counters, codec_restarts: this.codecs.restarts() };
+    const counters: Record<string, number> = {
+      ...this.server.counters,
+      ...this.network.counters,
+      codec_restarts: this.codecs.restarts(),
+    };
     for (const [k, v] of Object.entries(this.scheduler.counters)) counters[`tx_${k}`] = v;
     const gws = [...this.server.gateways.values()];
     return {
@@ -138,13 +204,31 @@ export class LorawanDriver implements Driver {
    * Encode a command through the device's codec (`encodeDownlink({data: {<field>: value}})`).
    * Separate from `write` so the encoding path can be tested and shown (`--dry-run`).
    */
-  async encodeCommand(device: string, point: string, value: unknown): Promise<{ fPort: number; bytes: Buffer }> {
+  async encodeCommand(
+    device: string,
+    point: string,
+    value: unknown,
+  ): Promise<{ fPort: number; bytes: Buffer }> {
     const d = this.device(device);
     const p = d.points.find((x) => x.id === point);
-    if (!p) throw new EdgeError(ErrorCode.PointUnknown, `device ${device} has no point "${point}"`, { device, point });
-    if (!p.writable) throw new EdgeError(ErrorCode.CommandRefused, `point ${device}/${point} is not writable (set writable: true in the config to allow it)`, { device, point });
+    if (!p)
+      throw new EdgeError(ErrorCode.PointUnknown, `device ${device} has no point "${point}"`, {
+        device,
+        point,
+      });
+    if (!p.writable)
+      throw new EdgeError(
+        ErrorCode.CommandRefused,
+        `point ${device}/${point} is not writable (set writable: true in the config to allow it)`,
+        { device, point },
+      );
     const r = await this.codecs.get(d.codec).encode({ [p.field ?? p.id]: value });
-    if (!r.ok) throw new EdgeError(ErrorCode.CodecFailed, `codec ${d.codec} cannot encode ${point}=${JSON.stringify(value)}: ${r.error}`, { device, point, kind: r.kind });
+    if (!r.ok)
+      throw new EdgeError(
+        ErrorCode.CodecFailed,
+        `codec ${d.codec} cannot encode ${point}=${JSON.stringify(value)}: ${r.error}`,
+        { device, point, kind: r.kind },
+      );
     return r.value;
   }
 
@@ -152,18 +236,42 @@ export class LorawanDriver implements Driver {
     const { fPort, bytes } = await this.encodeCommand(req.device, req.point, req.value);
     const d = this.device(req.device);
     const queued = this.network.queueLength(d.id);
-    if (queued >= this.cfg.max_queue) return { ok: false, detail: `downlink queue of ${d.id} is full (${queued}); the device takes one per uplink` };
-    const n = this.network.enqueue(d.id, { id: randomUUID(), fPort, bytes: bytes.toString("hex"), confirmed: req.confirmed ?? false, ...(req.commandId ? { commandId: req.commandId } : {}), attempts: 0, queuedAt: Date.now() });
-    return { ok: true, queued: true, detail: `queued (${n} in queue) for the RX1 window after the device's next uplink; FPort ${fPort}, ${bytes.length} bytes` };
+    if (queued >= this.cfg.max_queue)
+      return {
+        ok: false,
+        detail: `downlink queue of ${d.id} is full (${queued}); the device takes one per uplink`,
+      };
+    const n = this.network.enqueue(d.id, {
+      id: randomUUID(),
+      fPort,
+      bytes: bytes.toString("hex"),
+      confirmed: req.confirmed ?? false,
+      ...(req.commandId ? { commandId: req.commandId } : {}),
+      attempts: 0,
+      queuedAt: Date.now(),
+    });
+    return {
+      ok: true,
+      queued: true,
+      detail: `queued (${n} in queue) for the RX1 window after the device's next uplink; FPort ${fPort}, ${bytes.length} bytes`,
+    };
   }
 
   private device(id: string): DeviceRuntime {
     const d = this.byId.get(id);
-    if (!d) throw new EdgeError(ErrorCode.DeviceUnknown, `no LoRaWAN device "${id}" in driver ${this.id}`, { device: id });
+    if (!d)
+      throw new EdgeError(
+        ErrorCode.DeviceUnknown,
+        `no LoRaWAN device "${id}" in driver ${this.id}`,
+        { device: id },
+      );
     return d;
   }
 }
 
-export function createLorawanDriver(config: LorawanDriverConfig, ctx: DriverContext): LorawanDriver {
+export function createLorawanDriver(
+  config: LorawanDriverConfig,
+  ctx: DriverContext,
+): LorawanDriver {
   return new LorawanDriver(config, ctx);
 }

@@ -82,7 +82,12 @@ export function verifyDataMic(p: LoraPacket, nwkSKey: Buffer, fCnt32: number): b
  * node:crypto's AES: lora-packet runs AES in pure JavaScript (crypto-js), which made decryption
  * the largest cost of an uplink in bench/lorawan-uplink.ts.
  */
-export function decryptPayload(p: LoraPacket, appSKey: Buffer, nwkSKey: Buffer, fCnt32: number): Buffer {
+export function decryptPayload(
+  p: LoraPacket,
+  appSKey: Buffer,
+  nwkSKey: Buffer,
+  fCnt32: number,
+): Buffer {
   const data = p.FRMPayload;
   if (!data || data.length === 0) return Buffer.alloc(0);
   const key = p.getFPort() === 0 ? nwkSKey : appSKey;
@@ -90,7 +95,13 @@ export function decryptPayload(p: LoraPacket, appSKey: Buffer, nwkSKey: Buffer, 
 }
 
 /** XOR `data` with the keystream S = aes128(K, A1) | aes128(K, A2) | … (§4.3.3.1). */
-export function cryptFrmPayload(key: Buffer, data: Buffer, devAddrBE: Buffer, fCnt32: number, down: boolean): Buffer {
+export function cryptFrmPayload(
+  key: Buffer,
+  data: Buffer,
+  devAddrBE: Buffer,
+  fCnt32: number,
+  down: boolean,
+): Buffer {
   const blocks = Math.ceil(data.length / 16);
   const a = Buffer.alloc(16 * blocks);
   for (let i = 0; i < blocks; i++) {
@@ -122,7 +133,8 @@ export interface DataDownFields {
 }
 
 export function buildDataDown(f: DataDownFields, appSKey: Buffer, nwkSKey: Buffer): Buffer {
-  if (f.fPort === undefined) return portless(f.confirmed ? MType.ConfirmedDown : MType.UnconfirmedDown, f, nwkSKey);
+  if (f.fPort === undefined)
+    return portless(f.confirmed ? MType.ConfirmedDown : MType.UnconfirmedDown, f, nwkSKey);
   const p = lora.fromFields(
     {
       MType: f.confirmed ? "Confirmed Data Down" : "Unconfirmed Data Down",
@@ -145,7 +157,18 @@ export function buildDataDown(f: DataDownFields, appSKey: Buffer, nwkSKey: Buffe
  * computes the MIC only after encrypting a payload, so build the bytes here (§4.3) and let
  * lora-packet compute the MIC of the parsed frame.
  */
-function portless(mtype: number, f: { devAddr: Buffer; fCnt32: number; ack?: boolean; adr?: boolean; fPending?: boolean; fOpts?: Buffer }, nwkSKey: Buffer): Buffer {
+function portless(
+  mtype: number,
+  f: {
+    devAddr: Buffer;
+    fCnt32: number;
+    ack?: boolean;
+    adr?: boolean;
+    fPending?: boolean;
+    fOpts?: Buffer;
+  },
+  nwkSKey: Buffer,
+): Buffer {
   const fOpts = f.fOpts ?? Buffer.alloc(0);
   if (fOpts.length > 15) throw new RangeError("FOpts longer than 15 bytes");
   const fctrl = (f.adr ? 0x80 : 0) | (f.ack ? 0x20 : 0) | (f.fPending ? 0x10 : 0) | fOpts.length;
@@ -172,7 +195,8 @@ export interface DataUpFields {
 
 /** Device side (simulator): an uplink data frame. */
 export function buildDataUp(f: DataUpFields, appSKey: Buffer, nwkSKey: Buffer): Buffer {
-  if (f.fPort === undefined) return portless(f.confirmed ? MType.ConfirmedUp : MType.UnconfirmedUp, f, nwkSKey);
+  if (f.fPort === undefined)
+    return portless(f.confirmed ? MType.ConfirmedUp : MType.UnconfirmedUp, f, nwkSKey);
   const p = lora.fromFields(
     {
       MType: f.confirmed ? "Confirmed Data Up" : "Unconfirmed Data Up",
@@ -195,10 +219,20 @@ export function verifyJoinRequestMic(p: LoraPacket, appKey: Buffer): boolean {
 }
 
 /** Device side: a Join Request (EUIs and DevNonce big-endian, as lora-packet shows them). */
-export function buildJoinRequest(joinEui: Buffer, devEui: Buffer, devNonce: number, appKey: Buffer): Buffer {
+export function buildJoinRequest(
+  joinEui: Buffer,
+  devEui: Buffer,
+  devNonce: number,
+  appKey: Buffer,
+): Buffer {
   const nonce = Buffer.alloc(2);
   nonce.writeUInt16BE(devNonce, 0);
-  const p = lora.fromFields({ MType: "Join Request", AppEUI: joinEui, DevEUI: devEui, DevNonce: nonce }, undefined, undefined, appKey);
+  const p = lora.fromFields(
+    { MType: "Join Request", AppEUI: joinEui, DevEUI: devEui, DevNonce: nonce },
+    undefined,
+    undefined,
+    appKey,
+  );
   return p.getPHYPayload() as Buffer;
 }
 
@@ -246,7 +280,8 @@ export interface JoinAcceptClear {
 export function openJoinAccept(phy: Buffer, appKey: Buffer): JoinAcceptClear {
   const clear = lora.decryptJoinAccept(lora.fromWire(phy), appKey);
   const p = lora.fromWire(clear);
-  if (!p.AppNonce || !p.NetID || !p.DevAddr || !p.DLSettings || !p.RxDelay) throw new Error("not a Join Accept");
+  if (!p.AppNonce || !p.NetID || !p.DevAddr || !p.DLSettings || !p.RxDelay)
+    throw new Error("not a Join Accept");
   return {
     joinNonce: p.AppNonce,
     netId: p.NetID,
@@ -258,7 +293,12 @@ export function openJoinAccept(phy: Buffer, appKey: Buffer): JoinAcceptClear {
 }
 
 /** LoRaWAN 1.0.x session keys; the three inputs big-endian (§6.2.5). */
-export function sessionKeys(appKey: Buffer, netId: Buffer, joinNonce: Buffer, devNonce: Buffer): { nwkSKey: Buffer; appSKey: Buffer } {
+export function sessionKeys(
+  appKey: Buffer,
+  netId: Buffer,
+  joinNonce: Buffer,
+  devNonce: Buffer,
+): { nwkSKey: Buffer; appSKey: Buffer } {
   const k = lora.generateSessionKeys10(appKey, netId, joinNonce, devNonce);
   return { nwkSKey: k.NwkSKey, appSKey: k.AppSKey };
 }

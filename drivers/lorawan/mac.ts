@@ -57,7 +57,11 @@ function parseWith(table: Record<number, [string, number]>, buf: Buffer): Parsed
   while (i < buf.length) {
     const cid = buf[i]!;
     const def = table[cid];
-    if (!def) return { commands, error: `unknown MAC command 0x${cid.toString(16).padStart(2, "0")} at byte ${i}` };
+    if (!def)
+      return {
+        commands,
+        error: `unknown MAC command 0x${cid.toString(16).padStart(2, "0")} at byte ${i}`,
+      };
     const [name, len] = def;
     if (i + 1 + len > buf.length) return { commands, error: `${name} truncated at byte ${i}` };
     commands.push({ cid, name, payload: buf.subarray(i + 1, i + 1 + len) });
@@ -70,7 +74,14 @@ export const parseUplinkMac = (buf: Buffer): ParsedMac => parseWith(UPLINK, buf)
 export const parseDownlinkMac = (buf: Buffer): ParsedMac => parseWith(DOWNLINK, buf);
 
 /** Demodulation floor per spreading factor (SX1276 datasheet, used by ChirpStack for margins). */
-const REQUIRED_SNR: Record<number, number> = { 7: -7.5, 8: -10, 9: -12.5, 10: -15, 11: -17.5, 12: -20 };
+const REQUIRED_SNR: Record<number, number> = {
+  7: -7.5,
+  8: -10,
+  9: -12.5,
+  10: -15,
+  11: -17.5,
+  12: -20,
+};
 
 /** Seconds between the Unix and GPS epochs (1980-01-06) and the current GPS−UTC leap seconds. */
 const GPS_EPOCH_MS = Date.UTC(1980, 0, 6);

@@ -10,7 +10,20 @@ import type { CodecRegistry } from "./codecs.js";
 import { GATEWAY_POINTS, gatewayDeviceId, pick, toValue, type DeviceRuntime } from "./devices.js";
 import type { DownlinkScheduler, UplinkContext } from "./downlink.js";
 import type { GatewayInfo } from "./gateways.js";
-import { MType, buildDataDown, buildJoinAccept, decryptPayload, fullFCnt, mtypeOf, olderFCnt, parse, sessionKeys, verifyDataMic, verifyJoinRequestMic, type LoraPacket } from "./lora.js";
+import {
+  MType,
+  buildDataDown,
+  buildJoinAccept,
+  decryptPayload,
+  fullFCnt,
+  mtypeOf,
+  olderFCnt,
+  parse,
+  sessionKeys,
+  verifyDataMic,
+  verifyJoinRequestMic,
+  type LoraPacket,
+} from "./lora.js";
 import { answerMac, parseUplinkMac } from "./mac.js";
 import { JOIN_ACCEPT_DELAY1_S } from "./regional.js";
 import type { LorawanDriverConfig } from "./schema.js";
@@ -54,7 +67,22 @@ function better(a: Copy, b: Copy): boolean {
 }
 
 export class LorawanNetwork {
-  readonly counters: Record<string, number> = { frames: 0, duplicates: 0, joins: 0, join_unknown: 0, uplinks: 0, unknown_devaddr: 0, mic_failed: 0, replays: 0, retransmissions: 0, devnonce_reused: 0, invalid_frames: 0, codec_errors: 0, decoded: 0, downlinks: 0 };
+  readonly counters: Record<string, number> = {
+    frames: 0,
+    duplicates: 0,
+    joins: 0,
+    join_unknown: 0,
+    uplinks: 0,
+    unknown_devaddr: 0,
+    mic_failed: 0,
+    replays: 0,
+    retransmissions: 0,
+    devnonce_reused: 0,
+    invalid_frames: 0,
+    codec_errors: 0,
+    decoded: 0,
+    downlinks: 0,
+  };
   private readonly dedup = new Map<string, { copies: Copy[]; timer: NodeJS.Timeout | undefined }>();
   private readonly recent = new Map<string, { at: number; gws: Set<string> }>();
   private readonly byAddr = new Map<string, DeviceRuntime[]>();
@@ -73,9 +101,24 @@ export class LorawanNetwork {
       const a = dev.cfg.activation;
       let s = this.d.state.session(dev.id);
       if (a.type === "abp") {
-        if (!s || s.activation !== "abp" || s.devAddr !== a.dev_addr || s.nwkSKey !== a.nwk_s_key || s.appSKey !== a.app_s_key) {
+        if (
+          !s ||
+          s.activation !== "abp" ||
+          s.devAddr !== a.dev_addr ||
+          s.nwkSKey !== a.nwk_s_key ||
+          s.appSKey !== a.app_s_key
+        ) {
           // New or re-keyed ABP device: counters restart (the device must restart them too).
-          s = { sid: randomUUID(), activation: "abp", devAddr: a.dev_addr, nwkSKey: a.nwk_s_key, appSKey: a.app_s_key, fCntUp: 0, lastFCntUp: -1, fCntDown: 0 };
+          s = {
+            sid: randomUUID(),
+            activation: "abp",
+            devAddr: a.dev_addr,
+            nwkSKey: a.nwk_s_key,
+            appSKey: a.app_s_key,
+            fCntUp: 0,
+            lastFCntUp: -1,
+            fCntDown: 0,
+          };
           this.d.state.saveSession(dev.id, s);
         }
       } else if (s && s.activation !== "otaa") {
@@ -108,8 +151,21 @@ export class LorawanNetwork {
     this.byAddr.set(devAddr, [...(this.byAddr.get(devAddr) ?? []), dev]);
   }
 
-  private event(type: string, severity: EventSeverity, message: string, device?: string, data?: Record<string, unknown>): void {
-    const e: DriverEvent = { ts: Date.now(), type, severity, message, ...(device !== undefined ? { device } : {}), ...(data ? { data } : {}) };
+  private event(
+    type: string,
+    severity: EventSeverity,
+    message: string,
+    device?: string,
+    data?: Record<string, unknown>,
+  ): void {
+    const e: DriverEvent = {
+      ts: Date.now(),
+      type,
+      severity,
+      message,
+      ...(device !== undefined ? { device } : {}),
+      ...(data ? { data } : {}),
+    };
     this.d.ctx.event(e);
   }
 
@@ -151,13 +207,20 @@ export class LorawanNetwork {
     this.counters.frames!++;
     let best = copies[0]!;
     // Downlinks need a concentrator that sent PULL_DATA: prefer the best of those.
-    for (const c of copies) if ((c.gw.pull && !best.gw.pull) || ((!!c.gw.pull === !!best.gw.pull) && better(c, best))) best = c;
+    for (const c of copies)
+      if ((c.gw.pull && !best.gw.pull) || (!!c.gw.pull === !!best.gw.pull && better(c, best)))
+        best = c;
     const phy = best.rx.data;
-    const up: UplinkContext = { gatewayEui: best.gw.eui, rx: best.rx, receivedAt: copies[0]!.receivedAt };
+    const up: UplinkContext = {
+      gatewayEui: best.gw.eui,
+      rx: best.rx,
+      receivedAt: copies[0]!.receivedAt,
+    };
     try {
       const mtype = mtypeOf(phy);
       if (mtype === MType.JoinRequest) this.join(phy, up);
-      else if (mtype === MType.UnconfirmedUp || mtype === MType.ConfirmedUp) this.data(phy, up, copies.length, mtype === MType.ConfirmedUp);
+      else if (mtype === MType.UnconfirmedUp || mtype === MType.ConfirmedUp)
+        this.data(phy, up, copies.length, mtype === MType.ConfirmedUp);
       // Downlinks heard from other networks, proprietary frames, 1.1 rejoins: not ours.
       else this.counters.invalid_frames!++;
     } catch (e) {
@@ -182,17 +245,35 @@ export class LorawanNetwork {
       return;
     }
     if (dev.joinEui !== joinEui) {
-      this.event("lorawan_join_refused", "warning", `Join Request with JoinEUI ${joinEui}, expected ${dev.joinEui}`, dev.id, { devEui, joinEui });
+      this.event(
+        "lorawan_join_refused",
+        "warning",
+        `Join Request with JoinEUI ${joinEui}, expected ${dev.joinEui}`,
+        dev.id,
+        { devEui, joinEui },
+      );
       return;
     }
     if (!verifyJoinRequestMic(p, dev.appKey)) {
       this.counters.mic_failed!++;
-      this.event("lorawan_mic_failed", "warning", "Join Request with a wrong MIC (wrong AppKey, or forged)", dev.id, { devEui });
+      this.event(
+        "lorawan_mic_failed",
+        "warning",
+        "Join Request with a wrong MIC (wrong AppKey, or forged)",
+        dev.id,
+        { devEui },
+      );
       return;
     }
     if (this.d.state.devNonceUsed(dev.id, nonce)) {
       this.counters.devnonce_reused!++;
-      this.event("lorawan_devnonce_reused", "warning", `Join Request refused: DevNonce ${nonce} was already used (replayed join, or a device that lost its nonce counter)`, dev.id, { devEui, devNonce: nonce });
+      this.event(
+        "lorawan_devnonce_reused",
+        "warning",
+        `Join Request refused: DevNonce ${nonce} was already used (replayed join, or a device that lost its nonce counter)`,
+        dev.id,
+        { devEui, devNonce: nonce },
+      );
       return;
     }
     this.d.state.recordDevNonce(dev.id, nonce);
@@ -201,14 +282,48 @@ export class LorawanNetwork {
     joinNonceBuf.writeUIntBE(joinNonce, 0, 3);
     const devAddr = this.allocateDevAddr();
     const keys = sessionKeys(dev.appKey, this.netId, joinNonceBuf, p.DevNonce!);
-    const s: Session = { sid: randomUUID(), activation: "otaa", devAddr, nwkSKey: keys.nwkSKey.toString("hex"), appSKey: keys.appSKey.toString("hex"), fCntUp: 0, lastFCntUp: -1, fCntDown: 0, joinedAt: Date.now() };
+    const s: Session = {
+      sid: randomUUID(),
+      activation: "otaa",
+      devAddr,
+      nwkSKey: keys.nwkSKey.toString("hex"),
+      appSKey: keys.appSKey.toString("hex"),
+      fCntUp: 0,
+      lastFCntUp: -1,
+      fCntDown: 0,
+      joinedAt: Date.now(),
+    };
     this.d.state.saveSession(dev.id, s);
     this.index(dev, devAddr);
     this.counters.joins!++;
-    const accept = buildJoinAccept({ joinNonce, netId: this.netId, devAddr: Buffer.from(devAddr, "hex"), rx1DrOffset: 0, rx2Dr: this.d.cfg.rx2_dr, rxDelay: this.d.cfg.rx1_delay_s }, dev.appKey);
+    const accept = buildJoinAccept(
+      {
+        joinNonce,
+        netId: this.netId,
+        devAddr: Buffer.from(devAddr, "hex"),
+        rx1DrOffset: 0,
+        rx2Dr: this.d.cfg.rx2_dr,
+        rxDelay: this.d.cfg.rx1_delay_s,
+      },
+      dev.appKey,
+    );
     this.d.scheduler.send(dev.id, accept, up, JOIN_ACCEPT_DELAY1_S, (r) => {
-      if (r.ok) this.event("lorawan_join", "info", `joined (DevAddr ${devAddr}, Join Accept in ${r.window.toUpperCase()})`, dev.id, { devAddr, devNonce: nonce, window: r.window, gateway: up.gatewayEui });
-      else this.event("lorawan_join_accept_failed", "warning", `Join Accept not sent: ${r.error}`, dev.id, { devAddr, gateway: up.gatewayEui });
+      if (r.ok)
+        this.event(
+          "lorawan_join",
+          "info",
+          `joined (DevAddr ${devAddr}, Join Accept in ${r.window.toUpperCase()})`,
+          dev.id,
+          { devAddr, devNonce: nonce, window: r.window, gateway: up.gatewayEui },
+        );
+      else
+        this.event(
+          "lorawan_join_accept_failed",
+          "warning",
+          `Join Accept not sent: ${r.error}`,
+          dev.id,
+          { devAddr, gateway: up.gatewayEui },
+        );
     });
   }
 
@@ -225,7 +340,8 @@ export class LorawanNetwork {
 
   private data(phy: Buffer, up: UplinkContext, gateways: number, confirmed: boolean): void {
     const p = parse(phy);
-    if (!p.DevAddr || !p.FCnt || p.FCnt.length !== 2) throw new Error("data frame without DevAddr/FCnt");
+    if (!p.DevAddr || !p.FCnt || p.FCnt.length !== 2)
+      throw new Error("data frame without DevAddr/FCnt");
     const addr = p.DevAddr.toString("hex");
     const candidates = this.byAddr.get(addr);
     if (!candidates) {
@@ -248,16 +364,36 @@ export class LorawanNetwork {
       const old = olderFCnt(s.fCntUp, f16);
       if (old >= 0 && verifyDataMic(p, keysOf(s).nwk, old)) {
         this.counters.replays!++;
-        this.event("lorawan_replay_rejected", "warning", `frame refused: counter ${old} is not above the last accepted ${s.lastFCntUp} (replayed frame, or a device that restarted its counters)`, dev.id, { fCnt: old, lastFCnt: s.lastFCntUp, devAddr: addr });
+        this.event(
+          "lorawan_replay_rejected",
+          "warning",
+          `frame refused: counter ${old} is not above the last accepted ${s.lastFCntUp} (replayed frame, or a device that restarted its counters)`,
+          dev.id,
+          { fCnt: old, lastFCnt: s.lastFCntUp, devAddr: addr },
+        );
         return;
       }
     }
     this.counters.mic_failed!++;
     const devices = candidates.map((c) => c.id);
-    this.event("lorawan_mic_failed", "warning", `frame for DevAddr ${addr} refused: wrong MIC (wrong keys, corrupted or forged frame)`, devices.length === 1 ? devices[0] : undefined, { devAddr: addr, fCnt16: f16, devices });
+    this.event(
+      "lorawan_mic_failed",
+      "warning",
+      `frame for DevAddr ${addr} refused: wrong MIC (wrong keys, corrupted or forged frame)`,
+      devices.length === 1 ? devices[0] : undefined,
+      { devAddr: addr, fCnt16: f16, devices },
+    );
   }
 
-  private accept(dev: DeviceRuntime, s: Session, p: LoraPacket, full: number, up: UplinkContext, gateways: number, confirmed: boolean): void {
+  private accept(
+    dev: DeviceRuntime,
+    s: Session,
+    p: LoraPacket,
+    full: number,
+    up: UplinkContext,
+    gateways: number,
+    confirmed: boolean,
+  ): void {
     if (full < s.fCntUp) {
       // Same counter as the last accepted frame: a retransmission (NbTrans > 1), already handled.
       this.counters.retransmissions!++;
@@ -279,12 +415,23 @@ export class LorawanNetwork {
     let macBuf = p.FOpts ?? Buffer.alloc(0);
     let payload: Buffer | undefined;
     if (fPort === 0) macBuf = decryptPayload(p, app, nwk, full);
-    else if (fPort !== null && p.FRMPayload && p.FRMPayload.length > 0) payload = decryptPayload(p, app, nwk, full);
+    else if (fPort !== null && p.FRMPayload && p.FRMPayload.length > 0)
+      payload = decryptPayload(p, app, nwk, full);
     const mac = parseUplinkMac(macBuf);
     if (mac.error) this.d.log.warn({ device: dev.id }, `MAC commands: ${mac.error}`);
-    if (mac.commands.length) this.d.log.debug({ device: dev.id, commands: mac.commands.map((c) => c.name) }, "MAC commands");
+    if (mac.commands.length)
+      this.d.log.debug(
+        { device: dev.id, commands: mac.commands.map((c) => c.name) },
+        "MAC commands",
+      );
     const datr = parseDatr(up.rx.datr);
-    const answers = answerMac(mac.commands, { ...(datr ? { sf: datr.sf } : {}), snr: up.rx.lsnr, gateways, ...(up.rx.tmms !== undefined ? { gpsMs: up.rx.tmms } : {}), receivedAt: up.receivedAt });
+    const answers = answerMac(mac.commands, {
+      ...(datr ? { sf: datr.sf } : {}),
+      snr: up.rx.lsnr,
+      gateways,
+      ...(up.rx.tmms !== undefined ? { gpsMs: up.rx.tmms } : {}),
+      receivedAt: up.receivedAt,
+    });
 
     if (retry) this.requeueFront(dev.id, retry);
     const dl = this.prepareDownlink(dev, s, confirmed, answers);
@@ -317,7 +464,11 @@ export class LorawanNetwork {
       } catch (e) {
         // The store cannot persist the counters: do not act on frames we could replay-check no more.
         this.d.log.error({ err: e }, "frame counters not persisted; frames of this turn dropped");
-        this.event("lorawan_state_unavailable", "error", `frame counters cannot be persisted (${(e as Error).message}); ${fns.length} frame(s) dropped`);
+        this.event(
+          "lorawan_state_unavailable",
+          "error",
+          `frame counters cannot be persisted (${(e as Error).message}); ${fns.length} frame(s) dropped`,
+        );
         return;
       }
       for (const f of fns) f();
@@ -325,17 +476,37 @@ export class LorawanNetwork {
   }
 
   /** Resolve the confirmed downlink waiting for this uplink's ACK; returns it when it must be resent. */
-  private settleConfirmed(dev: DeviceRuntime, s: Session, acked: boolean): QueuedDownlink | undefined {
+  private settleConfirmed(
+    dev: DeviceRuntime,
+    s: Session,
+    acked: boolean,
+  ): QueuedDownlink | undefined {
     const pending = s.pendingAck;
     if (!pending) return undefined;
     delete s.pendingAck;
-    const data = { commandId: pending.commandId, downlinkId: pending.id, attempts: pending.attempts };
+    const data = {
+      commandId: pending.commandId,
+      downlinkId: pending.id,
+      attempts: pending.attempts,
+    };
     if (acked) {
-      this.event("lorawan_downlink_acked", "info", "confirmed downlink acknowledged by the device", dev.id, data);
+      this.event(
+        "lorawan_downlink_acked",
+        "info",
+        "confirmed downlink acknowledged by the device",
+        dev.id,
+        data,
+      );
       return undefined;
     }
     if (pending.attempts <= this.d.cfg.confirmed_retries) return pending;
-    this.event("lorawan_downlink_nacked", "warning", `confirmed downlink not acknowledged after ${pending.attempts} transmissions; given up`, dev.id, data);
+    this.event(
+      "lorawan_downlink_nacked",
+      "warning",
+      `confirmed downlink not acknowledged after ${pending.attempts} transmissions; given up`,
+      dev.id,
+      data,
+    );
     return undefined;
   }
 
@@ -355,7 +526,12 @@ export class LorawanNetwork {
   }
 
   /** Reserve the downlink counter and take the next queued item (durable), or nothing to send. */
-  private prepareDownlink(dev: DeviceRuntime, s: Session, ackUp: boolean, answers: Buffer): { phy: Buffer; item?: QueuedDownlink; fCnt: number } | undefined {
+  private prepareDownlink(
+    dev: DeviceRuntime,
+    s: Session,
+    ackUp: boolean,
+    answers: Buffer,
+  ): { phy: Buffer; item?: QueuedDownlink; fCnt: number } | undefined {
     const queue = this.d.state.queue(dev.id);
     if (!ackUp && answers.length === 0 && queue.length === 0) return undefined;
     const item = queue[0];
@@ -379,20 +555,41 @@ export class LorawanNetwork {
     return { phy, fCnt, ...(item ? { item } : {}) };
   }
 
-  private sendDownlink(dev: DeviceRuntime, up: UplinkContext, dl: { phy: Buffer; item?: QueuedDownlink; fCnt: number }): void {
+  private sendDownlink(
+    dev: DeviceRuntime,
+    up: UplinkContext,
+    dl: { phy: Buffer; item?: QueuedDownlink; fCnt: number },
+  ): void {
     const { item, fCnt } = dl;
     this.counters.downlinks!++;
     this.d.scheduler.send(dev.id, dl.phy, up, this.d.cfg.rx1_delay_s, (r) => {
       if (!item) return;
-      const data = { commandId: item.commandId, downlinkId: item.id, window: r.window, fCntDown: fCnt };
+      const data = {
+        commandId: item.commandId,
+        downlinkId: item.id,
+        window: r.window,
+        fCntDown: fCnt,
+      };
       if (!r.ok) {
         // Not lost: back at the head of the queue for the next uplink.
         this.requeueFront(dev.id, item);
-        this.event("lorawan_downlink_failed", "warning", `downlink not transmitted (${r.error}); kept for the next uplink`, dev.id, data);
+        this.event(
+          "lorawan_downlink_failed",
+          "warning",
+          `downlink not transmitted (${r.error}); kept for the next uplink`,
+          dev.id,
+          data,
+        );
         return;
       }
       item.attempts++;
-      this.event("lorawan_downlink_sent", "info", `downlink sent in ${r.window.toUpperCase()}${item.confirmed ? ", waiting for the device's ACK" : ""}`, dev.id, data);
+      this.event(
+        "lorawan_downlink_sent",
+        "info",
+        `downlink sent in ${r.window.toUpperCase()}${item.confirmed ? ", waiting for the device's ACK" : ""}`,
+        dev.id,
+        data,
+      );
       if (item.confirmed) {
         const cur = this.d.state.session(dev.id);
         if (cur) this.d.state.saveSession(dev.id, { ...cur, pendingAck: item });
@@ -402,35 +599,79 @@ export class LorawanNetwork {
 
   // ── codec and readings ─────────────────────────────────────────────────────────────────────
 
-  private async decode(dev: DeviceRuntime, payload: Buffer, fPort: number, ts: number, link: Reading[]): Promise<void> {
+  private async decode(
+    dev: DeviceRuntime,
+    payload: Buffer,
+    fPort: number,
+    ts: number,
+    link: Reading[],
+  ): Promise<void> {
     let r;
     try {
-      r = await this.d.codecs.get(dev.codec).decode({ bytes: payload, fPort, recvTime: new Date(ts) });
+      r = await this.d.codecs
+        .get(dev.codec)
+        .decode({ bytes: payload, fPort, recvTime: new Date(ts) });
     } catch (e) {
-      r = { ok: false as const, kind: "crashed" as const, error: (e as Error).message, warnings: [] };
+      r = {
+        ok: false as const,
+        kind: "crashed" as const,
+        error: (e as Error).message,
+        warnings: [],
+      };
     }
     if (!r.ok) {
       this.counters.codec_errors!++;
       dev.errorCount++;
       dev.lastError = `codec ${dev.codec}: ${r.error}`;
       dev.lastErrorTs = ts;
-      this.event("lorawan_codec_error", "warning", `payload not decoded by codec ${dev.codec} (${r.kind}): ${r.error}`, dev.id, { codec: dev.codec, kind: r.kind, fPort, payload: payload.toString("hex") });
-      const bad: Reading[] = dev.points.filter((pt) => !pt.writable).map((pt) => ({ device: dev.id, point: pt.id, ts, value: null, ...(pt.unit ? { unit: pt.unit } : {}), quality: "codec_error" as const, detail: `${r.kind}: ${r.error}` }));
+      this.event(
+        "lorawan_codec_error",
+        "warning",
+        `payload not decoded by codec ${dev.codec} (${r.kind}): ${r.error}`,
+        dev.id,
+        { codec: dev.codec, kind: r.kind, fPort, payload: payload.toString("hex") },
+      );
+      const bad: Reading[] = dev.points
+        .filter((pt) => !pt.writable)
+        .map((pt) => ({
+          device: dev.id,
+          point: pt.id,
+          ts,
+          value: null,
+          ...(pt.unit ? { unit: pt.unit } : {}),
+          quality: "codec_error" as const,
+          detail: `${r.kind}: ${r.error}`,
+        }));
       this.emit(dev, [...bad, ...link]);
       return;
     }
     this.counters.decoded!++;
-    if (r.warnings.length) this.d.log.info({ device: dev.id, warnings: r.warnings }, "codec warnings");
+    if (r.warnings.length)
+      this.d.log.info({ device: dev.id, warnings: r.warnings }, "codec warnings");
     const out: Reading[] = [];
     for (const pt of dev.points) {
       const raw = pick(r.value, pt.field ?? pt.id);
       if (raw === undefined) continue; // not in this frame (codecs send different fields per frame)
       const value = toValue(raw, pt);
       if (value === undefined) {
-        out.push({ device: dev.id, point: pt.id, ts, value: null, quality: "codec_error", detail: `field ${pt.field ?? pt.id} is not a number, boolean or string` });
+        out.push({
+          device: dev.id,
+          point: pt.id,
+          ts,
+          value: null,
+          quality: "codec_error",
+          detail: `field ${pt.field ?? pt.id} is not a number, boolean or string`,
+        });
         continue;
       }
-      out.push({ device: dev.id, point: pt.id, ts, value, ...(pt.unit ? { unit: pt.unit } : {}), quality: "good" });
+      out.push({
+        device: dev.id,
+        point: pt.id,
+        ts,
+        value,
+        ...(pt.unit ? { unit: pt.unit } : {}),
+        quality: "good",
+      });
     }
     this.emit(dev, [...out, ...link]);
   }
@@ -445,7 +686,15 @@ export class LorawanNetwork {
     const out: Reading[] = [];
     for (const p of GATEWAY_POINTS) {
       const v = (stat as Record<string, unknown>)[p.field];
-      if (typeof v === "number" && Number.isFinite(v)) out.push({ device, point: p.id, ts: receivedAt, value: v, ...(p.unit ? { unit: p.unit } : {}), quality: "good" });
+      if (typeof v === "number" && Number.isFinite(v))
+        out.push({
+          device,
+          point: p.id,
+          ts: receivedAt,
+          value: v,
+          ...(p.unit ? { unit: p.unit } : {}),
+          quality: "good",
+        });
     }
     if (out.length) this.d.ctx.emit(out);
   }

@@ -1,7 +1,15 @@
 /** EU868 regional parameters used by the class A scheduler (RP002-1.0.4 §2.4). */
 
 /** Data rates DR0..DR6 as the packet forwarder writes them. */
-export const EU868_DATR = ["SF12BW125", "SF11BW125", "SF10BW125", "SF9BW125", "SF8BW125", "SF7BW125", "SF7BW250"] as const;
+export const EU868_DATR = [
+  "SF12BW125",
+  "SF11BW125",
+  "SF10BW125",
+  "SF9BW125",
+  "SF8BW125",
+  "SF7BW125",
+  "SF7BW250",
+] as const;
 
 /** JOIN_ACCEPT_DELAY1/2 (s) and the default RECEIVE_DELAY1 (RP002 §2.4.10). */
 export const JOIN_ACCEPT_DELAY1_S = 5;

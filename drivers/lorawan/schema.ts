@@ -4,7 +4,14 @@
  * See README.md for a commented sample.
  */
 import { z } from "zod";
-import { deviceBase, driverBase, duration, intRange, pointBase, topicSegment } from "../../config/common.js";
+import {
+  deviceBase,
+  driverBase,
+  duration,
+  intRange,
+  pointBase,
+  topicSegment,
+} from "../../config/common.js";
 
 function hexOf(bytes: number, what: string) {
   const msg = `expected ${what}: ${bytes * 2} hexadecimal digits, most significant first (e.g. ${"0123456789abcdef".repeat(4).slice(0, bytes * 2)})`;
@@ -21,16 +28,23 @@ export const lorawanPointSchema = z.strictObject({
   ...pointBase,
   field: z
     .string()
-    .regex(/^[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*|\.\d+)*$/, { error: 'expected a field path in the codec\'s `data`, e.g. "co2" or "meter.volume"' })
+    .regex(/^[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*|\.\d+)*$/, {
+      error: 'expected a field path in the codec\'s `data`, e.g. "co2" or "meter.volume"',
+    })
     .optional()
-    .describe("Path of the value in the codec's decoded `data` (dots for nesting); default: the point id. For a writable point, the key given to encodeDownlink."),
+    .describe(
+      "Path of the value in the codec's decoded `data` (dots for nesting); default: the point id. For a writable point, the key given to encodeDownlink.",
+    ),
   scale: z.number().default(1).describe("value = decoded × scale + offset (numbers only)."),
   offset: z.number().default(0),
 });
 
 const codecRef = z
   .string()
-  .regex(/^([a-z0-9][a-z0-9_-]{0,63}|\/.+\.js)$/, { error: "expected a built-in codec name (drivers/lorawan/codecs/<name>.js, e.g. \"dragino-swm\") or an absolute path to a .js codec file" })
+  .regex(/^([a-z0-9][a-z0-9_-]{0,63}|\/.+\.js)$/, {
+    error:
+      'expected a built-in codec name (drivers/lorawan/codecs/<name>.js, e.g. "dragino-swm") or an absolute path to a .js codec file',
+  })
   .describe("TTN/ChirpStack-compatible JavaScript codec (decodeUplink / encodeDownlink).");
 
 export const lorawanProfileSchema = z.strictObject({
@@ -54,12 +68,29 @@ const abp = z.strictObject({
 export const lorawanDeviceSchema = z.strictObject({
   ...deviceBase,
   dev_eui: eui("a DevEUI"),
-  activation: z.discriminatedUnion("type", [otaa, abp], { error: 'expected activation.type "otaa" (join_eui, app_key) or "abp" (dev_addr, nwk_s_key, app_s_key)' }),
-  class: z.literal("A", { error: 'expected class "A" (classes B and C are not supported)' }).default("A"),
-  profile: topicSegment.optional().describe("Name of a profile in this driver's `profiles` (codec + points)."),
-  codec: codecRef.optional().describe("Codec for this device alone (instead of, or overriding, the profile's)."),
-  points: z.array(lorawanPointSchema).default([]).describe("Points added to (or overriding, by id) the profile's."),
-  link_points: z.boolean().default(true).describe("Also report the best gateway's rssi (dBm) and snr (dB) of each uplink as points `rssi` and `snr`."),
+  activation: z.discriminatedUnion("type", [otaa, abp], {
+    error:
+      'expected activation.type "otaa" (join_eui, app_key) or "abp" (dev_addr, nwk_s_key, app_s_key)',
+  }),
+  class: z
+    .literal("A", { error: 'expected class "A" (classes B and C are not supported)' })
+    .default("A"),
+  profile: topicSegment
+    .optional()
+    .describe("Name of a profile in this driver's `profiles` (codec + points)."),
+  codec: codecRef
+    .optional()
+    .describe("Codec for this device alone (instead of, or overriding, the profile's)."),
+  points: z
+    .array(lorawanPointSchema)
+    .default([])
+    .describe("Points added to (or overriding, by id) the profile's."),
+  link_points: z
+    .boolean()
+    .default(true)
+    .describe(
+      "Also report the best gateway's rssi (dBm) and snr (dB) of each uplink as points `rssi` and `snr`.",
+    ),
 });
 
 export const lorawanDriverSchema = z
@@ -68,40 +99,99 @@ export const lorawanDriverSchema = z
     driver: z.literal("lorawan"),
     listen: z
       .strictObject({
-        host: z.string().min(1).default("0.0.0.0").describe("Address the packet forwarders send to."),
-        port: intRange(0, 65535).default(1700).describe("UDP port (Semtech default 1700; 0 picks a free port, for tests)."),
+        host: z
+          .string()
+          .min(1)
+          .default("0.0.0.0")
+          .describe("Address the packet forwarders send to."),
+        port: intRange(0, 65535)
+          .default(1700)
+          .describe("UDP port (Semtech default 1700; 0 picks a free port, for tests)."),
       })
       .prefault({})
       .describe("UDP listener for Semtech packet forwarders (protocol v1/v2)."),
-    net_id: hexOf(3, "a NetID").default("000000").describe("NetID given to OTAA devices (type 0: 000000-00003F; 000000/000001 are for private networks). OTAA DevAddrs get its NwkID in their top bits."),
-    dedup_window: duration.prefault("200ms").describe("How long to wait for copies of a frame from other concentrators; the best signal wins."),
-    rx1_delay_s: intRange(1, 15).default(1).describe("RX1 delay in seconds (RECEIVE_DELAY1, EU868 default 1); RX2 is one second later."),
-    rx2_frequency: z.number().min(863).max(870).default(869.525).describe("RX2 frequency in MHz (EU868: 869.525)."),
+    net_id: hexOf(3, "a NetID")
+      .default("000000")
+      .describe(
+        "NetID given to OTAA devices (type 0: 000000-00003F; 000000/000001 are for private networks). OTAA DevAddrs get its NwkID in their top bits.",
+      ),
+    dedup_window: duration
+      .prefault("200ms")
+      .describe(
+        "How long to wait for copies of a frame from other concentrators; the best signal wins.",
+      ),
+    rx1_delay_s: intRange(1, 15)
+      .default(1)
+      .describe("RX1 delay in seconds (RECEIVE_DELAY1, EU868 default 1); RX2 is one second later."),
+    rx2_frequency: z
+      .number()
+      .min(863)
+      .max(870)
+      .default(869.525)
+      .describe("RX2 frequency in MHz (EU868: 869.525)."),
     rx2_dr: intRange(0, 5).default(0).describe("RX2 data rate (EU868 DR0 = SF12BW125)."),
-    tx_power: intRange(0, 27).default(14).describe("Downlink power in dBm (EIRP; EU868 allows 14 in RX1, 27 at 869.525)."),
-    codec_timeout: duration.prefault("100ms").describe("Time limit of one codec call (as ChirpStack's 100 ms)."),
-    codec_memory_mb: intRange(4, 256).default(32).describe("Memory limit of each codec sandbox in MiB."),
-    max_queue: intRange(1, 64).default(8).describe("Downlinks queued per device; more are refused."),
-    confirmed_retries: intRange(0, 8).default(2).describe("Resends of a confirmed downlink that the device did not acknowledge."),
-    profiles: z.record(topicSegment, lorawanProfileSchema).default({}).describe("Device profiles: a codec and its point map, shared by devices."),
+    tx_power: intRange(0, 27)
+      .default(14)
+      .describe("Downlink power in dBm (EIRP; EU868 allows 14 in RX1, 27 at 869.525)."),
+    codec_timeout: duration
+      .prefault("100ms")
+      .describe("Time limit of one codec call (as ChirpStack's 100 ms)."),
+    codec_memory_mb: intRange(4, 256)
+      .default(32)
+      .describe("Memory limit of each codec sandbox in MiB."),
+    max_queue: intRange(1, 64)
+      .default(8)
+      .describe("Downlinks queued per device; more are refused."),
+    confirmed_retries: intRange(0, 8)
+      .default(2)
+      .describe("Resends of a confirmed downlink that the device did not acknowledge."),
+    profiles: z
+      .record(topicSegment, lorawanProfileSchema)
+      .default({})
+      .describe("Device profiles: a codec and its point map, shared by devices."),
     devices: z.array(lorawanDeviceSchema).default([]),
   })
   .superRefine((cfg, ctx) => {
     const euis = new Map<string, number>();
     cfg.devices.forEach((d, i) => {
       const here = ["devices", i];
-      if (d.id.startsWith("gw-")) ctx.addIssue({ code: "custom", path: [...here, "id"], message: 'device ids starting with "gw-" are reserved for the concentrators\' own readings; rename the device' });
+      if (d.id.startsWith("gw-"))
+        ctx.addIssue({
+          code: "custom",
+          path: [...here, "id"],
+          message:
+            'device ids starting with "gw-" are reserved for the concentrators\' own readings; rename the device',
+        });
       const prev = euis.get(d.dev_eui);
-      if (prev !== undefined) ctx.addIssue({ code: "custom", path: [...here, "dev_eui"], message: `dev_eui ${d.dev_eui} is already used by devices[${prev}]` });
+      if (prev !== undefined)
+        ctx.addIssue({
+          code: "custom",
+          path: [...here, "dev_eui"],
+          message: `dev_eui ${d.dev_eui} is already used by devices[${prev}]`,
+        });
       else euis.set(d.dev_eui, i);
       if (d.profile !== undefined && !(d.profile in cfg.profiles)) {
         const known = Object.keys(cfg.profiles);
-        ctx.addIssue({ code: "custom", path: [...here, "profile"], message: `unknown profile "${d.profile}"; ${known.length ? `known: ${known.join(", ")}` : "declare it under profiles"}` });
+        ctx.addIssue({
+          code: "custom",
+          path: [...here, "profile"],
+          message: `unknown profile "${d.profile}"; ${known.length ? `known: ${known.join(", ")}` : "declare it under profiles"}`,
+        });
       }
-      if (d.profile === undefined && d.codec === undefined) ctx.addIssue({ code: "custom", path: [...here, "codec"], message: "a device needs a codec: set `profile` (a profile of this driver) or `codec`" });
+      if (d.profile === undefined && d.codec === undefined)
+        ctx.addIssue({
+          code: "custom",
+          path: [...here, "codec"],
+          message: "a device needs a codec: set `profile` (a profile of this driver) or `codec`",
+        });
       const ids = new Set<string>();
       d.points.forEach((p, j) => {
-        if (ids.has(p.id)) ctx.addIssue({ code: "custom", path: [...here, "points", j, "id"], message: `duplicate point id "${p.id}"` });
+        if (ids.has(p.id))
+          ctx.addIssue({
+            code: "custom",
+            path: [...here, "points", j, "id"],
+            message: `duplicate point id "${p.id}"`,
+          });
         ids.add(p.id);
       });
     });

@@ -62,7 +62,15 @@ export interface TxPk {
 }
 
 export type Datagram =
-  | { type: "push_data"; version: number; token: number; gatewayEui: string; rxpk: RxPk[]; stat?: GatewayStat; badRxpk: number }
+  | {
+      type: "push_data";
+      version: number;
+      token: number;
+      gatewayEui: string;
+      rxpk: RxPk[];
+      stat?: GatewayStat;
+      badRxpk: number;
+    }
   | { type: "pull_data"; version: number; token: number; gatewayEui: string }
   | { type: "tx_ack"; version: number; token: number; gatewayEui: string; error: string }
   | { type: "push_ack" | "pull_ack"; version: number; token: number }
@@ -83,7 +91,8 @@ export class MalformedDatagram extends Error {
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 function decodeB64(s: unknown, what: string): Buffer {
-  if (typeof s !== "string" || s.length % 4 === 1 || !BASE64.test(s)) throw new MalformedDatagram("base64", `${what} is not base64`);
+  if (typeof s !== "string" || s.length % 4 === 1 || !BASE64.test(s))
+    throw new MalformedDatagram("base64", `${what} is not base64`);
   return Buffer.from(s, "base64");
 }
 
@@ -94,18 +103,25 @@ function parseJson(buf: Buffer): Record<string, unknown> {
   } catch {
     throw new MalformedDatagram("json", "payload is not JSON");
   }
-  if (v === null || typeof v !== "object" || Array.isArray(v)) throw new MalformedDatagram("json", "payload is not a JSON object");
+  if (v === null || typeof v !== "object" || Array.isArray(v))
+    throw new MalformedDatagram("json", "payload is not a JSON object");
   return v as Record<string, unknown>;
 }
 
 const num = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
 
 function parseRxpk(o: unknown): RxPk {
-  if (o === null || typeof o !== "object") throw new MalformedDatagram("field", "rxpk entry is not an object");
+  if (o === null || typeof o !== "object")
+    throw new MalformedDatagram("field", "rxpk entry is not an object");
   const r = o as Record<string, unknown>;
-  if (!num(r.tmst) || !num(r.freq) || typeof r.datr !== "string" || !num(r.rssi)) throw new MalformedDatagram("field", "rxpk lacks tmst, freq, datr or rssi");
+  if (!num(r.tmst) || !num(r.freq) || typeof r.datr !== "string" || !num(r.rssi))
+    throw new MalformedDatagram("field", "rxpk lacks tmst, freq, datr or rssi");
   const data = decodeB64(r.data, "rxpk.data");
-  if (num(r.size) && r.size !== data.length) throw new MalformedDatagram("base64", `rxpk.size ${r.size} does not match ${data.length} decoded bytes`);
+  if (num(r.size) && r.size !== data.length)
+    throw new MalformedDatagram(
+      "base64",
+      `rxpk.size ${r.size} does not match ${data.length} decoded bytes`,
+    );
   return {
     tmst: r.tmst >>> 0,
     ...(typeof r.time === "string" ? { time: r.time } : {}),
@@ -132,7 +148,8 @@ function eui(buf: Buffer, at: number): string {
 export function parseDatagram(buf: Buffer): Datagram {
   if (buf.length < 4) throw new MalformedDatagram("short", `datagram of ${buf.length} bytes`);
   const version = buf[0]!;
-  if (version !== 1 && version !== 2) throw new MalformedDatagram("version", `protocol version ${version} (expected 1 or 2)`);
+  if (version !== 1 && version !== 2)
+    throw new MalformedDatagram("version", `protocol version ${version} (expected 1 or 2)`);
   const token = buf.readUInt16BE(1);
   const id = buf[3]!;
   switch (id) {
@@ -155,8 +172,19 @@ export function parseDatagram(buf: Buffer): Datagram {
       }
       // A datagram with nothing usable counts as malformed, with the reason of its first bad entry.
       if (firstError && rxpk.length === 0 && body.stat === undefined) throw firstError;
-      const stat = body.stat !== null && typeof body.stat === "object" ? (body.stat as GatewayStat) : undefined;
-      return { type: "push_data", version, token, gatewayEui: eui(buf, 4), rxpk, ...(stat ? { stat } : {}), badRxpk };
+      const stat =
+        body.stat !== null && typeof body.stat === "object"
+          ? (body.stat as GatewayStat)
+          : undefined;
+      return {
+        type: "push_data",
+        version,
+        token,
+        gatewayEui: eui(buf, 4),
+        rxpk,
+        ...(stat ? { stat } : {}),
+        badRxpk,
+      };
     }
     case PktType.PullData:
       if (buf.length < 12) throw new MalformedDatagram("short", "PULL_DATA without gateway EUI");
@@ -178,7 +206,8 @@ export function parseDatagram(buf: Buffer): Datagram {
       return { type: "pull_ack", version, token };
     case PktType.PullResp: {
       const body = parseJson(buf.subarray(4));
-      if (!body.txpk || typeof body.txpk !== "object") throw new MalformedDatagram("field", "PULL_RESP without txpk");
+      if (!body.txpk || typeof body.txpk !== "object")
+        throw new MalformedDatagram("field", "PULL_RESP without txpk");
       return { type: "pull_resp", version, token, txpk: body.txpk as TxPk };
     }
     default:
@@ -195,16 +224,35 @@ function header(version: number, token: number, id: number): Buffer {
 }
 
 function withEui(h: Buffer, gatewayEui: string, json?: unknown): Buffer {
-  return Buffer.concat([h, Buffer.from(gatewayEui, "hex"), ...(json === undefined ? [] : [Buffer.from(JSON.stringify(json))])]);
+  return Buffer.concat([
+    h,
+    Buffer.from(gatewayEui, "hex"),
+    ...(json === undefined ? [] : [Buffer.from(JSON.stringify(json))]),
+  ]);
 }
 
 export const build = {
   pushAck: (version: number, token: number) => header(version, token, PktType.PushAck),
   pullAck: (version: number, token: number) => header(version, token, PktType.PullAck),
-  pullResp: (version: number, token: number, txpk: TxPk) => Buffer.concat([header(version, version === 1 ? 0 : token, PktType.PullResp), Buffer.from(JSON.stringify({ txpk }))]),
-  pushData: (version: number, token: number, gatewayEui: string, body: { rxpk?: unknown[]; stat?: GatewayStat }) => withEui(header(version, token, PktType.PushData), gatewayEui, body),
-  pullData: (version: number, token: number, gatewayEui: string) => withEui(header(version, token, PktType.PullData), gatewayEui),
-  txAck: (token: number, gatewayEui: string, error: string) => withEui(header(2, token, PktType.TxAck), gatewayEui, error === "NONE" ? undefined : { txpk_ack: { error } }),
+  pullResp: (version: number, token: number, txpk: TxPk) =>
+    Buffer.concat([
+      header(version, version === 1 ? 0 : token, PktType.PullResp),
+      Buffer.from(JSON.stringify({ txpk })),
+    ]),
+  pushData: (
+    version: number,
+    token: number,
+    gatewayEui: string,
+    body: { rxpk?: unknown[]; stat?: GatewayStat },
+  ) => withEui(header(version, token, PktType.PushData), gatewayEui, body),
+  pullData: (version: number, token: number, gatewayEui: string) =>
+    withEui(header(version, token, PktType.PullData), gatewayEui),
+  txAck: (token: number, gatewayEui: string, error: string) =>
+    withEui(
+      header(2, token, PktType.TxAck),
+      gatewayEui,
+      error === "NONE" ? undefined : { txpk_ack: { error } },
+    ),
 };
 
 /** "SF7BW125" → {sf: 7, bw: 125}; undefined for FSK or garbage. */

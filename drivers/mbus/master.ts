@@ -98,12 +98,15 @@ export class MbusMaster {
       }
       this.buf = this.buf.subarray(r.length);
       const w = this.waiter;
-      if (!w) this.unsolicited += r.length;
-      if (w) {
-        this.waiter = undefined;
-        this.garbage = undefined;
-        w({ frame: r.frame });
+      // A frame of the wrong kind (a late ACK of the previous request, our own echo on a
+      // converter that echoes) is not the answer: keep waiting for the right one.
+      if (!w || !this.accept(r.frame)) {
+        this.unsolicited += r.length;
+        continue;
       }
+      this.waiter = undefined;
+      this.garbage = undefined;
+      w({ frame: r.frame });
     }
   }
 
@@ -114,7 +117,15 @@ export class MbusMaster {
     return run;
   }
 
-  private async transact(bytes: Buffer, timeoutMs = this.o.timeoutMs): Promise<Outcome> {
+  private accept: (f: MbusFrame) => boolean = () => true;
+
+  /** Send one request and wait for an answer of the expected kind. */
+  private async transact(
+    bytes: Buffer,
+    expect: "ack" | "long" | "any",
+    timeoutMs = this.o.timeoutMs,
+  ): Promise<Outcome> {
+    this.accept = (f) => expect === "any" || f.kind === expect;
     this.buf = Buffer.alloc(0);
     this.garbage = undefined;
     this.counters.requests++;
@@ -156,7 +167,7 @@ export class MbusMaster {
   sndNke(address: number): Promise<boolean> {
     return this.exclusive(async () => {
       for (let t = 0; t <= this.o.retries; t++) {
-        const o = await this.transact(shortFrame(C.SND_NKE, address));
+        const o = await this.transact(shortFrame(C.SND_NKE, address), "ack");
         if ("frame" in o && o.frame.kind === "ack") {
           this.fcb.set(address, 1); // the first REQ_UD2 after a reset carries FCB = 1
           return true;
@@ -171,7 +182,7 @@ export class MbusMaster {
     const fcb = this.fcb.get(address) ?? 1;
     let last: Outcome = { timeout: true };
     for (let t = 0; t <= this.o.retries; t++) {
-      last = await this.transact(shortFrame(C.REQ_UD2 | (fcb ? C.FCB : 0), address));
+      last = await this.transact(shortFrame(C.REQ_UD2 | (fcb ? C.FCB : 0), address), "long");
       if ("frame" in last) {
         this.fcb.set(address, fcb ^ 1);
         return parseUserData(last.frame);
@@ -195,7 +206,7 @@ export class MbusMaster {
   ): Promise<MbusData[]> {
     {
       if (reset) {
-        const o = await this.transact(shortFrame(C.SND_NKE, address));
+        const o = await this.transact(shortFrame(C.SND_NKE, address), "ack");
         // A meter that does not ACK the reset may still answer REQ_UD2: the read decides.
         if ("frame" in o && o.frame.kind === "ack") this.fcb.set(address, 1);
         else if (!this.fcb.has(address)) this.fcb.set(address, 1);
@@ -222,6 +233,7 @@ export class MbusMaster {
     const before = this.unsolicited;
     const o = await this.transact(
       longFrame(C.SND_UD, ADDR_SELECTED, CI.SELECT_SECONDARY, selectPayload(mask)),
+      "any",
     );
     if (!("frame" in o)) return "garbage" in o ? "collision" : "none";
     if (o.frame.kind !== "ack") return "collision";

@@ -106,6 +106,7 @@ export class ModbusLink {
   private readonly high: Pending[] = [];
   private readonly low: Pending[] = [];
   private inflight = 0;
+  private readonly active = new Set<(err: ModbusError) => void>();
   private nextOpenAt = 0;
   private openDelay = 1000;
   private lastError = "";
@@ -153,6 +154,7 @@ export class ModbusLink {
     this.stopped = true;
     clearTimeout(this.pauseTimer);
     this.failQueued(new ModbusError("comm_error", "driver stopped"));
+    this.failActive("driver stopped");
     await this.dropClient();
   }
 
@@ -189,11 +191,40 @@ export class ModbusLink {
       if (!next) return;
       this.inflight++;
       this.counters.requests++;
-      this.run(next.op).then(
-        (r) => this.done(next, r, undefined),
-        (e: unknown) => this.done(next, undefined, classify(e)),
-      );
+      this.start(next);
     }
+  }
+
+  /**
+   * Run one transaction and settle it exactly once. modbus-serial can fail to call back at all:
+   * `destroy()` cancels the timers of pending transactions without calling them, and a write on
+   * a socket that is closing is dropped silently. A transaction left pending would hold its
+   * queue slot for ever — the "polling freezes after an outage" failure — so the link fails
+   * in-flight transactions itself when the connection is dropped, with a watchdog as last resort.
+   */
+  private start(p: Pending): void {
+    let settled = false;
+    const finish = (r: OpResult | undefined, err: ModbusError | undefined) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(watchdog);
+      this.active.delete(fail);
+      this.done(p, r, err);
+    };
+    const fail = (err: ModbusError) => finish(undefined, err);
+    const watchdog = setTimeout(
+      () => fail(new ModbusError("timeout", "no answer before the timeout")),
+      this.timeoutMs + 1000,
+    );
+    this.active.add(fail);
+    this.run(p.op).then(
+      (r) => finish(r, undefined),
+      (e: unknown) => finish(undefined, classify(e)),
+    );
+  }
+
+  private failActive(why: string): void {
+    for (const fail of [...this.active]) fail(new ModbusError("comm_error", why));
   }
 
   private done(p: Pending, r: OpResult | undefined, err: ModbusError | undefined): void {
@@ -216,6 +247,7 @@ export class ModbusLink {
     this.lastError = why;
     this.state = "closed";
     this.nextOpenAt = 0; // first reconnection at once; failures then back off
+    this.failActive(`connection lost: ${why}`);
     await this.dropClient();
   }
 

@@ -200,11 +200,12 @@ export class EnrollService {
         "certificate_invalid",
         "current certificate was not issued by the platform CA",
       );
-    if (
-      !/(?:^|\n)CN=([^\n]*)/.exec(current.subject)?.[1] ||
-      /(?:^|\n)CN=([^\n]*)/.exec(current.subject)![1] !== gw
-    ) {
-      throw new Refusal("cn_mismatch", `current certificate is not for "${gw}"`);
+    const cn = /(?:^|\n)CN=([^\n]*)/.exec(current.subject)?.[1];
+    if (cn !== gw) {
+      throw new Refusal(
+        "cn_mismatch",
+        `current certificate is for "${cn ?? "(no CN)"}", not "${gw}"`,
+      );
     }
     if (Date.now() > Date.parse(current.validTo))
       throw new Refusal(

@@ -5,7 +5,16 @@
  * (MIC, counter, decryption, ACK of confirmed downlinks in the next uplink).
  */
 import { performance } from "node:perf_hooks";
-import { buildDataUp, buildJoinRequest, decryptPayload, fullFCnt, openJoinAccept, parse, sessionKeys, verifyDataMic } from "../../drivers/lorawan/lora.js";
+import {
+  buildDataUp,
+  buildJoinRequest,
+  decryptPayload,
+  fullFCnt,
+  openJoinAccept,
+  parse,
+  sessionKeys,
+  verifyDataMic,
+} from "../../drivers/lorawan/lora.js";
 import { parseDownlinkMac, type MacCommand } from "../../drivers/lorawan/mac.js";
 import { EU868_DATR } from "../../drivers/lorawan/regional.js";
 import type { AirFrame, SimForwarder, UplinkRadio } from "./forwarder.js";
@@ -49,8 +58,15 @@ export class SimRadio {
   }
 
   /** Transmit from a device: every concentrator forwards it. Resolves once all are acknowledged. */
-  async transmit(phy: Buffer, freq: number, datr: string, opts: { tmms?: number } = {}): Promise<void> {
-    await Promise.all(this.forwarders.map((fw, i) => fw.push(phy, { freq, datr, ...this.signal(i) }, opts)));
+  async transmit(
+    phy: Buffer,
+    freq: number,
+    datr: string,
+    opts: { tmms?: number } = {},
+  ): Promise<void> {
+    await Promise.all(
+      this.forwarders.map((fw, i) => fw.push(phy, { freq, datr, ...this.signal(i) }, opts)),
+    );
   }
 }
 
@@ -73,7 +89,7 @@ export class SimDevice {
 
   constructor(
     readonly keys: SimDeviceKeys,
-    private readonly radio: SimRadio,
+    public radio: SimRadio,
     opts: { devNonce?: number } = {},
   ) {
     this.devNonce = opts.devNonce ?? 1;
@@ -93,13 +109,21 @@ export class SimDevice {
   }
 
   /** Collect frames on the air during [at-tol, at+tol] of each window; resolves after the last. */
-  private receive(windows: { name: "rx1" | "rx2"; at: number; freq: number; datr: string }[], accept: (f: AirFrame, w: "rx1" | "rx2") => boolean): Promise<void> {
+  private receive(
+    windows: { name: "rx1" | "rx2"; at: number; freq: number; datr: string }[],
+    accept: (f: AirFrame, w: "rx1" | "rx2") => boolean,
+  ): Promise<void> {
     return new Promise((resolve) => {
       let done = false;
       const stop = this.radio.listen((f) => {
         if (done) return;
         for (const w of windows) {
-          if (Math.abs(f.at - w.at) <= RX_TOLERANCE_MS && f.freq === w.freq && f.datr === w.datr && accept(f, w.name)) {
+          if (
+            Math.abs(f.at - w.at) <= RX_TOLERANCE_MS &&
+            f.freq === w.freq &&
+            f.datr === w.datr &&
+            accept(f, w.name)
+          ) {
             // A class A device closes its windows once it received a frame for itself (§3.3.7).
             done = true;
             stop();
@@ -108,11 +132,14 @@ export class SimDevice {
         }
       });
       const last = Math.max(...windows.map((w) => w.at));
-      setTimeout(() => {
-        done = true;
-        stop();
-        resolve();
-      }, last - performance.now() + RX_TOLERANCE_MS + 50).unref();
+      setTimeout(
+        () => {
+          done = true;
+          stop();
+          resolve();
+        },
+        last - performance.now() + RX_TOLERANCE_MS + 50,
+      ).unref();
     });
   }
 
@@ -123,7 +150,12 @@ export class SimDevice {
     const key = Buffer.from(appKey, "hex");
     const nonce = opts.devNonce ?? this.devNonce;
     this.devNonce = (nonce + 1) & 0xffff;
-    const phy = buildJoinRequest(Buffer.from(joinEui, "hex"), Buffer.from(devEui, "hex"), nonce, key);
+    const phy = buildJoinRequest(
+      Buffer.from(joinEui, "hex"),
+      Buffer.from(devEui, "hex"),
+      nonce,
+      key,
+    );
     const freq = this.channel();
     const sentAt = performance.now();
     await this.radio.transmit(phy, freq, this.datr);
@@ -160,9 +192,24 @@ export class SimDevice {
   }
 
   /** Build the next uplink frame (advances the counter) without sending it. */
-  frame(fPort: number | undefined, payload: Buffer | undefined, opts: { confirmed?: boolean; mac?: Buffer } = {}): Buffer {
+  frame(
+    fPort: number | undefined,
+    payload: Buffer | undefined,
+    opts: { confirmed?: boolean; mac?: Buffer } = {},
+  ): Buffer {
     if (!this.devAddr || !this.nwkSKey || !this.appSKey) throw new Error("device not joined");
-    const phy = buildDataUp({ devAddr: this.devAddr, fCnt32: this.fCntUp, confirmed: opts.confirmed ?? false, ack: this.ackNext, ...(opts.mac ? { fOpts: opts.mac } : {}), ...(fPort !== undefined ? { fPort, payload: payload ?? Buffer.alloc(0) } : {}) }, this.appSKey, this.nwkSKey);
+    const phy = buildDataUp(
+      {
+        devAddr: this.devAddr,
+        fCnt32: this.fCntUp,
+        confirmed: opts.confirmed ?? false,
+        ack: this.ackNext,
+        ...(opts.mac ? { fOpts: opts.mac } : {}),
+        ...(fPort !== undefined ? { fPort, payload: payload ?? Buffer.alloc(0) } : {}),
+      },
+      this.appSKey,
+      this.nwkSKey,
+    );
     this.fCntUp = (this.fCntUp + 1) >>> 0;
     this.ackNext = false;
     return phy;
@@ -172,16 +219,28 @@ export class SimDevice {
    * Send an uplink and listen in RX1/RX2. Resolves with the downlink received, if any.
    * `mac` carries MAC requests in FOpts (e.g. 02 LinkCheckReq, 0D DeviceTimeReq).
    */
-  async uplink(fPort: number | undefined, payload: Buffer | undefined, opts: { confirmed?: boolean; mac?: Buffer; listen?: boolean; tmms?: number } = {}): Promise<ReceivedDownlink | undefined> {
+  async uplink(
+    fPort: number | undefined,
+    payload: Buffer | undefined,
+    opts: { confirmed?: boolean; mac?: Buffer; listen?: boolean; tmms?: number } = {},
+  ): Promise<ReceivedDownlink | undefined> {
     const phy = this.frame(fPort, payload, opts);
     return this.send(phy, opts);
   }
 
   /** Put an already built frame on the air (also used to replay one). */
-  async send(phy: Buffer, opts: { listen?: boolean; tmms?: number } = {}): Promise<ReceivedDownlink | undefined> {
+  async send(
+    phy: Buffer,
+    opts: { listen?: boolean; tmms?: number } = {},
+  ): Promise<ReceivedDownlink | undefined> {
     const freq = this.channel();
     const sentAt = performance.now();
-    await this.radio.transmit(phy, freq, this.datr, opts.tmms !== undefined ? { tmms: opts.tmms } : {});
+    await this.radio.transmit(
+      phy,
+      freq,
+      this.datr,
+      opts.tmms !== undefined ? { tmms: opts.tmms } : {},
+    );
     if (opts.listen === false) return undefined;
     let got: ReceivedDownlink | undefined;
     await this.receive(
@@ -200,7 +259,8 @@ export class SimDevice {
 
   private openDownlink(phy: Buffer, window: "rx1" | "rx2"): ReceivedDownlink | undefined {
     const mtype = phy[0]! >> 5;
-    if ((mtype !== 3 && mtype !== 5) || !this.devAddr || !this.nwkSKey || !this.appSKey) return undefined;
+    if ((mtype !== 3 && mtype !== 5) || !this.devAddr || !this.nwkSKey || !this.appSKey)
+      return undefined;
     let p;
     try {
       p = parse(phy);
@@ -212,11 +272,23 @@ export class SimDevice {
     if (full < this.fCntDown || !verifyDataMic(p, this.nwkSKey, full)) return undefined;
     this.fCntDown = (full + 1) >>> 0;
     const fPort = p.getFPort();
-    const payload = p.FRMPayload && p.FRMPayload.length ? decryptPayload(p, this.appSKey, this.nwkSKey, full) : Buffer.alloc(0);
+    const payload =
+      p.FRMPayload && p.FRMPayload.length
+        ? decryptPayload(p, this.appSKey, this.nwkSKey, full)
+        : Buffer.alloc(0);
     const macBuf = fPort === 0 ? payload : (p.FOpts ?? Buffer.alloc(0));
     const confirmed = mtype === 5;
     if (confirmed) this.ackNext = true;
-    const d: ReceivedDownlink = { window, fCnt: full, confirmed, ack: p.getFCtrlACK() === true, fPending: p.getFCtrlFPending() === true, fPort, payload: fPort === 0 ? Buffer.alloc(0) : payload, mac: parseDownlinkMac(macBuf).commands };
+    const d: ReceivedDownlink = {
+      window,
+      fCnt: full,
+      confirmed,
+      ack: p.getFCtrlACK() === true,
+      fPending: p.getFCtrlFPending() === true,
+      fPort,
+      payload: fPort === 0 ? Buffer.alloc(0) : payload,
+      mac: parseDownlinkMac(macBuf).commands,
+    };
     this.downlinks.push(d);
     return d;
   }

@@ -7,7 +7,12 @@
 import { createSocket, type Socket } from "node:dgram";
 import { randomInt } from "node:crypto";
 import { performance } from "node:perf_hooks";
-import { build, parseDatagram, type GatewayStat, type TxPk } from "../../drivers/lorawan/semtech.js";
+import {
+  build,
+  parseDatagram,
+  type GatewayStat,
+  type TxPk,
+} from "../../drivers/lorawan/semtech.js";
 
 export interface AirFrame {
   phy: Buffer;
@@ -62,7 +67,10 @@ export class SimForwarder {
     s.on("message", (m) => this.onMessage(m));
     this.socket = s;
     await this.pull();
-    this.keepalive = setInterval(() => void this.pull().catch(() => undefined), this.opts.keepaliveMs ?? 5000);
+    this.keepalive = setInterval(
+      () => void this.pull().catch(() => undefined),
+      this.opts.keepaliveMs ?? 5000,
+    );
     this.keepalive.unref();
   }
 
@@ -96,7 +104,22 @@ export class SimForwarder {
   /** Forward a frame heard on the air; resolves on PUSH_ACK. Returns the rxpk's tmst. */
   async push(phy: Buffer, radio: UplinkRadio, extra: { tmms?: number } = {}): Promise<number> {
     const tmst = this.tmstNow();
-    const rxpk = { tmst, time: new Date().toISOString(), ...extra, chan: 0, rfch: 0, freq: radio.freq, stat: 1, modu: "LORA", datr: radio.datr, codr: "4/5", rssi: radio.rssi, lsnr: radio.lsnr, size: phy.length, data: phy.toString("base64") };
+    const rxpk = {
+      tmst,
+      time: new Date().toISOString(),
+      ...extra,
+      chan: 0,
+      rfch: 0,
+      freq: radio.freq,
+      stat: 1,
+      modu: "LORA",
+      datr: radio.datr,
+      codr: "4/5",
+      rssi: radio.rssi,
+      lsnr: radio.lsnr,
+      size: phy.length,
+      data: phy.toString("base64"),
+    };
     const token = randomInt(0, 0x10000);
     await this.sendAndWait(build.pushData(this.version, token, this.eui, { rxpk: [rxpk] }), token);
     return tmst;
@@ -129,16 +152,23 @@ export class SimForwarder {
     this.sent.push(tx);
     const phy = Buffer.from(tx.data, "base64");
     // The JIT queue of lora_pkt_fwd refuses packets due in less than ~30 ms or more than ~3 s.
-    const delayUs = tx.imme ? 0 : (((tx.tmst ?? 0) - this.tmstNow()) | 0);
+    const delayUs = tx.imme ? 0 : ((tx.tmst ?? 0) - this.tmstNow()) | 0;
     let error = "NONE";
     if (delayUs < 30_000 && !tx.imme) error = "TOO_LATE";
     else if (delayUs > 3_000_000 + 5_000_000) error = "TOO_EARLY";
     if (this.version === 2) {
       this.txAcks.push(error);
-      this.socket?.send(build.txAck(d.token, this.eui, error), this.opts.server.port, this.opts.server.host);
+      this.socket?.send(
+        build.txAck(d.token, this.eui, error),
+        this.opts.server.port,
+        this.opts.server.host,
+      );
     }
     if (error !== "NONE") return;
     const at = performance.now() + delayUs / 1000;
-    setTimeout(() => this.opts.onAir?.({ phy, freq: tx.freq, datr: tx.datr, at }), Math.max(0, delayUs / 1000)).unref();
+    setTimeout(
+      () => this.opts.onAir?.({ phy, freq: tx.freq, datr: tx.datr, at }),
+      Math.max(0, delayUs / 1000),
+    ).unref();
   }
 }

@@ -36,7 +36,9 @@ export interface SimIdentity {
 
 const hash = (s: string) => createHash("sha256").update(s).digest("hex");
 
-export function identities(o: Pick<LorawanSimOptions, "devices" | "kinds" | "seed">): SimIdentity[] {
+export function identities(
+  o: Pick<LorawanSimOptions, "devices" | "kinds" | "seed">,
+): SimIdentity[] {
   return Array.from({ length: o.devices }, (_, i) => {
     const kind = o.kinds[i % o.kinds.length]!;
     const h = hash(`${o.seed}/${i}`);
@@ -55,25 +57,45 @@ export function identities(o: Pick<LorawanSimOptions, "devices" | "kinds" | "see
 }
 
 /** The `drivers:` entry an agent needs to decode these simulated devices. */
-export function driverBlock(o: Pick<LorawanSimOptions, "devices" | "kinds" | "seed" | "abp"> & { port: number }): string {
+export function driverBlock(
+  o: Pick<LorawanSimOptions, "devices" | "kinds" | "seed" | "abp"> & { port: number },
+): string {
   const ids = identities(o);
   const kinds = [...new Set(ids.map((d) => d.kind))];
   const block = {
     id: "lorawan",
     driver: "lorawan",
     listen: { host: "0.0.0.0", port: o.port },
-    profiles: Object.fromEntries(kinds.map((k) => [`sim-${k}`, { codec: CODEC_OF[k], points: [...POINTS_OF[k], ...(k === "co2" ? [{ id: "report_interval", unit: "s", writable: true, min: 60, max: 64800 }] : [])] }])),
+    profiles: Object.fromEntries(
+      kinds.map((k) => [
+        `sim-${k}`,
+        {
+          codec: CODEC_OF[k],
+          points: [
+            ...POINTS_OF[k],
+            ...(k === "co2"
+              ? [{ id: "report_interval", unit: "s", writable: true, min: 60, max: 64800 }]
+              : []),
+          ],
+        },
+      ]),
+    ),
     devices: ids.map((d) => ({
       id: d.id,
       dev_eui: d.devEui,
       profile: `sim-${d.kind}`,
-      activation: o.abp ? { type: "abp", dev_addr: d.devAddr, nwk_s_key: d.nwkSKey, app_s_key: d.appSKey } : { type: "otaa", join_eui: d.joinEui, app_key: d.appKey },
+      activation: o.abp
+        ? { type: "abp", dev_addr: d.devAddr, nwk_s_key: d.nwkSKey, app_s_key: d.appSKey }
+        : { type: "otaa", join_eui: d.joinEui, app_key: d.appKey },
     })),
   };
   return stringify({ drivers: [block] });
 }
 
-export function runLorawanSim(o: LorawanSimOptions): { done: Promise<void>; stop(): Promise<void> } {
+export function runLorawanSim(o: LorawanSimOptions): {
+  done: Promise<void>;
+  stop(): Promise<void>;
+} {
   let stopped = false;
   const radio = new SimRadio();
   const forwarders: SimForwarder[] = [];
@@ -86,15 +108,30 @@ export function runLorawanSim(o: LorawanSimOptions): { done: Promise<void>; stop
       }, ms);
       timers.add(t);
     });
-  const show = (d: ReceivedDownlink) => ({ window: d.window, fPort: d.fPort, payload: d.payload.toString("hex"), confirmed: d.confirmed, ack: d.ack, fPending: d.fPending, mac: d.mac.map((m) => m.name) });
+  const show = (d: ReceivedDownlink) => ({
+    window: d.window,
+    fPort: d.fPort,
+    payload: d.payload.toString("hex"),
+    confirmed: d.confirmed,
+    ack: d.ack,
+    fPending: d.fPending,
+    mac: d.mac.map((m) => m.name),
+  });
 
   async function runDevice(idx: number, id: SimIdentity): Promise<void> {
-    const dev = new SimDevice(o.abp ? { devEui: id.devEui, devAddr: id.devAddr, nwkSKey: id.nwkSKey, appSKey: id.appSKey } : { devEui: id.devEui, joinEui: id.joinEui, appKey: id.appKey }, radio, { devNonce: Math.floor(Math.random() * 0xffff) });
+    const dev = new SimDevice(
+      o.abp
+        ? { devEui: id.devEui, devAddr: id.devAddr, nwkSKey: id.nwkSKey, appSKey: id.appSKey }
+        : { devEui: id.devEui, joinEui: id.joinEui, appKey: id.appKey },
+      radio,
+      { devNonce: Math.floor(Math.random() * 0xffff) },
+    );
     // Spread the devices over the interval, as real ones are.
     await sleep(Math.floor((idx * o.intervalMs) / Math.max(1, o.devices)) % o.intervalMs);
     while (!stopped && !dev.joined) {
       o.log({ device: id.id, event: "join_request", devEui: id.devEui });
-      if (await dev.join()) o.log({ device: id.id, event: "joined", devAddr: dev.devAddr!.toString("hex") });
+      if (await dev.join())
+        o.log({ device: id.id, event: "joined", devAddr: dev.devAddr!.toString("hex") });
       else {
         o.log({ device: id.id, event: "join_failed", retry_in_ms: 10_000 });
         await sleep(10_000);
@@ -103,18 +140,33 @@ export function runLorawanSim(o: LorawanSimOptions): { done: Promise<void>; stop
     for (let n = 0; !stopped && (o.count === undefined || n < o.count); n++) {
       const payload = payloadFor(id.kind, n, idx);
       const dl = await dev.uplink(85, payload, { confirmed: o.confirmed });
-      o.log({ device: id.id, event: "uplink", fCnt: dev.fCntUp - 1, payload: payload.toString("hex"), ...(dl ? { downlink: show(dl) } : {}) });
+      o.log({
+        device: id.id,
+        event: "uplink",
+        fCnt: dev.fCntUp - 1,
+        payload: payload.toString("hex"),
+        ...(dl ? { downlink: show(dl) } : {}),
+      });
       if (o.count === undefined || n + 1 < o.count) await sleep(o.intervalMs);
     }
   }
 
   const done = (async () => {
     for (let i = 0; i < o.gateways; i++) {
-      const fw = new SimForwarder({ server: o.server, gatewayEui: `aa555a${hash(`${o.seed}/gw/${i}`).slice(0, 10)}`, version: o.version, onAir: radio.air });
+      const fw = new SimForwarder({
+        server: o.server,
+        gatewayEui: `aa555a${hash(`${o.seed}/gw/${i}`).slice(0, 10)}`,
+        version: o.version,
+        onAir: radio.air,
+      });
       await fw.start();
       forwarders.push(fw);
       radio.forwarders.push(fw);
-      o.log({ event: "concentrator_connected", gateway: fw.eui, server: `${o.server.host}:${o.server.port}` });
+      o.log({
+        event: "concentrator_connected",
+        gateway: fw.eui,
+        server: `${o.server.host}:${o.server.port}`,
+      });
     }
     await Promise.all(identities(o).map((id, i) => runDevice(i, id)));
   })();

@@ -39,12 +39,26 @@ export function recorder(state: DriverState = new MemoryState()): Recorder {
   return {
     readings,
     events,
-    ctx: { logger: pino({ level: process.env.LOG_LEVEL ?? "silent" }), emit: (r) => readings.push(...r), event: (e) => events.push(e), state },
+    ctx: {
+      logger: pino({ level: process.env.LOG_LEVEL ?? "silent" }),
+      emit: (r) => readings.push(...r),
+      event: (e) => events.push(e),
+      state,
+    },
   };
 }
 
-export const OTAA = { devEui: "0004a30b001c0530", joinEui: "70b3d57ed0000001", appKey: "98929b92c49edba9676d646d3b612456" };
-export const ABP = { devEui: "0004a30b001c0531", devAddr: "26011bda", nwkSKey: "44024241ed4ce9a68c6a8bc055233fd3", appSKey: "ec925802ae430ca77fd3dd73cb2cc588" };
+export const OTAA = {
+  devEui: "0004a30b001c0530",
+  joinEui: "70b3d57ed0000001",
+  appKey: "98929b92c49edba9676d646d3b612456",
+};
+export const ABP = {
+  devEui: "0004a30b001c0531",
+  devAddr: "26011bda",
+  nwkSKey: "44024241ed4ce9a68c6a8bc055233fd3",
+  appSKey: "ec925802ae430ca77fd3dd73cb2cc588",
+};
 
 export function lorawanConfig(extra: Record<string, unknown> = {}): LorawanDriverConfig {
   return lorawanDriverSchema.parse({
@@ -65,8 +79,23 @@ export function lorawanConfig(extra: Record<string, unknown> = {}): LorawanDrive
       },
     },
     devices: [
-      { id: "co2-ecole", dev_eui: OTAA.devEui, activation: { type: "otaa", join_eui: OTAA.joinEui, app_key: OTAA.appKey }, profile: "co2" },
-      { id: "co2-mairie", dev_eui: ABP.devEui, activation: { type: "abp", dev_addr: ABP.devAddr, nwk_s_key: ABP.nwkSKey, app_s_key: ABP.appSKey }, profile: "co2" },
+      {
+        id: "co2-ecole",
+        dev_eui: OTAA.devEui,
+        activation: { type: "otaa", join_eui: OTAA.joinEui, app_key: OTAA.appKey },
+        profile: "co2",
+      },
+      {
+        id: "co2-mairie",
+        dev_eui: ABP.devEui,
+        activation: {
+          type: "abp",
+          dev_addr: ABP.devAddr,
+          nwk_s_key: ABP.nwkSKey,
+          app_s_key: ABP.appSKey,
+        },
+        profile: "co2",
+      },
     ],
     ...extra,
   });
@@ -81,14 +110,21 @@ export interface Rig {
 }
 
 /** A started driver and `gateways` simulated concentrators connected to it. */
-export async function rig(opts: { cfg?: LorawanDriverConfig; state?: DriverState; gateways?: number; version?: 1 | 2 } = {}): Promise<Rig> {
+export async function rig(
+  opts: { cfg?: LorawanDriverConfig; state?: DriverState; gateways?: number; version?: 1 | 2 } = {},
+): Promise<Rig> {
   const rec = recorder(opts.state);
   const driver = createLorawanDriver(opts.cfg ?? lorawanConfig(), rec.ctx);
   await driver.start();
   const radio = new SimRadio();
   const forwarders: SimForwarder[] = [];
   for (let i = 0; i < (opts.gateways ?? 1); i++) {
-    const fw = new SimForwarder({ server: { host: "127.0.0.1", port: driver.port() }, gatewayEui: `aa555a00000000${String(i).padStart(2, "0")}`, version: opts.version ?? 2, onAir: radio.air });
+    const fw = new SimForwarder({
+      server: { host: "127.0.0.1", port: driver.port() },
+      gatewayEui: `aa555a00000000${String(i).padStart(2, "0")}`,
+      version: opts.version ?? 2,
+      onAir: radio.air,
+    });
     await fw.start();
     forwarders.push(fw);
     radio.forwarders.push(fw);

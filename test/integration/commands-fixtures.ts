@@ -134,7 +134,15 @@ export class AgentHarness {
       healthPollMs: 50,
     });
     await waitFor(() => agent.uplink.connected, 10_000, "agent connected to the broker");
-    return { agent, cp, configPath: this.configPath, stop: () => agent.stop() };
+    return {
+      agent,
+      cp,
+      configPath: this.configPath,
+      stop: () => {
+        cp.close();
+        return agent.stop();
+      },
+    };
   }
 
   dispose(): void {

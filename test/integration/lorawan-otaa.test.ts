@@ -25,7 +25,11 @@ describe("LoRaWAN OTAA over UDP", () => {
     expect(await dev.join()).toBe(true);
     await waitFor(() => events("lorawan_join").length === 1, 3000, "join event");
     const ev = events("lorawan_join")[0]!;
-    expect(ev).toMatchObject({ device: "co2-ecole", severity: "info", data: { window: "rx1", gateway: r.forwarders[1]!.eui, devAddr: dev.devAddr!.toString("hex") } });
+    expect(ev).toMatchObject({
+      device: "co2-ecole",
+      severity: "info",
+      data: { window: "rx1", gateway: r.forwarders[1]!.eui, devAddr: dev.devAddr!.toString("hex") },
+    });
     expect(r.forwarders[1]!.sent).toHaveLength(1);
     expect(r.forwarders[0]!.sent).toHaveLength(0);
     const tx = r.forwarders[1]!.sent[0]!;
@@ -33,14 +37,25 @@ describe("LoRaWAN OTAA over UDP", () => {
   });
 
   it("decodes encrypted uplinks heard by two concentrators once, with the best rssi/snr", async () => {
-    await dev.uplink(85, Buffer.from("017564036718010468" + "6D077DC501", "hex"), { listen: false });
+    await dev.uplink(85, Buffer.from("017564036718010468" + "6D077DC501", "hex"), {
+      listen: false,
+    });
     await dev.uplink(85, Buffer.from("077DD007", "hex"), { listen: false });
-    await waitFor(() => r.rec.readings.filter((x) => x.point === "co2").length === 2, 3000, "two co2 readings");
+    await waitFor(
+      () => r.rec.readings.filter((x) => x.point === "co2").length === 2,
+      3000,
+      "two co2 readings",
+    );
     const co2 = r.rec.readings.filter((x) => x.device === "co2-ecole" && x.point === "co2");
     expect(co2.map((x) => x.value)).toEqual([453, 2000]);
     expect(co2[0]).toMatchObject({ unit: "ppm", quality: "good" });
-    expect(r.rec.readings.find((x) => x.point === "temperature")).toMatchObject({ value: 28, unit: "Cel" });
-    expect(r.rec.readings.filter((x) => x.point === "rssi").map((x) => x.value)).toEqual([-70, -70]);
+    expect(r.rec.readings.find((x) => x.point === "temperature")).toMatchObject({
+      value: 28,
+      unit: "Cel",
+    });
+    expect(r.rec.readings.filter((x) => x.point === "rssi").map((x) => x.value)).toEqual([
+      -70, -70,
+    ]);
     expect(r.rec.readings.find((x) => x.point === "snr")).toMatchObject({ value: 7.5, unit: "dB" });
     const st = r.driver.status();
     // Copies from the second concentrator: the Join Request and the two uplinks.
@@ -51,15 +66,24 @@ describe("LoRaWAN OTAA over UDP", () => {
     const before = r.rec.readings.length;
     const old = dev.frame(85, Buffer.from("077D0100", "hex"));
     await dev.uplink(85, Buffer.from("077D0200", "hex"), { listen: false });
-    await waitFor(() => r.rec.readings.some((x) => x.point === "co2" && x.value === 2), 3000, "fresh frame");
+    await waitFor(
+      () => r.rec.readings.some((x) => x.point === "co2" && x.value === 2),
+      3000,
+      "fresh frame",
+    );
     await dev.send(old, { listen: false }); // counter below the last accepted one
     await waitFor(() => events("lorawan_replay_rejected").length === 1, 3000, "replay event");
-    expect(events("lorawan_replay_rejected")[0]).toMatchObject({ device: "co2-ecole", severity: "warning" });
+    expect(events("lorawan_replay_rejected")[0]).toMatchObject({
+      device: "co2-ecole",
+      severity: "warning",
+    });
     const forged = dev.frame(85, Buffer.from("077D0300", "hex"));
     forged[forged.length - 1]! ^= 0xff;
     await dev.send(forged, { listen: false });
     await waitFor(() => events("lorawan_mic_failed").length === 1, 3000, "MIC event");
-    expect(r.rec.readings.filter((x) => x.point === "co2").length).toBe(r.rec.readings.slice(0, before).filter((x) => x.point === "co2").length + 1);
+    expect(r.rec.readings.filter((x) => x.point === "co2").length).toBe(
+      r.rec.readings.slice(0, before).filter((x) => x.point === "co2").length + 1,
+    );
     expect(r.driver.status().counters).toMatchObject({ replays: 1, mic_failed: 1 });
   });
 
@@ -70,12 +94,19 @@ describe("LoRaWAN OTAA over UDP", () => {
     expect(events("lorawan_devnonce_reused")[0]!.data).toMatchObject({ devNonce: 100 });
     // The session of the joined device is untouched.
     await dev.uplink(85, Buffer.from("077D0400", "hex"), { listen: false });
-    await waitFor(() => r.rec.readings.some((x) => x.point === "co2" && x.value === 4), 3000, "uplink after refused join");
+    await waitFor(
+      () => r.rec.readings.some((x) => x.point === "co2" && x.value === 4),
+      3000,
+      "uplink after refused join",
+    );
   });
 
   it("answers LinkCheckReq and DeviceTimeReq in RX1", async () => {
     const gpsMs = 1_400_000_000_123;
-    const dl = await dev.uplink(85, Buffer.from("017550", "hex"), { mac: Buffer.from([0x02, 0x0d]), tmms: gpsMs });
+    const dl = await dev.uplink(85, Buffer.from("017550", "hex"), {
+      mac: Buffer.from([0x02, 0x0d]),
+      tmms: gpsMs,
+    });
     expect(dl).toBeDefined();
     expect(dl!.window).toBe("rx1");
     expect(dl!.mac.map((m) => m.name)).toEqual(["LinkCheckAns", "DeviceTimeAns"]);
@@ -87,17 +118,28 @@ describe("LoRaWAN OTAA over UDP", () => {
   });
 
   it("delivers a confirmed command in RX1 after the next uplink, and records the ACK", async () => {
-    const w = await r.driver.write({ device: "co2-ecole", point: "report_interval", value: 1200, confirmed: true, commandId: "cmd-1" });
+    const w = await r.driver.write({
+      device: "co2-ecole",
+      point: "report_interval",
+      value: 1200,
+      confirmed: true,
+      commandId: "cmd-1",
+    });
     expect(w).toMatchObject({ ok: true, queued: true });
     const dl = await dev.uplink(85, Buffer.from("017550", "hex"));
     expect(dl).toMatchObject({ window: "rx1", confirmed: true, fPort: 85, fPending: false });
     expect(dl!.payload.toString("hex")).toBe("ff03b004");
     await waitFor(() => events("lorawan_downlink_sent").length === 1, 3000, "sent event");
-    expect(events("lorawan_downlink_sent")[0]).toMatchObject({ data: { commandId: "cmd-1", window: "rx1" } });
+    expect(events("lorawan_downlink_sent")[0]).toMatchObject({
+      data: { commandId: "cmd-1", window: "rx1" },
+    });
     // The device acknowledges in its next uplink.
     await dev.uplink(85, Buffer.from("017550", "hex"), { listen: false });
     await waitFor(() => events("lorawan_downlink_acked").length === 1, 3000, "ack event");
-    expect(events("lorawan_downlink_acked")[0]).toMatchObject({ device: "co2-ecole", data: { commandId: "cmd-1" } });
+    expect(events("lorawan_downlink_acked")[0]).toMatchObject({
+      device: "co2-ecole",
+      data: { commandId: "cmd-1" },
+    });
   });
 
   it("answers a confirmed uplink with an ACK and sets FPending when more is queued", async () => {
@@ -116,9 +158,20 @@ describe("LoRaWAN OTAA over UDP", () => {
   it("ABP device from the config; unknown DevAddr frames are counted and ignored", async () => {
     const abp = new SimDevice(ABP, r.radio);
     await abp.uplink(85, Buffer.from("077D2C01", "hex"), { listen: false });
-    await waitFor(() => r.rec.readings.some((x) => x.device === "co2-mairie" && x.point === "co2" && x.value === 300), 3000, "ABP reading");
+    await waitFor(
+      () =>
+        r.rec.readings.some(
+          (x) => x.device === "co2-mairie" && x.point === "co2" && x.value === 300,
+        ),
+      3000,
+      "ABP reading",
+    );
     const stranger = new SimDevice({ ...ABP, devAddr: "01020304" }, r.radio);
     await stranger.uplink(85, Buffer.from("077D2C01", "hex"), { listen: false });
-    await waitFor(() => r.driver.status().counters!.unknown_devaddr === 1, 3000, "unknown DevAddr counted");
+    await waitFor(
+      () => r.driver.status().counters!.unknown_devaddr === 1,
+      3000,
+      "unknown DevAddr counted",
+    );
   });
 });

@@ -26,7 +26,7 @@ afterAll(async () => {
   await broker.dispose();
 });
 
-describe("serial meters end to end", () => {
+describe("serial meters end to end", { timeout: 120_000 }, () => {
   it("TIC and M-Bus readings reach the broker as SenML with the right units", async () => {
     const tic = await PtyPair.open();
     const mbus = await PtyPair.open();
@@ -72,7 +72,7 @@ describe("serial meters end to end", () => {
           id: "mbus1",
           driver: "mbus",
           path: mbus.b,
-          timeout_ms: 300,
+          timeout_ms: 1000,
           poll_interval: "1s",
           devices: [
             { id: "heat", address: 1 },
@@ -100,7 +100,7 @@ describe("serial meters end to end", () => {
           "heat/flow_temperature",
           "water/volume",
         ].every(find),
-      15_000,
+      45_000,
       "telemetry from both drivers",
     );
     expect(invalid).toEqual([]);

@@ -8,6 +8,7 @@ import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 
 const demo = fileURLToPath(new URL("../../dist/sim/demo.js", import.meta.url));
+const main = fileURLToPath(new URL("../../dist/agent/main.js", import.meta.url));
 
 describe("npm run demo", () => {
   it("shows telemetry and events from the simulated cabinet, then stops cleanly", async () => {
@@ -20,5 +21,22 @@ describe("npm run demo", () => {
     expect(stdout).toMatch(/dali-rue-gare: lamp0_level 100 %/);
     expect(stdout).toMatch(/state \{"online":false,"reason":"shutdown"/);
     expect(stdout.trimEnd().endsWith("stopped.")).toBe(true);
+  });
+
+  it("eclor-edge sim modbus refuses bad arguments with exit code 2 and says why", async () => {
+    for (const [args, re] of [
+      [
+        ["--listen", "127.0.0.1:5020", "--device", "1:toaster"],
+        /unknown kind "toaster", expected one of eastron-sdm630/,
+      ],
+      [["--listen", "0", "--fault", "1:explode"], /unknown fault "explode"/],
+      [[], /nothing to serve/],
+    ] as const) {
+      const e = (await promisify(execFile)(process.execPath, [main, "sim", "modbus", ...args], {
+        timeout: 15_000,
+      }).catch((x: unknown) => x)) as { code?: number; stderr?: string };
+      expect(e.code, args.join(" ")).toBe(2);
+      expect(e.stderr).toMatch(re);
+    }
   });
 });

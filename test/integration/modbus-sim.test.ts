@@ -55,7 +55,8 @@ afterAll(async () => {
 describe("modbus driver against the simulator (TCP)", () => {
   it("polls profiles with units, in the planned number of requests", async () => {
     const rec = recorder();
-    const d = start(rec);
+    // A generous timeout: on a loaded machine a 150 ms timeout would skip reads and skew the count.
+    const d = start(rec, { timeout_ms: 2000 });
     const before = sim.unit(12).requests;
     await d.start();
     await waitFor(
@@ -215,6 +216,30 @@ describe("modbus driver against the simulator (TCP)", () => {
     expect(d.status().detail).toMatch(/connected to 127\.0\.0\.1/);
   });
 
+  it("does not freeze when the connection drops with a transaction in flight", async () => {
+    const rec = recorder();
+    // A long timeout, so only the link's own handling of the drop can unblock the queue in time.
+    const d = start(rec, { timeout_ms: 5000 });
+    await d.start();
+    await waitFor(() => rec.last("meter", "voltage_l1")?.quality === "good", 3000, "good");
+    sim.setFault(12, parseFault("no_answer"));
+    sim.setFault(3, parseFault("no_answer"));
+    await new Promise((r) => setTimeout(r, 200)); // a read is now waiting for its answer
+    await sim.close();
+    await startSim(port);
+    const n = rec.readings.length;
+    await waitFor(
+      () => rec.readings.length > n && rec.last("meter", "voltage_l1")?.quality === "good",
+      3000,
+      "polling resumed well before the 5 s timeout",
+    );
+    expect(
+      rec.readings.some(
+        (r) => r.quality === "comm_error" && /connection lost/.test(r.detail ?? ""),
+      ),
+    ).toBe(true);
+  });
+
   it("writes with FC 6/16, verifies by read-back, and refuses what it must", async () => {
     const rec = recorder();
     const d = start(rec, {}, [
@@ -339,6 +364,37 @@ describe("modbus driver against the simulator (TCP)", () => {
     expect(u.bank.holding[1]).toBe(9);
     expect(u.bank.coil[2]).toBe(1);
     expect([...u.functions.keys()].sort((a, b) => a - b)).toEqual([1, 3, 15, 16]);
+  });
+
+  it("pipelines transactions on one connection with concurrency > 1", async () => {
+    const rec = recorder();
+    for (const id of [21, 22, 23]) sim.addUnit(id).bank.set("holding", 0, id * 10);
+    sim.setFault(21, parseFault("late:120")); // slow, but within the timeout
+    const d = start(
+      rec,
+      { transport: { type: "tcp", host: "127.0.0.1", port, concurrency: 4 }, timeout_ms: 1000 },
+      [
+        { id: "slow", unit_id: 21, points: [{ id: "v", table: "holding", address: 0 }] },
+        { id: "fast1", unit_id: 22, points: [{ id: "v", table: "holding", address: 0 }] },
+        { id: "fast2", unit_id: 23, points: [{ id: "v", table: "holding", address: 0 }] },
+      ],
+    );
+    await d.start();
+    await waitFor(
+      () => rec.readings.filter((r) => r.device === "slow").length >= 3,
+      5000,
+      "slow polls",
+    );
+    const count = (dev: string) => rec.readings.filter((r) => r.device === dev).length;
+    // Answers are matched to their transactions: every value is its own unit's.
+    for (const r of rec.readings)
+      expect(r).toMatchObject({
+        quality: "good",
+        value: { slow: 210, fast1: 220, fast2: 230 }[r.device],
+      });
+    // The slow unit does not hold the others back: they poll every 100 ms, it every ~120 ms.
+    expect(count("fast1")).toBeGreaterThanOrEqual(count("slow"));
+    expect(d.status().devices.every((x) => x.online)).toBe(true);
   });
 
   it("max_gap 0 avoids unmapped registers on a strict device", async () => {

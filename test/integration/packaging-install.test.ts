@@ -1,8 +1,8 @@
 /**
  * The whole installer path, for real:
- *  1. the Dockerfile's build-stage install step, run verbatim (npm pack → unpack → production-only
- *     `npm ci` into an empty directory, native modules compiled): `eclor-edge --version` and
- *     `config validate` from there;
+ *  1. the Dockerfile's build-stage install step, run verbatim in a copy of the Docker build
+ *     context (npm pack → unpack → production-only `npm ci` into an empty directory, native
+ *     modules compiled): `eclor-edge --version` and `config validate` from there;
  *  2. `npm run package:deb` on that tree (reused so the native modules compile once);
  *  3. install, upgrade to a rebuilt package, remove, reinstall and purge in a Debian 13 (trixie)
  *     root made by debootstrap, checking state and configuration survive what they must.
@@ -12,6 +12,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import {
   copyFileSync,
+  cpSync,
   existsSync,
   lstatSync,
   mkdtempSync,
@@ -19,10 +20,11 @@ import {
   readlinkSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildStageInstallStep, repoRoot } from "./packaging-dockerfile.js";
 
@@ -79,10 +81,36 @@ const inRoot = (script: string) =>
 const okInRoot = (script: string) =>
   ok("chroot", [root, "/bin/sh", "-ec", script], { env: debianEnv });
 
+/**
+ * The Docker build context: the repository minus .dockerignore, copied to the temp dir. Building
+ * there, like `COPY . .` does, also keeps this test from rewriting the repository's dist/ while
+ * other test files run it. The stage's `npm ci --ignore-scripts` (build tools) is the repository's
+ * own node_modules, linked in.
+ */
+function dockerContext(): string {
+  const patterns = readFileSync(join(repoRoot, ".dockerignore"), "utf8")
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith("#"));
+  const ignored = (rel: string): boolean =>
+    patterns.some((p) => {
+      if (p.startsWith("**/*") || p.startsWith("*"))
+        return rel.endsWith(p.replace(/^\*\*\/\*|^\*/, ""));
+      return rel === p || rel.startsWith(`${p}/`);
+    });
+  const ctx = join(tmp, "context");
+  cpSync(repoRoot, ctx, {
+    recursive: true,
+    filter: (src) => !ignored(relative(repoRoot, src)),
+  });
+  symlinkSync(join(repoRoot, "node_modules"), join(ctx, "node_modules"));
+  return ctx;
+}
+
 async function dockerfileInstallStep(): Promise<void> {
   const step = buildStageInstallStep();
   await ok("/bin/sh", ["-ec", step.command], {
-    cwd: repoRoot,
+    cwd: dockerContext(),
     env: { ...process.env, ...step.env, PREFIX: prefix },
   });
 }

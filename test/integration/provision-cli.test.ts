@@ -111,7 +111,7 @@ async function issue(gw: string): Promise<string> {
   return out;
 }
 
-describe("eclor-edge provision / sim enroll", () => {
+describe("eclor-edge provision / sim enroll", { timeout: 90_000 }, () => {
   it("a bad bundle: every problem with its path, exit 2, nothing written", async () => {
     const bad = join(work, "bad.yaml");
     writeFileSync(

@@ -70,7 +70,12 @@ export async function recordingContext() {
 }
 
 /** waitFor that, on a timeout, adds the driver's status to the error (flaky-test forensics). */
-export async function waitOr<T>(cond: () => T, ms: number, what: string, state: () => unknown): Promise<NonNullable<T>> {
+export async function waitOr<T>(
+  cond: () => T,
+  ms: number,
+  what: string,
+  state: () => unknown,
+): Promise<NonNullable<T>> {
   const { waitFor: wf } = await import("../helpers/ports.js");
   try {
     return await wf(cond, ms, what);

@@ -36,18 +36,22 @@ async function pair(): Promise<FixedPtyPair> {
 
 /** What the driver under test looked like, added to any timeout error. */
 let state: () => unknown = () => undefined;
-const waitOr = <T,>(cond: () => T, ms: number, what: string) => waitOrState(cond, ms, what, state);
+const waitOr = <T>(cond: () => T, ms: number, what: string) => waitOrState(cond, ms, what, state);
 
 async function driver(cfg: TicDriverConfig) {
   const rec = await recordingContext();
   const d = new TicDriver(cfg, rec.ctx);
-  state = () => ({ status: d.status(), events: rec.events.map((e) => `${e.type}: ${e.message}`), readings: rec.readings.length });
+  state = () => ({
+    status: d.status(),
+    events: rec.events.map((e) => `${e.type}: ${e.message}`),
+    readings: rec.readings.length,
+  });
   await d.start();
   cleanups.push(() => d.stop());
   return { d, ...rec };
 }
 
-describe("TIC driver over a pty", () => {
+describe("TIC driver over a pty", { timeout: 120_000 }, () => {
   it("historic simulator → readings with SenML units, the meter id, growing indexes", async () => {
     const p = await pair();
     const { d, readings, events } = await driver(config(p.b, { mode: "historic" }));
@@ -60,7 +64,7 @@ describe("TIC driver over a pty", () => {
     cleanups.push(() => sim.stop());
     await waitOr(
       () => readings.filter((r) => r.point === "hchp").length >= 3,
-      10_000,
+      30_000,
       "three HCHP readings",
     );
     const by = (pt: string) => readings.filter((r) => r.point === pt);
@@ -109,7 +113,7 @@ describe("TIC driver over a pty", () => {
     cleanups.push(() => void cli.kill("SIGTERM"));
     await waitOr(
       () => readings.filter((r) => r.point === "east").length >= 4,
-      10_000,
+      30_000,
       "four EAST readings",
     );
     const one = (pt: string) => readings.find((r) => r.point === pt)!;
@@ -131,7 +135,7 @@ describe("TIC driver over a pty", () => {
     );
     await waitOr(
       () => events.find((e) => e.type === "tic_no_valid_frame"),
-      5000,
+      15_000,
       "diagnostic event",
     );
     const ev = events.find((e) => e.type === "tic_no_valid_frame")!;
@@ -148,7 +152,7 @@ describe("TIC driver over a pty", () => {
     cleanups.push(() => clearInterval(noise));
     await waitOr(
       () => events.slice(n).find((e) => e.type === "tic_no_valid_frame"),
-      5000,
+      15_000,
       "second diagnostic",
     );
     expect(events.slice(n).find((e) => e.type === "tic_no_valid_frame")!.message).toMatch(
@@ -157,7 +161,7 @@ describe("TIC driver over a pty", () => {
     clearInterval(noise);
     const sim = runTicSim({ serial: p.a, mode: "historic", intervalMs: 100 });
     cleanups.push(() => sim.stop());
-    await waitOr(() => events.find((e) => e.type === "tic_line_ok"), 5000, "line ok event");
+    await waitOr(() => events.find((e) => e.type === "tic_line_ok"), 15_000, "line ok event");
     expect(readings.length).toBeGreaterThan(0);
     expect(d.status().detail).toMatch(/open at 1200 7E1/);
   });
@@ -165,13 +169,13 @@ describe("TIC driver over a pty", () => {
   it("auto mode switches speed after the timeout and says so", async () => {
     const p = await pair();
     const { d, events } = await driver(config(p.b, { mode: "auto", no_frame_timeout: "1s" }));
-    await waitOr(() => d.status().counters!.speedSwitches! >= 1, 5000, "a speed switch");
+    await waitOr(() => d.status().counters!.speedSwitches! >= 1, 15_000, "a speed switch");
     expect(events.find((e) => e.type === "tic_no_valid_frame")!.message).toMatch(
       /at 1200 7E1 — is the meter in standard mode \(9600\)\?/,
     );
     await waitOr(
       () => events.filter((e) => e.type === "tic_no_valid_frame").length >= 2,
-      5000,
+      15_000,
       "second diagnostic at 9600",
     );
     expect(events.filter((e) => e.type === "tic_no_valid_frame")[1]!.message).toMatch(
@@ -192,24 +196,24 @@ describe("TIC driver over a pty", () => {
     cleanups.push(() => sim.stop());
     const driverState = state;
     state = () => ({ driver: driverState(), sent: sim.sent(), simLog });
-    await waitOr(() => readings.length > 10, 10_000, "first readings");
+    await waitOr(() => readings.length > 10, 30_000, "first readings");
     await p.down();
     await waitOr(
       () => events.find((e) => e.type === "port_unavailable"),
-      5000,
+      15_000,
       "port_unavailable event",
     );
-    await waitOr(() => /retrying in/.test(d.status().detail ?? ""), 5000, "waiting state");
+    await waitOr(() => /retrying in/.test(d.status().detail ?? ""), 15_000, "waiting state");
     const before = readings.length;
     await new Promise((r) => setTimeout(r, 700)); // a few failed attempts with the port missing
     expect(readings.length).toBe(before);
     await p.up();
     await waitOr(
       () => events.find((e) => e.type === "port_restored"),
-      10_000,
+      30_000,
       "port_restored event",
     );
-    await waitOr(() => readings.length > before + 10, 10_000, "readings after the port came back");
+    await waitOr(() => readings.length > before + 10, 30_000, "readings after the port came back");
     expect(d.status().counters!.portLosses).toBeGreaterThanOrEqual(1);
   });
 });

@@ -204,6 +204,72 @@ describe("config/set", () => {
     expect(host.applied).toHaveLength(0);
   });
 
+  it("keeps the box's local-only settings when the remote config leaves them out", async () => {
+    const next = rawConfig([bus("a", 5020), bus("b", 5021, 90)]);
+    delete next.state_dir;
+    const r = await manager.set(next, { who: "hypervisor", commandId: "lo", dryRun: false });
+    expect(r.ok).toBe(true);
+    expect(host.cfg.state_dir).toBe("/var/lib/eclor-edge");
+    expect(versions.active()?.config.state_dir).toBe("/var/lib/eclor-edge");
+    const moved = await manager.set(
+      { ...rawConfig(), gateway: { id: "gw-2" } },
+      { who: "hypervisor", commandId: "lo2", dryRun: false },
+    );
+    expect(moved).toMatchObject({
+      ok: false,
+      error: {
+        details: {
+          problems: [
+            { path: "gateway.id", message: expect.stringMatching(/cannot be changed remotely/) },
+          ],
+        },
+      },
+    });
+  });
+
+  it("refuses remote configuration when commands.remote_config is false, and a concurrent set", async () => {
+    const off = new ConfigManager(
+      {
+        host,
+        versions,
+        journal: new Journal(tmp.db),
+        audit,
+        refs,
+        fileHash: () => "h",
+        filePath: null,
+        rollbackWindowMs: 300,
+        remoteAllowed: false,
+        logger: silent,
+      },
+      rawConfig(),
+    );
+    expect(
+      await off.set(rawConfig(), { who: "hypervisor", commandId: "off", dryRun: false }),
+    ).toMatchObject({
+      ok: false,
+      error: { code: "CommandRefused", message: expect.stringMatching(/remote_config: false/) },
+    });
+    host.failing.add("b");
+    const slow = manager.set(rawConfig([bus("a", 5020), bus("b", 9)]), {
+      who: "hypervisor",
+      commandId: "slow",
+      dryRun: false,
+    });
+    const busy = await manager.set(rawConfig([bus("a", 5020), bus("b", 8)]), {
+      who: "hypervisor",
+      commandId: "busy",
+      dryRun: false,
+    });
+    expect(busy).toMatchObject({
+      ok: false,
+      error: {
+        code: "CommandRefused",
+        message: expect.stringMatching(/another configuration is being applied/),
+      },
+    });
+    expect((await slow).ok).toBe(false);
+  });
+
   it("plans uplink and other sections separately from drivers", () => {
     const a = validateConfigObject(rawConfig(), "a", refs);
     const b = validateConfigObject(

@@ -18,12 +18,32 @@ import {
 } from "../../drivers/lorawan/lora.js";
 
 interface Vectors {
-  dataUplinks: { phyPayload: string; nwkSKey: string; appSKey: string; expect: { mType: string; devAddr: string; fCnt: number; fPort: number; mic: string; plaintextUtf8: string } }[];
+  dataUplinks: {
+    phyPayload: string;
+    nwkSKey: string;
+    appSKey: string;
+    expect: {
+      mType: string;
+      devAddr: string;
+      fCnt: number;
+      fPort: number;
+      mic: string;
+      plaintextUtf8: string;
+    };
+  }[];
   joinRequests: { phyPayload: string; appKey: string; expect: { mic: string } }[];
-  sessionKeys10: { appKey: string; netIdBE: string; appNonceBE: string; devNonceBE: string; expect: { nwkSKey: string; appSKey: string } }[];
+  sessionKeys10: {
+    appKey: string;
+    netIdBE: string;
+    appNonceBE: string;
+    devNonceBE: string;
+    expect: { nwkSKey: string; appSKey: string };
+  }[];
   fCntReconstruction: { cases: [number, number, number][] };
 }
-const vectors = JSON.parse(readFileSync(new URL("../../../shared/vectors/lorawan.json", import.meta.url), "utf8")) as Vectors;
+const vectors = JSON.parse(
+  readFileSync(new URL("../../../shared/vectors/lorawan.json", import.meta.url), "utf8"),
+) as Vectors;
 const hex = (s: string) => Buffer.from(s, "hex");
 
 describe("LoRaWAN vectors", () => {
@@ -35,7 +55,9 @@ describe("LoRaWAN vectors", () => {
     expect(p.getFPort()).toBe(v.expect.fPort);
     expect(p.MIC!.toString("hex")).toBe(v.expect.mic);
     expect(verifyDataMic(p, hex(v.nwkSKey), v.expect.fCnt)).toBe(true);
-    expect(decryptPayload(p, hex(v.appSKey), hex(v.nwkSKey), v.expect.fCnt).toString("utf8")).toBe(v.expect.plaintextUtf8);
+    expect(decryptPayload(p, hex(v.appSKey), hex(v.nwkSKey), v.expect.fCnt).toString("utf8")).toBe(
+      v.expect.plaintextUtf8,
+    );
     // The wrong key or the wrong upper counter bits fail the MIC.
     expect(verifyDataMic(p, hex(v.appSKey), v.expect.fCnt)).toBe(false);
     expect(verifyDataMic(p, hex(v.nwkSKey), v.expect.fCnt + 0x10000)).toBe(false);
@@ -56,9 +78,12 @@ describe("LoRaWAN vectors", () => {
     expect(k.appSKey.toString("hex")).toBe(v.expect.appSKey);
   });
 
-  it.each(vectors.fCntReconstruction.cases)("full FCnt: next %d, received %d → %d", (next, got, want) => {
-    expect(fullFCnt(next, got)).toBe(want);
-  });
+  it.each(vectors.fCntReconstruction.cases)(
+    "full FCnt: next %d, received %d → %d",
+    (next, got, want) => {
+      expect(fullFCnt(next, got)).toBe(want);
+    },
+  );
 });
 
 describe("32-bit frame counters", () => {
@@ -74,7 +99,11 @@ describe("32-bit frame counters", () => {
   it("accepts a counter rollover past 65535 and reconstructs it", () => {
     let next = 65534;
     for (const full of [65534, 65535, 65536, 65537, 70000]) {
-      const phy = buildDataUp({ devAddr, fCnt32: full, confirmed: false, fPort: 5, payload: Buffer.from([full & 0xff]) }, app, nwk);
+      const phy = buildDataUp(
+        { devAddr, fCnt32: full, confirmed: false, fPort: 5, payload: Buffer.from([full & 0xff]) },
+        app,
+        nwk,
+      );
       const p = parse(phy);
       expect(p.getFCnt()).toBe(full & 0xffff);
       const rebuilt = fullFCnt(next, p.getFCnt()!);
@@ -94,7 +123,19 @@ describe("32-bit frame counters", () => {
       const payload = Buffer.from(Array.from({ length: len }, (_, i) => (i * 31 + n) & 0xff));
       for (const down of [false, true]) {
         const build = down ? buildDataDown : buildDataUp;
-        const phy = build({ devAddr, fCnt32, confirmed: false, ack: false, fPending: false, fPort: n % 2 ? 0 : 1 + (n % 200), payload }, app, nwk);
+        const phy = build(
+          {
+            devAddr,
+            fCnt32,
+            confirmed: false,
+            ack: false,
+            fPending: false,
+            fPort: n % 2 ? 0 : 1 + (n % 200),
+            payload,
+          },
+          app,
+          nwk,
+        );
         const p = parse(phy);
         const ours = decryptPayload(p, app, nwk, fCnt32);
         expect(ours.equals(payload)).toBe(true);
@@ -104,7 +145,20 @@ describe("32-bit frame counters", () => {
   });
 
   it("builds downlinks the device can verify, with and without FPort", () => {
-    const phy = buildDataDown({ devAddr, fCnt32: 0x10005, confirmed: true, ack: true, fPending: true, fOpts: Buffer.from([0x02, 10, 1]), fPort: 3, payload: Buffer.from("hi") }, app, nwk);
+    const phy = buildDataDown(
+      {
+        devAddr,
+        fCnt32: 0x10005,
+        confirmed: true,
+        ack: true,
+        fPending: true,
+        fOpts: Buffer.from([0x02, 10, 1]),
+        fPort: 3,
+        payload: Buffer.from("hi"),
+      },
+      app,
+      nwk,
+    );
     const p = parse(phy);
     expect(p.getMType()).toBe("Confirmed Data Down");
     expect(p.getFCtrlACK()).toBe(true);
@@ -112,17 +166,31 @@ describe("32-bit frame counters", () => {
     expect(p.FOpts!.toString("hex")).toBe("020a01");
     expect(verifyDataMic(p, nwk, 0x10005)).toBe(true);
     expect(decryptPayload(p, app, nwk, 0x10005).toString()).toBe("hi");
-    const empty = parse(buildDataDown({ devAddr, fCnt32: 7, confirmed: false, ack: true, fPending: false }, app, nwk));
+    const empty = parse(
+      buildDataDown({ devAddr, fCnt32: 7, confirmed: false, ack: true, fPending: false }, app, nwk),
+    );
     expect(empty.getFPort()).toBeNull();
     expect(verifyDataMic(empty, nwk, 7)).toBe(true);
   });
 
   it("join request → join accept round trip (pitfalls 2 and 3)", () => {
     const appKey = hex("98929b92c49edba9676d646d3b612456");
-    const jr = parse(buildJoinRequest(hex("70b3d57ed0000001"), hex("0004a30b001c0530"), 0xf18e, appKey));
+    const jr = parse(
+      buildJoinRequest(hex("70b3d57ed0000001"), hex("0004a30b001c0530"), 0xf18e, appKey),
+    );
     expect(verifyJoinRequestMic(jr, appKey)).toBe(true);
     expect(jr.DevNonce!.toString("hex")).toBe("f18e");
-    const wire = buildJoinAccept({ joinNonce: 0x376338, netId: hex("aabbcc"), devAddr: hex("26011234"), rx1DrOffset: 0, rx2Dr: 0, rxDelay: 1 }, appKey);
+    const wire = buildJoinAccept(
+      {
+        joinNonce: 0x376338,
+        netId: hex("aabbcc"),
+        devAddr: hex("26011234"),
+        rx1DrOffset: 0,
+        rx2Dr: 0,
+        rxDelay: 1,
+      },
+      appKey,
+    );
     // Encrypted on the wire: the DevAddr must not appear in clear.
     expect(wire.includes(hex("34120126"))).toBe(false);
     const clear = openJoinAccept(wire, appKey);
