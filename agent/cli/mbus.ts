@@ -76,7 +76,7 @@ export function registerMbusCommands(program: Command): void {
         let port;
         try {
           port = await nodeSerialFactory({
-            path: opts.serial,
+            path,
             baudRate: baud,
             dataBits: 8,
             parity: "even",
@@ -85,7 +85,7 @@ export function registerMbusCommands(program: Command): void {
         } catch (e) {
           throw new EdgeError(
             ErrorCode.PortUnavailable,
-            `cannot open ${opts.serial}: ${(e as Error).message}`,
+            `cannot open ${path}: ${(e as Error).message}`,
           );
         }
         const master = new MbusMaster((b) => port.write(b), { timeoutMs, retries: 0 });

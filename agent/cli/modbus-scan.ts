@@ -98,7 +98,7 @@ async function connect(ep: LinkEndpoint): Promise<ScanClient> {
       `cannot open ${describeTarget(ep)}: ${(e as Error).message}`,
     );
   }
-  return c as unknown as ScanClient;
+  return c;
 }
 
 type Outcome = { kind: "answer" | "exception" | "garbled"; text: string } | { kind: "silent" };

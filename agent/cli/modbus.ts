@@ -48,7 +48,7 @@ export async function readOnce(link: ModbusLink, r: RegisterRequest): Promise<De
   const size = r.type === "bool" ? 1 : pointSize(point);
   const total = r.count * size;
   const res = await link.request(
-    { fc: readFc[r.table], unit: r.unit, address: r.address, count: total } as Op,
+    { fc: readFc[r.table], unit: r.unit, address: r.address, count: total },
     "high",
   );
   if (res.bits)
@@ -76,7 +76,7 @@ export function modbusFailure(
   timeoutMs: number,
 ): EdgeError {
   const err = e as { quality?: string; message?: string };
-  switch (err.quality) {
+  switch (err.quality ?? "") {
     case "timeout":
       return new EdgeError(
         ErrorCode.DeviceTimeout,

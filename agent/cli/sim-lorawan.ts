@@ -101,8 +101,9 @@ Example (two terminals):
               process.stdout.write(`${JSON.stringify({ ts: new Date().toISOString(), ...l })}\n`)
           : (l: Record<string, unknown>) => {
               const { event, device, ...rest } = l;
+              const who = typeof device === "string" ? `${device} ` : "";
               process.stderr.write(
-                `sim lorawan: ${device ? `${String(device)} ` : ""}${String(event)} ${JSON.stringify(rest)}\n`,
+                `sim lorawan: ${who}${typeof event === "string" ? event : "?"} ${JSON.stringify(rest)}\n`,
               );
             };
         const run = sim.runLorawanSim({

@@ -277,13 +277,15 @@ export class AgentBackend implements ControlBackend {
     const db = this.agent.store.db;
     const where = ["seq > ?", "name IS NOT NULL"];
     const args: (string | number)[] = [];
-    if (q.from !== undefined) (where.push("ts >= ?"), args.push(q.from));
-    if (q.to !== undefined) (where.push("ts <= ?"), args.push(q.to));
-    if (q.device && q.point) (where.push("name = ?"), args.push(`${q.device}/${q.point}`));
-    else if (q.device)
-      (where.push("substr(name, 1, ?) = ?"), args.push(q.device.length + 1, `${q.device}/`));
-    else if (q.point)
-      (where.push("name LIKE ? ESCAPE '\\'"), args.push(`%/${q.point.replace(/[\\%_]/g, "\\$&")}`));
+    const cond = (sql: string, ...values: (string | number)[]) => {
+      where.push(sql);
+      args.push(...values);
+    };
+    if (q.from !== undefined) cond("ts >= ?", q.from);
+    if (q.to !== undefined) cond("ts <= ?", q.to);
+    if (q.device && q.point) cond("name = ?", `${q.device}/${q.point}`);
+    else if (q.device) cond("substr(name, 1, ?) = ?", q.device.length + 1, `${q.device}/`);
+    else if (q.point) cond("name LIKE ? ESCAPE '\\'", `%/${q.point.replace(/[\\%_]/g, "\\$&")}`);
     const stmt = db.prepare(
       `SELECT seq, ts, name, body FROM outbox WHERE ${where.join(" AND ")} ORDER BY seq LIMIT ${PAGE}`,
     );

@@ -275,17 +275,34 @@ export class ModbusLink {
     this.state = "opening";
     const c = new ModbusRTU() as Client;
     const ep = this.endpoint;
+    // A TCP connect to a host that is down can hang for minutes (SYN retries): bound it, so
+    // queued polls fail and are retried on schedule instead of waiting behind it.
+    let connectTimer: NodeJS.Timeout | undefined;
+    const connectLimit = Math.max(this.timeoutMs, 3000);
     try {
-      if (ep.type === "tcp") await c.connectTCP(ep.host, { port: ep.port });
-      else if (ep.type === "rtu_over_tcp") await c.connectTelnet(ep.host, { port: ep.port });
-      else
-        await c.connectRTUBuffered(ep.path, {
-          baudRate: ep.baud,
-          parity: ep.parity,
-          dataBits: ep.dataBits,
-          stopBits: ep.stopBits,
-        });
+      const connecting =
+        ep.type === "tcp"
+          ? c.connectTCP(ep.host, { port: ep.port })
+          : ep.type === "rtu_over_tcp"
+            ? c.connectTelnet(ep.host, { port: ep.port })
+            : c.connectRTUBuffered(ep.path, {
+                baudRate: ep.baud,
+                parity: ep.parity,
+                dataBits: ep.dataBits,
+                stopBits: ep.stopBits,
+              });
+      await Promise.race([
+        connecting,
+        new Promise((_, reject) => {
+          connectTimer = setTimeout(() => {
+            c.destroy?.(() => {});
+            reject(new Error(`no connection after ${connectLimit} ms`));
+          }, connectLimit);
+        }),
+      ]);
+      clearTimeout(connectTimer);
     } catch (e) {
+      clearTimeout(connectTimer);
       this.lastError = (e as Error).message || String(e);
       this.state = "closed";
       this.nextOpenAt = Date.now() + this.openDelay;

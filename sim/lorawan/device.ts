@@ -17,7 +17,7 @@ import {
 } from "../../drivers/lorawan/lora.js";
 import { parseDownlinkMac, type MacCommand } from "../../drivers/lorawan/mac.js";
 import { EU868_DATR } from "../../drivers/lorawan/regional.js";
-import type { AirFrame, SimForwarder, UplinkRadio } from "./forwarder.js";
+import type { AirFrame, SimForwarder } from "./forwarder.js";
 
 export interface SimDeviceKeys {
   devEui: string;

@@ -42,7 +42,7 @@ async function startDaemon(): Promise<void> {
           (m) =>
             m.topic === `eclor/v1/${GW}/state` && (m.body as { online?: boolean }).online === true,
         ),
-    15_000,
+    45_000,
     `the daemon online (log: ${log.slice(-2000)})`,
   );
   // The command router attaches right after start; ping until it answers.
@@ -53,7 +53,7 @@ async function startDaemon(): Promise<void> {
           .request("ping", { id: `ping-${Date.now()}` }, { timeoutMs: 1000 })
           .catch(() => undefined)
       )?.ok,
-    10_000,
+    20_000,
     "ping",
   );
 }
@@ -114,5 +114,5 @@ describe("eclor-edge run: commands across a crash", () => {
     expect(again).toEqual({ ...first, duplicate: true });
     expect(writes()).toBe(before + 1);
     expect(dali.bank.holding[6]).toBe(80);
-  });
+  }, 120_000); // two daemon starts (node + imports) take long on a loaded 2-core machine
 });

@@ -66,7 +66,7 @@ export class Hypervisor {
     return new Promise((resolve, reject) => {
       const t = setTimeout(
         () => reject(new Error(`no response to ${name} ${JSON.stringify(body)}`)),
-        opts.timeoutMs ?? 10_000,
+        opts.timeoutMs ?? 20_000,
       );
       this.pending.set(key, (r) => (clearTimeout(t), resolve(r)));
       const payload = opts.raw ?? JSON.stringify(body);
@@ -133,7 +133,7 @@ export class AgentHarness {
       logger,
       healthPollMs: 50,
     });
-    await waitFor(() => agent.uplink.connected, 10_000, "agent connected to the broker");
+    await waitFor(() => agent.uplink.connected, 30_000, "agent connected to the broker");
     return {
       agent,
       cp,
@@ -162,7 +162,7 @@ export function baseConfig(
     log: { level: "silent" },
     uplink: { url: brokerUrl, reconnect_min_ms: 100, reconnect_max_ms: 1000 },
     store: { flush_ms: 20 },
-    commands: { rollback_window: "3s", rate_limit: { burst: 20, per_minute: 600 } },
+    commands: { rollback_window: "8s", rate_limit: { burst: 20, per_minute: 600 } },
     drivers: [
       {
         id: "lighting",

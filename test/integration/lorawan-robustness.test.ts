@@ -11,7 +11,6 @@ import { afterAll, describe, expect, it } from "vitest";
 import { Store } from "../../agent/store/store.js";
 import { configSchema } from "../../config/schema.js";
 import { SimDevice } from "../../sim/lorawan/device.js";
-import { build } from "../../drivers/lorawan/semtech.js";
 import { waitFor } from "../helpers/ports.js";
 import { ABP, OTAA, lorawanConfig, rig, type Rig } from "../helpers/lorawan.js";
 

@@ -93,15 +93,18 @@ describe("provisioning: first-boot enrolment", { timeout: 90_000 }, () => {
     });
   });
 
-  it("enrolling again is a no-op (already enrolled, same certificate)", async () => {
+  it("enrolling again is a no-op (same certificate), and leaves a fresh bundle's token alone", async () => {
     const before = readFileSync(gw1.tls.certPath, "utf8");
+    // The platform issues a new bundle for the same box (e.g. for a later re-enrolment).
+    const fresh = platform.writeBundle(work, "gw-volmerange-01");
     const tls = await ensureEnrolled({
       stateDir: gw1.stateDir,
-      bundlePath: gw1.bundlePath,
+      bundlePath: fresh,
       logger: platform.logger,
       maxAttempts: 1,
     });
     expect(readFileSync(tls.certPath, "utf8")).toBe(before);
+    expect(parse(readFileSync(fresh, "utf8")).enrolment.token).toBeTypeOf("string");
   });
 
   it("reconnects with mTLS and its telemetry flows to the platform", async () => {

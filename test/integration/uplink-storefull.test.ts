@@ -27,7 +27,7 @@ it("oldest lowest-priority readings dropped; the gap event with the exact count 
     rmSync(persist, { recursive: true, force: true });
   });
   // The hypervisor's session exists before the outage, so the broker queues for it.
-  const hv = await hypervisor(broker.url);
+  const hv = await hypervisor(broker.url, "gw-test", { clientId: "hv-storefull" });
   cleanups.push(() => hv.client.endAsync(true));
   await hv.client.endAsync();
   await broker.stop();
@@ -57,7 +57,8 @@ it("oldest lowest-priority readings dropped; the gap event with the exact count 
   expect(st.dropped_total).toBeGreaterThan(5000);
 
   await broker.start();
-  const { client, rx } = await hypervisor(broker.url);
+  // Same client id: the persistent session the broker kept (and filled) during the outage.
+  const { client, rx } = await hypervisor(broker.url, "gw-test", { clientId: "hv-storefull" });
   cleanups.push(() => client.endAsync(true));
   await waitFor(
     () => agent.store.stats().pending.live === 0 && agent.store.stats().pending.event === 0,
@@ -70,7 +71,7 @@ it("oldest lowest-priority readings dropped; the gap event with the exact count 
       const dropped = gaps.reduce((a, g) => a + (g.data!.count as number), 0);
       return new Set(rx.telemetry).size + dropped === produced;
     },
-    10_000,
+    30_000,
     "every reading either delivered or counted in a gap event",
   );
 

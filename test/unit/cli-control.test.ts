@@ -211,7 +211,7 @@ describe("control server", () => {
       lines.push(d),
     ).done;
     expect(r).toEqual({ lines: 1 });
-    expect(lines.map((l) => JSON.parse(l.line).msg)).toEqual(["two"]);
+    expect(lines.map((l) => (JSON.parse(l.line) as { msg: string }).msg)).toEqual(["two"]);
     const followed: string[] = [];
     const s = c.stream<{ line: string }>("logs", { lines: 0, follow: true }, (d) =>
       followed.push(d.line),
