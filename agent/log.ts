@@ -39,7 +39,10 @@ export interface LogOptions {
 }
 
 /** `main`, plus `tee` when given; levels are filtered by the logger, not by the streams. */
-function withTee(main: pino.DestinationStream, tee?: pino.DestinationStream): pino.DestinationStream {
+function withTee(
+  main: pino.DestinationStream,
+  tee?: pino.DestinationStream,
+): pino.DestinationStream {
   if (!tee) return main;
   return pino.multistream([
     { level: "trace", stream: main },

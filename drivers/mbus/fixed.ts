@@ -57,7 +57,11 @@ export function fixedUnit(code: number): { unit?: string; scale: number; label: 
 }
 
 export function parseFixed(d: Buffer): MbusData {
-  if (d.length < 16) throw new EdgeError(ErrorCode.DeviceFrame, `invalid M-Bus data: fixed data structure needs 16 bytes, got ${d.length}`;
+  if (d.length < 16)
+    throw new EdgeError(
+      ErrorCode.DeviceFrame,
+      `invalid M-Bus data: fixed data structure needs 16 bytes, got ${d.length}`,
+    );
   const status = d[5]!;
   const u0 = d[6]!;
   const u1 = d[7]!;

@@ -11,32 +11,50 @@ const demo = fileURLToPath(new URL("../../dist/sim/demo.js", import.meta.url));
 const main = fileURLToPath(new URL("../../dist/agent/main.js", import.meta.url));
 
 describe("npm run demo", () => {
-  it("shows telemetry and events from the simulated cabinet, then stops cleanly", async () => {
-    const { stdout } = await promisify(execFile)(process.execPath, [demo, "--duration", "6"], {
-      timeout: 30_000,
-      env: { ...process.env, NO_COLOR: "1" },
-    });
-    expect(stdout).toMatch(/event device_online compteur answers/);
-    expect(stdout).toMatch(/telemetry #\d+-\d+ compteur: voltage_l1 2\d\d(\.\d+)? V/);
-    expect(stdout).toMatch(/dali-rue-gare: lamp0_level 100 %/);
-    expect(stdout).toMatch(/state \{"online":false,"reason":"shutdown"/);
-    expect(stdout.trimEnd().endsWith("stopped.")).toBe(true);
-  });
+  it(
+    "shows telemetry and events from the simulated cabinet, then stops cleanly",
+    { timeout: 90_000 },
+    async () => {
+      const { stdout } = await promisify(execFile)(process.execPath, [demo, "--duration", "6"], {
+        timeout: 60_000,
+        env: { ...process.env, NO_COLOR: "1" },
+      });
+      expect(stdout).toMatch(/event device_online compteur answers/);
+      expect(stdout).toMatch(/telemetry #\d+-\d+ compteur: voltage_l1 2\d\d(\.\d+)? V/);
+      expect(stdout).toMatch(/dali-rue-gare: lamp0_level 100 %/);
+      expect(stdout).toMatch(/state \{"online":false,"reason":"shutdown"/);
+      expect(stdout.trimEnd().endsWith("stopped.")).toBe(true);
+    },
+  );
 
-  it("eclor-edge sim modbus refuses bad arguments with exit code 2 and says why", async () => {
-    for (const [args, re] of [
-      [
-        ["--listen", "127.0.0.1:5020", "--device", "1:toaster"],
-        /unknown kind "toaster", expected one of eastron-sdm630/,
-      ],
-      [["--listen", "0", "--fault", "1:explode"], /unknown fault "explode"/],
-      [[], /nothing to serve/],
-    ] as const) {
-      const e = (await promisify(execFile)(process.execPath, [main, "sim", "modbus", ...args], {
-        timeout: 15_000,
-      }).catch((x: unknown) => x)) as { code?: number; stderr?: string };
-      expect(e.code, args.join(" ")).toBe(2);
-      expect(e.stderr).toMatch(re);
-    }
-  });
+  // CLI start-up is slow on a loaded 2-core machine: the three runs go in parallel, with room.
+  it(
+    "eclor-edge sim modbus refuses bad arguments with exit code 2 and says why",
+    { timeout: 90_000 },
+    async () => {
+      const cases = [
+        [
+          ["--listen", "127.0.0.1:5020", "--device", "1:toaster"],
+          /unknown kind "toaster", expected one of eastron-sdm630/,
+        ],
+        [["--listen", "0", "--fault", "1:explode"], /unknown fault "explode"/],
+        [[], /nothing to serve/],
+      ] as const;
+      const results = await Promise.all(
+        cases.map(
+          ([args]) =>
+            promisify(execFile)(process.execPath, [main, "sim", "modbus", ...args], {
+              timeout: 60_000,
+            }).catch((x: unknown) => x) as Promise<{
+              code?: number;
+              stderr?: string;
+            }>,
+        ),
+      );
+      cases.forEach(([args, re], i) => {
+        expect(results[i]!.code, args.join(" ")).toBe(2);
+        expect(results[i]!.stderr).toMatch(re);
+      });
+    },
+  );
 });
