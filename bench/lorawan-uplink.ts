@@ -20,9 +20,9 @@ import { lorawanDriverSchema } from "../drivers/lorawan/schema.js";
 import { build } from "../drivers/lorawan/semtech.js";
 
 const DEVICES = 50;
-const N = 20_000;
+const N = 16_000;
 /** Datagrams in flight (sent, PUSH_ACK not yet received): a concentrator does not flood either. */
-const WINDOW = 64;
+const WINDOW = 128;
 const ROUNDS = 2;
 const GW = "aa555a0000000001";
 

@@ -11,7 +11,7 @@ import { type AgentOptions, withAgent, withAgentOptions } from "./agent-conn.js"
 import { ago, formatQuality, formatValue, isGood, table } from "./format.js";
 import { bold, dim, fail, green, printJson, red } from "./output.js";
 
-type DeviceView = DeviceInfo & { status?: DeviceStatus; values: StoredReading[] };
+export type DeviceView = DeviceInfo & { status?: DeviceStatus; values: StoredReading[] };
 
 export function renderDevices(devices: DeviceView[], now = Date.now()): string {
   if (devices.length === 0) return "no devices configured";
@@ -46,11 +46,21 @@ export function registerDeviceCommands(program: Command): void {
       .command("devices")
       .description("List devices with their latest stored values, units and quality")
       .argument("[device]", "only this device")
+      .option("--direct", "agent stopped: list the devices of the config file (no values)")
       .option("--json", "machine-readable output"),
-  ).action(async (device: string | undefined, opts: AgentOptions) => {
+  ).action(async (device: string | undefined, opts: AgentOptions & { direct?: boolean }) => {
     try {
-      const r = await withAgent(opts, (c) =>
-        c.call<{ devices: DeviceView[] }>("devices", device ? { device } : {}),
+      if (opts.direct) {
+        const { directDevices } = await import("./direct.js");
+        const r = await directDevices(opts, device);
+        if (opts.json) printJson(r);
+        else process.stdout.write(`${renderDevices(r.devices)}\n`);
+        return;
+      }
+      const r = await withAgent(
+        opts,
+        (c) => c.call<{ devices: DeviceView[] }>("devices", device ? { device } : {}),
+        { direct: true },
       );
       if (opts.json) printJson(r);
       else process.stdout.write(`${renderDevices(r.devices)}\n`);
@@ -65,19 +75,27 @@ export function registerDeviceCommands(program: Command): void {
       .description("Read a device now, through its driver (exit 1 if a point could not be read)")
       .argument("<device>", "device id (see `eclor-edge devices`)")
       .argument("[points...]", "point ids (default: all points of the device)")
+      .option("--direct", "agent stopped: read with the driver built from the config file (-c)")
       .option("--json", "machine-readable output"),
-  ).action(async (device: string, points: string[], opts: AgentOptions) => {
+  ).action(async (device: string, points: string[], opts: AgentOptions & { direct?: boolean }) => {
     try {
-      const r = await withAgent(opts, (c) =>
-        c.call<{ device: string; readings: Reading[] }>("read", {
-          device,
-          ...(points.length ? { points } : {}),
-        }),
-      );
+      const r = opts.direct
+        ? await (await import("./direct.js")).directRead(opts, device, points)
+        : await withAgent(
+            opts,
+            (c) =>
+              c.call<{ device: string; readings: Reading[] }>("read", {
+                device,
+                ...(points.length ? { points } : {}),
+              }),
+            { direct: true },
+          );
       const ok = r.readings.length > 0 && r.readings.every((x) => isGood(x.quality));
       if (opts.json) printJson({ ok, ...r });
       else process.stdout.write(`${renderReadings(r.readings)}\n`);
       if (!ok) process.exitCode = 1;
+      // A driver used directly may leave a serial port open (see modbus-args.ts exitAfterBus).
+      if (opts.direct) process.exit(process.exitCode ?? 0);
     } catch (e) {
       fail(e, opts.json);
     }

@@ -180,7 +180,7 @@ export function registerModbusScan(modbus: Command): void {
   )
     .option("--from <id>", "first unit id", "1")
     .option("--to <id>", "last unit id", "247")
-    .option("--min-timeout <ms>", "shortest timeout the measurement may choose", "50")
+    .option("--min-timeout <ms>", "shortest timeout the measurement may choose", "100")
     .option(
       "-t, --table <table>",
       "what to probe: holding, input, coil or discrete_input",

@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import type { Config } from "../../config/schema.js";
 import type { Agent } from "../agent.js";
 import { EdgeError, ErrorCode, type ErrorCodeValue } from "../errors.js";
+import { VERSION } from "../version.js";
 import type { Value, WriteResult } from "../../drivers/driver.js";
 import { AuditLog } from "./audit.js";
 import { type ApplyPlan, type ConfigHost, ConfigManager } from "./config-manager.js";
@@ -200,7 +201,8 @@ export class ControlPlane {
   private target(): ControlTarget {
     const agent = this.agent;
     return {
-      version: agent.uplink.statePayload(true).version,
+      version: VERSION,
+      // The agent's start time, as announced in its retained state message.
       startedAt: Date.parse(agent.uplink.statePayload(true).started_at),
       inventory: () => agent.inventory(),
       write: (r) => agent.write(r),

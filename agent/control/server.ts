@@ -60,20 +60,28 @@ export class ControlServer {
       unlinkSync(path);
     }
     const server = createServer((sock) => this.accept(sock));
-    // Create the socket file without group/other write bits from the first instant (no window
-    // where a local user could connect before chmod), then set the exact mode.
-    const old = process.umask(0o117);
+    // Create the socket file without "other" bits from the first instant (no window where any
+    // local user could connect before chmod), then set the exact mode. The umask is process-wide:
+    // restore it right after listen() (a Unix socket is bound synchronously), not after the
+    // callback. Worker threads cannot change it: there, chmod alone closes the window quickly.
+    let old: number | undefined;
     try {
-      await new Promise<void>((resolve, reject) => {
-        server.once("error", reject);
+      old = process.umask(0o117);
+    } catch {
+      old = undefined;
+    }
+    const listening = new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      try {
         server.listen(path, () => {
           server.off("error", reject);
           resolve();
         });
-      });
-    } finally {
-      process.umask(old);
-    }
+      } finally {
+        if (old !== undefined) process.umask(old);
+      }
+    });
+    await listening;
     chmodSync(path, SOCKET_MODE);
     server.on("error", (err) => this.logger?.error({ err }, "control socket error"));
     this.server = server;

@@ -111,6 +111,9 @@ export const lorawanDriverSchema = z
       .prefault({})
       .describe("UDP listener for Semtech packet forwarders (protocol v1/v2)."),
     net_id: hexOf(3, "a NetID")
+      .refine((s) => parseInt(s, 16) <= 0x3f, {
+        error: "expected a type-0 NetID 000000..00003F (other NetID types are not supported)",
+      })
       .default("000000")
       .describe(
         "NetID given to OTAA devices (type 0: 000000-00003F; 000000/000001 are for private networks). OTAA DevAddrs get its NwkID in their top bits.",

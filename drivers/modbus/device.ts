@@ -78,6 +78,8 @@ export class ModbusDevice {
   }
 
   start(): void {
+    if (this.plan.length === 0) return; // no points yet: nothing to poll
+    if (this.cfg.unit_id === 0 && this.driver.transport.type === "rtu") return; // broadcast: write-only
     this.stopped = false;
     this.due = Date.now();
     this.schedule(0);

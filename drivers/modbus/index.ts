@@ -42,6 +42,7 @@ function endpointFor(cfg: ModbusDriverConfig, dev: ModbusDeviceConfig): LinkEndp
         dataBits: t.data_bits,
         stopBits: t.stop_bits,
         frameDelayMs: t.frame_delay_ms ?? defaultFrameDelayMs(t.baud),
+        turnaroundMs: t.turnaround_ms,
       };
     case "rtu_over_tcp":
       return { type: "rtu_over_tcp", host: t.host, port: t.port, frameDelayMs: t.frame_delay_ms };

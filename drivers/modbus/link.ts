@@ -31,6 +31,8 @@ export type LinkEndpoint =
       dataBits: 7 | 8;
       stopBits: 1 | 2;
       frameDelayMs: number;
+      /** Wait after a broadcast (unit 0) write, which nobody answers; default 100 ms. */
+      turnaroundMs?: number;
     }
   | { type: "rtu_over_tcp"; host: string; port: number; frameDelayMs: number };
 
@@ -203,6 +205,14 @@ export class ModbusLink {
    * in-flight transactions itself when the connection is dropped, with a watchdog as last resort.
    */
   private start(p: Pending): void {
+    const ep = this.endpoint;
+    if (ep.type === "rtu" && p.op.unit === 0 && p.op.fc >= 5) {
+      // Broadcast (Modbus over Serial Line §2.1): executed by every unit, answered by none. Send
+      // it, ignore modbus-serial's eventual timeout, and give the units the turnaround delay.
+      this.run(p.op).catch(() => {});
+      setTimeout(() => this.done(p, {}, undefined), ep.turnaroundMs ?? 100);
+      return;
+    }
     let settled = false;
     const finish = (r: OpResult | undefined, err: ModbusError | undefined) => {
       if (settled) return;

@@ -217,12 +217,8 @@ export const modbusDeviceSchema = z
         });
       seen.set(p.id, i);
     });
-    if (points.length === 0)
-      ctx.addIssue({
-        code: "custom",
-        path: ["points"],
-        message: "a device needs points: list them or name a profile",
-      });
+    // A device without points is accepted (kept in the file while its map is being written);
+    // the driver does not poll it.
     return { ...dev, points, byte_order, max_gap };
   });
 

@@ -112,6 +112,12 @@ export async function executeWrite(
       return { ok: false, detail: `write failed: ${e.message} (${e.quality})` };
     throw e;
   }
+  if (dev.cfg.unit_id === 0 && dev.link.endpoint.type === "rtu")
+    return {
+      ok: true,
+      detail:
+        "broadcast to every unit on the line: not acknowledged by design, nothing to read back",
+    };
   if (!req.verify) return { ok: true };
   return verify(dev, p, req, raw);
 }

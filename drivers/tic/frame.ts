@@ -111,7 +111,8 @@ export interface TicParserCounters {
  * frame. State survives across chunks, so a frame split at any byte boundary gives the same result.
  */
 export class TicStreamParser {
-  private buf: number[] = [];
+  private readonly buf = new Uint8Array(MAX_FRAME);
+  private len = 0;
   private inFrame = false;
   readonly counters: TicParserCounters = {
     frames: 0,
@@ -131,23 +132,23 @@ export class TicStreamParser {
           this.counters.abortedFrames++;
         }
         this.inFrame = true;
-        this.buf = [];
+        this.len = 0;
       } else if (b === EOT) {
         if (this.inFrame) this.counters.abortedFrames++;
         this.inFrame = false;
-        this.buf = [];
+        this.len = 0;
       } else if (!this.inFrame) {
         this.counters.discardedBytes++;
       } else if (b === ETX) {
         this.inFrame = false;
-        this.emit(Uint8Array.from(this.buf));
-        this.buf = [];
-      } else if (this.buf.length >= MAX_FRAME) {
-        this.counters.discardedBytes += this.buf.length;
+        this.emit(this.buf.slice(0, this.len));
+        this.len = 0;
+      } else if (this.len >= MAX_FRAME) {
+        this.counters.discardedBytes += this.len;
         this.counters.abortedFrames++;
         this.inFrame = false;
-        this.buf = [];
-      } else this.buf.push(b);
+        this.len = 0;
+      } else this.buf[this.len++] = b;
     }
   }
 

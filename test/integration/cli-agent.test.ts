@@ -114,7 +114,7 @@ afterAll(async () => {
 
 describe("against the running agent", () => {
   it("status: uplink connected, store, driver and devices online", async () => {
-    const r = await cli(["status"]);
+    const [r, js] = await Promise.all([cli(["status"]), cli(["status", "--json"])]);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain("Gateway  cli-test-gw (Banc CLI)");
     expect(r.stdout).toContain(`Uplink   connected to ${broker.url}`);
@@ -122,22 +122,23 @@ describe("against the running agent", () => {
     expect(r.stdout).toContain(`bus1 (modbus) running — connected to 127.0.0.1:${simPort}`);
     expect(r.stdout).toMatch(/compteur\s+online/);
     const j = json<{ uplink: { connected: boolean }; drivers: { devices: { id: string }[] }[] }>(
-      await cli(["status", "--json"]),
+      js,
     );
     expect(j.uplink.connected).toBe(true);
     expect(j.drivers[0]!.devices.map((d) => d.id)).toEqual(["compteur", "dali"]);
   });
 
   it("devices: latest values with units; unknown device is bad input", async () => {
-    const r = await cli(["devices", "dali"]);
+    const [r, dj, bad] = await Promise.all([
+      cli(["devices", "dali"]),
+      cli(["devices", "--json"]),
+      cli(["devices", "nope"]),
+    ]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/lamps_found\s+16 count\s+good/);
-    const j = json<{ devices: { id: string; values: { point: string; quality: string }[] }[] }>(
-      await cli(["devices", "--json"]),
-    );
+    const j = json<{ devices: { id: string; values: { point: string; quality: string }[] }[] }>(dj);
     expect(j.devices.map((d) => d.id)).toEqual(["compteur", "dali"]);
     expect(j.devices[0]!.values.find((v) => v.point === "voltage_l1")?.quality).toBe("good");
-    const bad = await cli(["devices", "nope"]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toBe(
       'error: EE0406 unknown device "nope" (known: compteur, dali) — see `eclor-edge devices`\n',
@@ -145,15 +146,16 @@ describe("against the running agent", () => {
   });
 
   it("read: now, through the driver", async () => {
-    const r = await cli(["read", "compteur", "voltage_l1", "frequency"]);
+    const [r, rj, p] = await Promise.all([
+      cli(["read", "compteur", "voltage_l1", "frequency"]),
+      cli(["read", "compteur", "voltage_l1", "--json"]),
+      cli(["read", "compteur", "voltage_l9"]),
+    ]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/voltage_l1\s+2\d\d(\.\d+)? V\s+good/);
-    const j = json<{ ok: boolean; readings: { point: string; unit: string }[] }>(
-      await cli(["read", "compteur", "voltage_l1", "--json"]),
-    );
+    const j = json<{ ok: boolean; readings: { point: string; unit: string }[] }>(rj);
     expect(j.ok).toBe(true);
     expect(j.readings).toMatchObject([{ point: "voltage_l1", unit: "V", quality: "good" }]);
-    const p = await cli(["read", "compteur", "voltage_l9"]);
     expect(p.code).toBe(2);
     expect(p.stderr).toContain('device "compteur" has no point "voltage_l9"');
   });
@@ -210,38 +212,48 @@ describe("against the running agent", () => {
 
   it("buffer: stats, export, purge of acknowledged history", async () => {
     // The broker acknowledges what the agent publishes: history grows.
+    const c = await ControlClient.connect(sock);
     await waitFor(
-      async () => json<{ history: number }>(await cli(["buffer", "stats", "--json"])).history > 0,
+      async () => (await c.call<{ history: number }>("buffer.stats")).history > 0,
       10_000,
       "history",
     );
-    const h = await cli(["buffer", "stats"]);
+    c.close();
+    const exportArgs = ["buffer", "export", "--device", "compteur", "--point", "voltage_l1"];
+    const [h, e, csv] = await Promise.all([
+      cli(["buffer", "stats"]),
+      cli(exportArgs),
+      cli([
+        "buffer",
+        "export",
+        "--device",
+        "dali",
+        "--point",
+        "broadcast_level",
+        "--format",
+        "csv",
+      ]),
+    ]);
     expect(h.stdout).toContain(`store      ${join(dir, "state", "store.db")}`);
-    const e = await cli(["buffer", "export", "--device", "compteur", "--point", "voltage_l1"]);
+    expect(h.stdout).toMatch(/^history +[1-9]\d* \(since /m);
     expect(e.code).toBe(0);
-    const rows = e.stdout
-      .trim()
-      .split("\n")
-      .map((l) => JSON.parse(l) as { seq: number; point: string; unit: string });
+    const parse = (out: string) =>
+      out
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as { seq: number; point: string; unit: string });
+    const rows = parse(e.stdout);
     expect(rows.length).toBeGreaterThan(0);
     expect(rows.every((x) => x.point === "voltage_l1" && x.unit === "V")).toBe(true);
     expect(rows.map((x) => x.seq)).toEqual([...rows.map((x) => x.seq)].sort((a, b) => a - b));
-    const csv = await cli([
-      "buffer",
-      "export",
-      "--device",
-      "dali",
-      "--point",
-      "broadcast_level",
-      "--format",
-      "csv",
-    ]);
     expect(csv.stdout.split("\n")[0]).toBe("seq,ts,time,device,point,value,unit,quality,detail");
     expect(csv.stdout).toMatch(/,dali,broadcast_level,40,%,good,\n/);
     const p = json<{ deleted: number }>(await cli(["buffer", "purge", "--yes", "--json"]));
     expect(p.deleted).toBeGreaterThan(0);
-    const after = json<{ unsent: number }>(await cli(["buffer", "stats", "--json"]));
-    expect(after.unsent).toBeGreaterThanOrEqual(0);
+    // The acknowledged rows are gone: what is left starts after the first row exported before.
+    const leftOut = (await cli(exportArgs)).stdout.trim();
+    const left = leftOut ? parse(leftOut) : [];
+    expect(left.every((x) => x.seq > rows[0]!.seq)).toBe(true);
   });
 
   it("logs: the agent's recent lines", async () => {
@@ -273,6 +285,14 @@ describe("against the running agent", () => {
     expect(s.stdout).toMatch(/1\s+compteur\s+online/);
   });
 
+  it("--direct is refused while the agent runs", async () => {
+    const r = await cli(["read", "compteur", "--direct", "-c", join(dir, "config.yaml")]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(
+      `error: EE0604 the agent is running (${sock}): drop --direct, it reads through the agent\n`,
+    );
+  });
+
   it("socket permission denied gets its own message", async () => {
     if (process.getuid?.() !== 0) return; // covered without root in test/unit/cli-commands.test.ts
     const r = await cli(["status"], { uid: 65534 });
@@ -290,8 +310,23 @@ describe("against the running agent", () => {
     const r = await cli(["devices"]);
     expect(r.code).toBe(1);
     expect(r.stderr).toBe(
-      "error: EE0602 the agent is not running — start it with `systemctl start eclor-edge`\n",
+      "error: EE0602 the agent is not running — start it with `systemctl start eclor-edge`, or use --direct\n",
     );
+    // --direct: the driver built from the config file reads the meter itself.
+    const d = await cli([
+      "read",
+      "compteur",
+      "voltage_l1",
+      "--direct",
+      "-c",
+      join(dir, "config.yaml"),
+      "--json",
+    ]);
+    expect(d.code).toBe(0);
+    expect(json(d)).toMatchObject({
+      ok: true,
+      readings: [{ point: "voltage_l1", unit: "V", quality: "good" }],
+    });
     const j = await cli(["status", "--json"]);
     expect(j.code).toBe(1);
     expect(json(j)).toMatchObject({ ok: false, error: { code: "AgentNotRunning" } });

@@ -63,7 +63,19 @@ afterAll(async () => {
 
 describe("modbus scan over a serial line", () => {
   it("piped: finds exactly the simulated units, result lines only, no progress bar", async () => {
-    const r = await cli(["modbus", "scan", pty.a, "--from", "1", "--to", "15", "--timeout", "300"]);
+    const r = await cli([
+      "modbus",
+      "scan",
+      pty.a,
+      "--from",
+      "1",
+      "--to",
+      "15",
+      "--timeout",
+      "300",
+      "--min-timeout",
+      "250",
+    ]);
     expect(r.code).toBe(0);
     for (const s of ["\r", "\u001b", "ETA", "[#"]) expect(r.stdout).not.toContain(s);
     const found = [...r.stdout.matchAll(/^found unit (\d+): holding 0 = 0 in [\d.]+ ms$/gm)].map(
@@ -86,6 +98,9 @@ describe("modbus scan over a serial line", () => {
       "13",
       "--timeout",
       "300",
+      // A high floor keeps the measured timeout above a loaded CI machine's answer times.
+      "--min-timeout",
+      "250",
       "--json",
     ]);
     expect(r.code).toBe(0);
@@ -103,7 +118,7 @@ describe("modbus scan over a serial line", () => {
 
   it("on a terminal: progress bar, ETA and the measured timeout", async () => {
     // `script` runs the command on a real pty, so stdout.isTTY is true in the CLI.
-    const cmd = `NO_COLOR=1 ECLOR_EDGE_SOCKET=/nonexistent.sock ${process.execPath} ${main} modbus scan ${pty.a} --from 1 --to 8 --timeout 300`;
+    const cmd = `NO_COLOR=1 ECLOR_EDGE_SOCKET=/nonexistent.sock ${process.execPath} ${main} modbus scan ${pty.a} --from 1 --to 8 --timeout 300 --min-timeout 250`;
     const r = await run("script", ["-qfec", cmd, "/dev/null"]);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain("\r\u001b[2K[");

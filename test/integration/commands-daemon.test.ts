@@ -43,19 +43,12 @@ async function startDaemon(): Promise<void> {
             m.topic === `eclor/v1/${GW}/state` && (m.body as { online?: boolean }).online === true,
         ),
     45_000,
-    `the daemon online (log: ${log.slice(-2000)})`,
-  );
+    "the daemon online",
+  ).catch((e: unknown) => {
+    throw new Error(`${String(e)}; daemon log: ${log.slice(-2000)}`);
+  });
   // The command router attaches right after start; ping until it answers.
-  await waitFor(
-    async () =>
-      (
-        await hv
-          .request("ping", { id: `ping-${Date.now()}` }, { timeoutMs: 1000 })
-          .catch(() => undefined)
-      )?.ok,
-    20_000,
-    "ping",
-  );
+  await hv.waitReady();
 }
 
 function kill9(): Promise<void> {

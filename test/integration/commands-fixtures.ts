@@ -82,6 +82,24 @@ export class Hypervisor {
     });
   }
 
+  /**
+   * Wait until the gateway answers commands: after a (re)start its subscription to cmd/# may not
+   * be in place yet when the uplink reports connected, and a request published then is lost.
+   * Any response counts (a signing gateway refuses the unsigned ping, but answers).
+   */
+  async waitReady(timeoutMs = 45_000): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    for (let i = 0; Date.now() < end; i++) {
+      const r = await this.request(
+        "ping",
+        { id: `ready-${Date.now()}-${i}` },
+        { timeoutMs: 3000 },
+      ).catch(() => undefined);
+      if (r) return;
+    }
+    throw new Error(`gateway ${this.gw} does not answer commands`);
+  }
+
   /** Telemetry records received so far (seq → record). */
   telemetry(): Map<number, Record<string, unknown>> {
     const out = new Map<number, Record<string, unknown>>();

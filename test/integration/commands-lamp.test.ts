@@ -33,6 +33,7 @@ beforeAll(async () => {
   harness = new AgentHarness(baseConfig(GW, broker.url, simPort));
   run = await harness.start();
   hv = await Hypervisor.connect(broker.url, GW);
+  await hv.waitReady();
 });
 
 afterAll(async () => {
@@ -134,6 +135,7 @@ describe("hypervisor commands against the simulated lighting gateway", () => {
     dali.bank.holding[4] = 60;
     await run.stop();
     run = await harness.start();
+    await hv.waitReady();
     const third = await hv.request("write", {
       id: "once-1",
       device: "dali",
@@ -162,6 +164,7 @@ describe("hypervisor commands against the simulated lighting gateway", () => {
     await run.stop();
     const mark = hv.received.length;
     run = await harness.start();
+    await hv.waitReady();
     await waitFor(
       () => hv.received.slice(mark).find((m) => m.topic === `eclor/v1/${GW}/res/write`),
       5000,
@@ -261,6 +264,7 @@ describe("remote configuration", () => {
     const version = (r.result as { version: number }).version;
     await run.stop();
     run = await harness.start();
+    await hv.waitReady();
     const get = await hv.request("config/get", { id: "get-4" });
     expect(get.result).toMatchObject({ version, source: "remote", who: "hypervisor" });
     // The technician sees it with `eclor-edge config show` (built CLI, read-only on the store).
@@ -292,6 +296,7 @@ describe("remote configuration", () => {
     harness.writeConfig({ ...cfg(), gateway: { id: GW, name: "Mairie (edited on site)" } });
     await run.stop();
     run = await harness.start();
+    await hv.waitReady();
     const get2 = await hv.request("config/get", { id: "get-5" });
     expect(get2.result).toMatchObject({ source: "file", who: "local" });
     const after = JSON.parse(

@@ -33,6 +33,7 @@ beforeAll(async () => {
   });
   run = await harness.start();
   hv = await Hypervisor.connect(broker.url, GW);
+  await hv.waitReady();
 });
 
 afterAll(async () => {

@@ -100,6 +100,11 @@ describe("modbus RTU framing", () => {
         devices: [
           { id: "meter", unit_id: 12, profile: "eastron-sdm630" },
           {
+            id: "everyone", // RTU broadcast: written, never polled, never answered
+            unit_id: 0,
+            points: [{ id: "level", table: "holding", address: 300, writable: true }],
+          },
+          {
             id: "dali",
             unit_id: 3,
             profile: "dali-gateway",
@@ -160,6 +165,11 @@ describe("modbus RTU framing", () => {
       "meter back",
     );
     expect(rec.last("dali", "bus_error")).toMatchObject({ value: false, quality: "good" });
+    // Without the broadcast path this write would wait for an answer and fail on the timeout.
+    const b = await driver.write({ device: "everyone", point: "level", value: 20 });
+    expect(b).toMatchObject({ ok: true, detail: expect.stringMatching(/^broadcast/) });
+    await waitFor(() => sim!.unit(3).bank.holding[0] === 20, 2000, "the gateway executed it");
+    expect(rec.readings.some((r) => r.device === "everyone")).toBe(false);
   });
 
   it("reports a missing serial port as comm_error and opens it once it appears", async () => {

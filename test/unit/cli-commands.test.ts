@@ -355,6 +355,11 @@ describe("help and completion", () => {
       ["buffer", "purge"],
       ["logs"],
       ["completion"],
+      ["serial", "list"],
+      ["modbus", "read"],
+      ["modbus", "write"],
+      ["modbus", "scan"],
+      ["tic", "sniff"],
     ];
     const runs = await Promise.all(cmds.map((c) => cli([...c, "--help"])));
     runs.forEach((r, i) => {

@@ -124,6 +124,9 @@ describe("lorawan config", () => {
       "devices.2.codec: a device needs a codec: set `profile` (a profile of this driver) or `codec`",
       'devices.3.points.1.id: duplicate point id "a"',
     ]);
+    expect(issues({ id: "l", driver: "lorawan", net_id: "600013" })).toEqual([
+      "net_id: expected a type-0 NetID 000000..00003F (other NetID types are not supported)",
+    ]);
     // The same DevEUI twice.
     expect(issues({ id: "l", driver: "lorawan", devices: [dev, { ...dev, id: "d2" }] })).toEqual([
       "devices.1.dev_eui: dev_eui 0004a30b001c0530 is already used by devices[0]",

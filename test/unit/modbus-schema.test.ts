@@ -145,7 +145,6 @@ describe("modbus config schema and profiles", () => {
             { id: "g", table: "holding", address: 3, unit: "kwh" },
           ],
         },
-        { id: "empty", unit_id: 2 },
       ]),
     );
     const byPath = Object.fromEntries(got.map((p) => [p.path, p.message]));
@@ -163,7 +162,7 @@ describe("modbus config schema and profiles", () => {
     expect(byPath[`${base}[6].unit`]).toMatch(/SenML unit/);
   });
 
-  it("refuses per-device host on serial buses, duplicate points and empty devices", () => {
+  it("refuses per-device host on serial buses and duplicate points", () => {
     expect(
       problems(
         config([
@@ -182,10 +181,6 @@ describe("modbus config schema and profiles", () => {
       {
         path: "drivers[0].devices[0].points[1].id",
         message: 'duplicate point id "p" (also points[0])',
-      },
-      {
-        path: "drivers[0].devices[1].points",
-        message: "a device needs points: list them or name a profile",
       },
     ]);
     const serial = problems(
