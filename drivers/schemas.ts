@@ -10,4 +10,9 @@ import { mbusDriverSchema } from "./mbus/schema.js";
 import { modbusDriverSchema } from "./modbus/schema.js";
 import { ticDriverSchema } from "./tic/schema.js";
 
-export const driverSchemas = [modbusDriverSchema, ticDriverSchema, mbusDriverSchema, lorawanDriverSchema] as const;
+export const driverSchemas = [
+  modbusDriverSchema,
+  ticDriverSchema,
+  mbusDriverSchema,
+  lorawanDriverSchema,
+] as const;
