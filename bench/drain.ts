@@ -28,7 +28,7 @@ function config(url: string) {
     gateway: { id: "bench-agent" },
     state_dir: dir,
     log: { level: "silent" },
-    uplink: { url },
+    uplink: { url, ...(process.env.BENCH_UPLINK ? JSON.parse(process.env.BENCH_UPLINK) : {}) },
   });
 }
 

@@ -39,9 +39,21 @@ export class Counter {
   }
 
   /** Resolves with performance.now() when `target` records were counted. */
-  until(target: number): Promise<number> {
+  until(target: number, timeoutMs = 60_000): Promise<number> {
     if (this.count >= target) return Promise.resolve(performance.now());
-    return new Promise((resolve) => this.waiters.push({ target, resolve }));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`counted ${this.count} of ${target} records in ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      this.waiters.push({
+        target,
+        resolve: (t) => {
+          clearTimeout(timer);
+          resolve(t);
+        },
+      });
+    });
   }
 
   async stop(): Promise<void> {

@@ -38,7 +38,11 @@ export class BenchBroker {
     const conf = join(dir, "mosquitto.conf");
     writeFileSync(
       conf,
-      `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\n`,
+      // max_queued_messages 0: the counting subscriber must see every message even when a
+      // reference publisher sends 2,000 QoS 1 messages at once; the default queue of 1,000 per
+      // client drops the excess silently and the count never completes
+      // (https://mosquitto.org/man/mosquitto-conf-5.html, max_queued_messages).
+      `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\nlog_dest stderr\nlog_type error\n`,
     );
     const proc = spawn("mosquitto", ["-c", conf], { stdio: ["ignore", "ignore", "inherit"] });
     const end = Date.now() + 10_000;
