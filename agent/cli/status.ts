@@ -12,6 +12,15 @@ export function renderStatus(s: StatusView): string {
     `${bold("Gateway")}  ${gw} · agent ${s.version} · pid ${s.pid} · up ${duration(s.now - s.startedAt)}`,
   );
 
+  if (s.provisioning) {
+    const colour = s.provisioning.attention
+      ? red
+      : s.provisioning.status === "enrolled"
+        ? green
+        : yellow;
+    out.push(`${bold("Enrolment")} ${colour(s.provisioning.summary)}`);
+  }
+
   const u = s.uplink;
   const link = u.connected ? green("connected") : red("DISCONNECTED");
   const backlog =

@@ -19,11 +19,13 @@ import type {
   PurgeQuery,
   PurgeResult,
   StatusView,
+  ProvisioningStatusView,
   StoredReading,
   TailItem,
   WriteOutcome,
 } from "./backend.js";
 import type { LogRing } from "./logring.js";
+import { describeProvisionStatus, readProvisionStatus } from "../provision/state.js";
 
 /** The control plane's local write (agent/commands/control-plane.ts `localWrite`). */
 export interface LocalWriter {
@@ -154,6 +156,9 @@ export class AgentBackend implements ControlBackend {
         id: this.config.gateway.id,
         ...(this.config.gateway.name ? { name: this.config.gateway.name } : {}),
       },
+      ...(this.config.provisioning
+        ? { provisioning: provisioningView(this.config.state_dir) }
+        : {}),
       version: VERSION,
       pid: process.pid,
       startedAt: started,
@@ -333,4 +338,13 @@ export class AgentBackend implements ControlBackend {
   buses(): BusInfo[] {
     return busesOf(this.config);
   }
+}
+
+function provisioningView(stateDir: string): ProvisioningStatusView {
+  const p = readProvisionStatus(stateDir);
+  return {
+    status: p.status,
+    summary: describeProvisionStatus(p),
+    attention: p.status === "failed" || p.status === "expired" || p.renewal?.status === "failed",
+  };
 }

@@ -38,8 +38,19 @@ export interface StoreStatusView {
   error?: string;
 }
 
+/** Zero-touch enrolment (issue 10), present when the config has a `provisioning:` block. */
+export interface ProvisioningStatusView {
+  /** none | enrolling | failed | enrolled | expired (agent/provision/state.ts). */
+  status: string;
+  /** One line in plain words, with the last error and the next retry when there is one. */
+  summary: string;
+  /** True when a person must act (refused token, expired certificate, failed renewal). */
+  attention: boolean;
+}
+
 export interface StatusView {
   gateway: { id: string; name?: string };
+  provisioning?: ProvisioningStatusView;
   version: string;
   pid: number;
   startedAt: number;

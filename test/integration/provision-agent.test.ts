@@ -9,6 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { Agent } from "../../agent/agent.js";
+import { renderStatus } from "../../agent/cli/status.js";
+import { AgentBackend } from "../../agent/control/agent-backend.js";
 import { stopProvisioning } from "../../agent/provision/agent-step.js";
 import { readProvisionStatus } from "../../agent/provision/state.js";
 import { waitFor } from "../helpers/ports.js";
@@ -55,6 +57,17 @@ it("a fresh box enrols on first start, then its telemetry (stored meanwhile) flo
   await waitFor(() => agent.store.stats().buffered === 0, 5000, "readings committed");
   expect(agent.uplink.connected).toBe(false);
   expect(readProvisionStatus(config.state_dir).status).toBe("enrolling");
+  // What `eclor-edge status` shows the installer meanwhile (the service is not up yet).
+  const backend = new AgentBackend(agent, config);
+  cleanups.push(() => backend.dispose());
+  await waitFor(
+    () => backend.status().provisioning?.summary.includes("attempt"),
+    10_000,
+    "a failed attempt in the status",
+  );
+  expect(backend.status().provisioning).toMatchObject({ status: "enrolling", attention: false });
+  expect(backend.status().provisioning!.summary).toMatch(/^enrolling \(step \w+, attempt \d+\)/);
+  expect(renderStatus(backend.status())).toMatch(/Enrolment +enrolling/);
 
   await platform.startService(86_400_000);
   await waitFor(
@@ -69,4 +82,8 @@ it("a fresh box enrols on first start, then its telemetry (stored meanwhile) flo
   const st = readProvisionStatus(config.state_dir);
   expect(st).toMatchObject({ status: "enrolled", gateway: gw });
   expect(st.renewal?.due_at).toBeTypeOf("string");
+  expect(backend.status().provisioning).toMatchObject({ status: "enrolled", attention: false });
+  expect(renderStatus(backend.status())).toMatch(
+    /Enrolment +enrolled as gw-agent-01, certificate valid until/,
+  );
 }, 60_000);
