@@ -227,3 +227,12 @@ export const driverBase = {
   id: topicSegment.describe("Driver instance id (a bus or listener), unique in the gateway."),
   enabled: z.boolean().default(true),
 };
+
+const LAT = "expected latitude in degrees -90..90";
+const LON = "expected longitude in degrees -180..180";
+
+/** WGS84 position (the main config's gateway block and the provisioning bundle share it). */
+export const location = z.strictObject({
+  lat: z.number({ error: LAT }).min(-90, { error: LAT }).max(90, { error: LAT }),
+  lon: z.number({ error: LON }).min(-180, { error: LON }).max(180, { error: LON }),
+});

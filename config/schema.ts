@@ -8,7 +8,7 @@ import { z } from "zod";
 import { driverSchemas } from "../drivers/schemas.js";
 import { commandsConfigSchema } from "../agent/commands/config-schema.js";
 import { provisioningConfigSchema } from "../agent/provision/config-schema.js";
-import { intRange, topicSegment } from "./common.js";
+import { intRange, location, topicSegment } from "./common.js";
 
 export const CONFIG_VERSION = 1;
 
@@ -18,19 +18,7 @@ const gateway = z.strictObject({
   ),
   name: z.string().optional().describe("Human name, e.g. 'Mairie de Volmerange'."),
   commune: z.string().optional().describe("Commune (name or INSEE code)."),
-  location: z
-    .strictObject({
-      lat: z
-        .number({ error: "expected latitude in degrees -90..90" })
-        .min(-90, { error: "expected latitude in degrees -90..90" })
-        .max(90, { error: "expected latitude in degrees -90..90" }),
-      lon: z
-        .number({ error: "expected longitude in degrees -180..180" })
-        .min(-180, { error: "expected longitude in degrees -180..180" })
-        .max(180, { error: "expected longitude in degrees -180..180" }),
-    })
-    .optional()
-    .describe("WGS84 position of the box."),
+  location: location.optional().describe("WGS84 position of the box."),
 });
 
 const tls = z.strictObject({

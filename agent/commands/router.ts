@@ -19,7 +19,7 @@ import type {
   WriteResult,
 } from "../../drivers/driver.js";
 import { EdgeError, ErrorCode } from "../errors.js";
-import type { AuditLog } from "./audit.js";
+import type { AuditLog, Outcome as AuditOutcome } from "./audit.js";
 import { canonicalJson } from "./canonical.js";
 import type { Journal, Who } from "./journal.js";
 import { type Outcome, errorBody, failure } from "./outcome.js";
@@ -303,49 +303,33 @@ export class CommandRouter {
             ErrorCode.CommandFailed,
             `the device did not accept the write to "${cmd.device}/${point}"${r.detail ? `: ${r.detail}` : ""}`,
           );
-        this.opts.audit.record({
-          ts: this.now(),
+        this.auditWrite(
+          cmd,
+          id,
           who,
-          commandId: id,
-          command: "write",
-          device: cmd.device,
-          point,
-          value,
-          outcome: "ok",
-          ...(r.queued ? { message: "queued for delivery" } : {}),
-        });
+          { point, value },
+          "ok",
+          undefined,
+          r.queued ? "queued for delivery" : undefined,
+        );
       } catch (e) {
         const err = errorBody(e);
         if (!results.some((r) => r.point === point))
           results.push({ point, value, ok: false, detail: err.message });
         const outcome = err.code === "CommandTimeout" ? "timeout" : "failed";
-        this.opts.audit.record({
-          ts: this.now(),
-          who,
-          commandId: id,
-          command: "write",
-          device: cmd.device,
-          point,
-          value,
-          outcome,
-          code: err.code,
-          message: err.message,
-        });
+        this.auditWrite(cmd, id, who, { point, value }, outcome, err.code, err.message);
         // Points after a failed one are not attempted: the command stops at the first failure.
         for (const rest of cmd.values.slice(results.length)) {
           results.push({ ...rest, ok: false, detail: "not attempted: an earlier point failed" });
-          this.opts.audit.record({
-            ts: this.now(),
+          this.auditWrite(
+            cmd,
+            id,
             who,
-            commandId: id,
-            command: "write",
-            device: cmd.device,
-            point: rest.point,
-            value: rest.value,
-            outcome: "failed",
-            code: "CommandFailed",
-            message: "not attempted: an earlier point failed",
-          });
+            rest,
+            "failed",
+            "CommandFailed",
+            "not attempted: an earlier point failed",
+          );
         }
         return {
           id,
@@ -367,20 +351,32 @@ export class CommandRouter {
   ): void {
     const err = e === undefined ? undefined : errorBody(e);
     const values = cmd.values.length > 0 ? cmd.values : [{ point: undefined, value: undefined }];
-    for (const { point, value } of values) {
-      this.opts.audit.record({
-        ts: this.now(),
-        who,
-        commandId: id,
-        command: "write",
-        device: cmd.device,
-        point,
-        value,
-        outcome,
-        code: err?.code,
-        message: err?.message ?? message,
-      });
-    }
+    for (const pv of values)
+      this.auditWrite(cmd, id, who, pv, outcome, err?.code, err?.message ?? message);
+  }
+
+  /** One audit row (and upstream event) per point of a write command. */
+  private auditWrite(
+    cmd: WriteCommand,
+    id: string,
+    who: Who,
+    pv: { point: string | undefined; value: Value | undefined },
+    outcome: AuditOutcome,
+    code?: string,
+    message?: string,
+  ): void {
+    this.opts.audit.record({
+      ts: this.now(),
+      who,
+      commandId: id,
+      command: "write",
+      device: cmd.device,
+      point: pv.point,
+      value: pv.value,
+      outcome,
+      ...(code !== undefined ? { code } : {}),
+      ...(message !== undefined ? { message } : {}),
+    });
   }
 }
 

@@ -11,7 +11,7 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseDocument, stringify } from "yaml";
 import { z } from "zod";
-import { topicSegment } from "../../config/common.js";
+import { location, topicSegment } from "../../config/common.js";
 import { type ConfigProblem, formatIssues } from "../../config/issues.js";
 import { configError } from "../../config/load.js";
 import { allowedKeysAt } from "../../config/walk.js";
@@ -78,19 +78,7 @@ export const bundleSchema = z.strictObject({
       .string({ error: "expected the commune name or INSEE code" })
       .min(1)
       .describe("Commune (name or INSEE code)."),
-    location: z
-      .strictObject({
-        lat: z
-          .number({ error: "expected latitude in degrees -90..90" })
-          .min(-90, { error: "expected latitude in degrees -90..90" })
-          .max(90, { error: "expected latitude in degrees -90..90" }),
-        lon: z
-          .number({ error: "expected longitude in degrees -180..180" })
-          .min(-180, { error: "expected longitude in degrees -180..180" })
-          .max(180, { error: "expected longitude in degrees -180..180" }),
-      })
-      .optional()
-      .describe("WGS84 position of the box."),
+    location: location.optional().describe("WGS84 position of the box."),
   }),
   platform: z.strictObject({
     url: brokerUrl.describe(
