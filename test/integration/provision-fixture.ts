@@ -17,95 +17,13 @@ import { TokenRegistry } from "../../sim/enroll/registry.js";
 import { EnrollService } from "../../sim/enroll/service.js";
 import { Mosquitto } from "../helpers/mosquitto.js";
 import { freePort } from "../helpers/ports.js";
+import { makeCa, makeLeaf } from "../helpers/pki.js";
 
 export const PREFIX = "eclor/v1";
 export const ENROL_USER = "enrol";
 export const ENROL_PASSWORD = "enrol-listener-password";
 
-function openssl(args: string[], cwd: string): void {
-  execFileSync("openssl", args, { cwd, stdio: ["ignore", "ignore", "pipe"] });
-}
-
-/** A CA (RSA, as node-forge requires) and a leaf signed by it, all with openssl. */
-export function makeCa(
-  dir: string,
-  name: string,
-): { cert: string; key: string; certPem: string; keyPem: string } {
-  openssl(
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-keyout",
-      `${name}.key`,
-      "-out",
-      `${name}.pem`,
-      "-days",
-      "2",
-      "-subj",
-      `/CN=${name}`,
-      "-addext",
-      "basicConstraints=critical,CA:TRUE",
-      "-addext",
-      "keyUsage=critical,keyCertSign,cRLSign",
-    ],
-    dir,
-  );
-  return {
-    cert: join(dir, `${name}.pem`),
-    key: join(dir, `${name}.key`),
-    certPem: readFileSync(join(dir, `${name}.pem`), "utf8"),
-    keyPem: readFileSync(join(dir, `${name}.key`), "utf8"),
-  };
-}
-
-export function makeLeaf(
-  dir: string,
-  ca: { cert: string; key: string },
-  name: string,
-  cn: string,
-  ext: string,
-): { cert: string; key: string } {
-  openssl(
-    [
-      "req",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-keyout",
-      `${name}.key`,
-      "-out",
-      `${name}.csr`,
-      "-subj",
-      `/CN=${cn}`,
-    ],
-    dir,
-  );
-  writeFileSync(join(dir, `${name}.ext`), ext);
-  openssl(
-    [
-      "x509",
-      "-req",
-      "-in",
-      `${name}.csr`,
-      "-CA",
-      ca.cert,
-      "-CAkey",
-      ca.key,
-      "-CAcreateserial",
-      "-out",
-      `${name}.pem`,
-      "-days",
-      "2",
-      "-extfile",
-      `${name}.ext`,
-    ],
-    dir,
-  );
-  return { cert: join(dir, `${name}.pem`), key: join(dir, `${name}.key`) };
-}
+export { makeCa, makeLeaf } from "../helpers/pki.js";
 
 export class Platform {
   readonly dir = mkdtempSync(join(tmpdir(), "eclor-prov-"));

@@ -4,7 +4,7 @@
  * certificate from another CA gets a clear TLS error in its log and keeps buffering.
  */
 import { execFileSync } from "node:child_process";
-import { chmodSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -13,84 +13,21 @@ import { createLogger } from "../../agent/log.js";
 import { freePort, waitFor } from "../helpers/ports.js";
 import { Mosquitto } from "../helpers/mosquitto.js";
 import { hypervisor, testConfig, TestDriver } from "./uplink-fixtures.js";
+import { CLIENT_EXT, SERVER_EXT, makeCa, makeLeaf } from "../helpers/pki.js";
 
 let dir: string;
 let broker: Mosquitto;
 let url: string;
 const cleanups: (() => Promise<void> | void)[] = [];
 
-function openssl(...args: string[]): void {
-  execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
-}
-
-/** A CA, and leaf certificates signed by it (server with SAN 127.0.0.1, clients by CN). */
-function makeCa(name: string): void {
-  openssl(
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:P-256",
-    "-nodes",
-    "-keyout",
-    `${name}.key`,
-    "-out",
-    `${name}.pem`,
-    "-days",
-    "2",
-    "-subj",
-    `/CN=${name}`,
-  );
-}
-function makeLeaf(name: string, ca: string, server = false): void {
-  openssl(
-    "req",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:P-256",
-    "-nodes",
-    "-keyout",
-    `${name}.key`,
-    "-out",
-    `${name}.csr`,
-    "-subj",
-    `/CN=${name}`,
-  );
-  writeFileSync(
-    join(dir, `${name}.ext`),
-    server
-      ? "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
-      : "extendedKeyUsage=clientAuth\n",
-  );
-  openssl(
-    "x509",
-    "-req",
-    "-in",
-    `${name}.csr`,
-    "-CA",
-    `${ca}.pem`,
-    "-CAkey",
-    `${ca}.key`,
-    "-CAcreateserial",
-    "-out",
-    `${name}.pem`,
-    "-days",
-    "2",
-    "-extfile",
-    `${name}.ext`,
-  );
-}
-
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "eclor-tls-"));
-  makeCa("ca");
-  makeCa("rogue-ca");
-  makeLeaf("server", "ca", true);
-  makeLeaf("gw-test", "ca");
-  makeLeaf("hypervisor", "ca");
-  makeLeaf("gw-rogue", "rogue-ca");
+  const ca = makeCa(dir, "ca", "ec");
+  const rogue = makeCa(dir, "rogue-ca", "ec");
+  makeLeaf(dir, ca, "server", "server", SERVER_EXT, "ec");
+  makeLeaf(dir, ca, "gw-test", "gw-test", CLIENT_EXT, "ec");
+  makeLeaf(dir, ca, "hypervisor", "hypervisor", CLIENT_EXT, "ec");
+  makeLeaf(dir, rogue, "gw-rogue", "gw-rogue", CLIENT_EXT, "ec");
   // Mosquitto started as root drops to the `mosquitto` user before reading some files.
   chmodSync(dir, 0o755);
   for (const f of readdirSync(dir)) chmodSync(join(dir, f), 0o644);
