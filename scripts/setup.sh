@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 # Real broker, ptys, an independent Modbus peer and master, certificates, systemd tools,
 # debootstrap for the package install test, the sd_notify build dependencies.
-want=(mosquitto socat python3-pymodbus python3-serial-asyncio mbpoll openssl systemd debootstrap libsystemd-dev pkg-config dpkg-dev fakeroot)
+want=(mosquitto socat python3-pymodbus python3-serial-asyncio mbpoll openssl systemd debootstrap libsystemd-dev pkg-config dpkg-dev)
 need=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
