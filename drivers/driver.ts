@@ -9,6 +9,7 @@
  * `stop()` closes everything and resolves when no timer or socket is left.
  */
 import type { Logger } from "pino";
+import type { DriverConfig } from "../config/schema.js";
 
 export type Value = number | boolean | string;
 
@@ -149,6 +150,15 @@ export interface Driver {
   read(device: string, points?: readonly string[]): Promise<Reading[]>;
   /** Only the command router calls this. */
   write(request: WriteRequest): Promise<WriteResult>;
+  /**
+   * Optional: take a new configuration block of this driver (same id) without a full restart —
+   * remote configuration (`config/set`) uses it so that a change to one meter does not interrupt
+   * the twenty others on the same bus. Restart only the devices whose block was added, removed or
+   * changed; the others keep polling untouched. Resolve `true` when applied in place, `false`
+   * (having changed nothing) when the change needs a full restart (e.g. the bus settings
+   * changed). Drivers without it are stopped, re-created and started.
+   */
+  reconfigure?(next: DriverConfig): Promise<boolean>;
 }
 
 /** How a driver kind plugs in: its config block schema and a factory. See drivers/index.ts. */

@@ -1,38 +1,31 @@
 /**
  * Remote configuration (`config/set`): validate with the same schema as the file (every problem
- * with its path, nothing changed), stage, apply by restarting only the drivers whose block
- * changed, and roll back automatically unless the new configuration is healthy (changed drivers
- * running, uplink connected) within `commands.rollback_window`. Versions go to SQLite with who
- * and when; a repeated command id returns the stored response (journal).
+ * with its path, nothing changed), stage, apply by touching only what changed (drivers, or only
+ * the changed devices of a driver that can update in place; the uplink's connection), and roll
+ * back automatically unless the new configuration is healthy (changed drivers running, uplink
+ * connected) within `commands.rollback_window`. Versions go to SQLite with who and when; a
+ * repeated command id returns the stored response (journal). Plan and result: config-plan.ts.
  */
 import type { Logger } from "pino";
 import type { RefContext } from "../../config/refs.js";
+import type { DriverEvent } from "../../drivers/driver.js";
 import { validateConfigObject } from "../../config/load.js";
 import type { Config } from "../../config/schema.js";
 import { EdgeError, ErrorCode, isEdgeError } from "../errors.js";
 import type { AuditLog } from "./audit.js";
 import { canonicalJson } from "./canonical.js";
+import {
+  type ApplyPlan,
+  type ApplyReport,
+  type ConfigHost,
+  type SetResult,
+  planChanges,
+  setResult,
+} from "./config-plan.js";
 import type { ConfigVersions } from "./config-versions.js";
 import type { Journal, Who } from "./journal.js";
 import { type Outcome, errorBody, failure } from "./outcome.js";
 import { REDACTED, redactSecrets, restoreRedacted } from "./redact.js";
-
-export interface ApplyPlan {
-  start: string[];
-  stop: string[];
-  restart: string[];
-  uplink: boolean;
-  /** Top-level sections that changed but only take effect at the next agent start. */
-  pendingRestart: string[];
-}
-
-/** What the config manager needs from the agent. */
-export interface ConfigHost {
-  current(): Config;
-  /** Stop/start/restart the drivers of the plan with `next`; reconnect the uplink if `plan.uplink`. Resolves when done (a driver that fails to start shows in health(), it does not throw). */
-  apply(next: Config, plan: ApplyPlan): Promise<void>;
-  health(): { failed: { id: string; reason: string }[]; uplinkConnected: boolean };
-}
 
 export interface ConfigManagerOptions {
   host: ConfigHost;
@@ -49,6 +42,8 @@ export interface ConfigManagerOptions {
   pollMs?: number;
   /** The host reconnects the uplink with new settings (else uplink changes wait for a restart). */
   liveUplink?: boolean;
+  /** Upstream events (the store's top priority): a rollback is announced as `config_rolled_back`. */
+  event?: (e: DriverEvent) => void;
 }
 
 export interface ConfigGetResult {
@@ -60,15 +55,6 @@ export interface ConfigGetResult {
   config: Record<string, unknown>;
 }
 
-export interface SetResult {
-  version: number | null;
-  applied: boolean;
-  restarted: string[];
-  started: string[];
-  stopped: string[];
-  pending_restart: string[];
-}
-
 /** Settings a remote configuration may not change: they belong to the box, not the territory. */
 const LOCAL_ONLY: readonly (readonly string[])[] = [
   ["gateway", "id"],
@@ -76,29 +62,6 @@ const LOCAL_ONLY: readonly (readonly string[])[] = [
   ["store", "path"],
   ["control", "socket"],
 ];
-
-/**
- * What changed. `liveUplink`: the host can reconnect the uplink with new settings; otherwise an
- * uplink change takes effect at the next agent start (listed in `pendingRestart`).
- */
-export function planChanges(prev: Config, next: Config, liveUplink = true): ApplyPlan {
-  const before = new Map(prev.drivers.map((d) => [d.id, canonicalJson(d)]));
-  const after = new Map(next.drivers.map((d) => [d.id, canonicalJson(d)]));
-  const plan: ApplyPlan = { start: [], stop: [], restart: [], uplink: false, pendingRestart: [] };
-  for (const [id, json] of after) {
-    const old = before.get(id);
-    if (old === undefined) plan.start.push(id);
-    else if (old !== json) plan.restart.push(id);
-  }
-  for (const id of before.keys()) if (!after.has(id)) plan.stop.push(id);
-  const uplinkChanged = canonicalJson(prev.uplink) !== canonicalJson(next.uplink);
-  if (liveUplink) plan.uplink = uplinkChanged;
-  else if (uplinkChanged) plan.pendingRestart.push("uplink");
-  for (const key of ["log", "store", "commands", "gateway"] as const) {
-    if (canonicalJson(prev[key]) !== canonicalJson(next[key])) plan.pendingRestart.push(key);
-  }
-  return plan;
-}
 
 export class ConfigManager {
   private busy = false;
@@ -166,19 +129,8 @@ export class ConfigManager {
       return this.refuse(o, e);
     }
     const plan = planChanges(prev, next, this.opts.liveUplink ?? false);
-    if (o.dryRun) {
-      return {
-        ok: true,
-        result: {
-          version: null,
-          applied: false,
-          restarted: plan.restart,
-          started: plan.start,
-          stopped: plan.stop,
-          pending_restart: plan.pendingRestart,
-        },
-      };
-    }
+    // A dry run cannot know which drivers would take their change in place: all are "restarted".
+    if (o.dryRun) return { ok: true, result: setResult(plan, undefined, null, false) };
     this.busy = true;
     this.opts.journal.begin(o.commandId, "config/set", o.who, canonicalJson(raw));
     try {
@@ -251,7 +203,7 @@ export class ConfigManager {
   ): Promise<Outcome<SetResult>> {
     const log = this.opts.logger;
     log.info({ plan, who: o.who, command_id: o.commandId }, "applying a new configuration");
-    const unhealthy = await this.applyAndWait(next, plan);
+    const { problem: unhealthy, report } = await this.applyAndWait(next, plan);
     if (!unhealthy) {
       const version = this.opts.versions.add({
         ts: Date.now(),
@@ -272,17 +224,7 @@ export class ConfigManager {
         outcome: "ok",
         message: `configuration v${version} applied`,
       });
-      return {
-        ok: true,
-        result: {
-          version,
-          applied: true,
-          restarted: plan.restart,
-          started: plan.start,
-          stopped: plan.stop,
-          pending_restart: plan.pendingRestart,
-        },
-      };
+      return { ok: true, result: setResult(plan, report, version, true) };
     }
     log.warn({ problem: unhealthy }, "the new configuration is not healthy: rolling back");
     const back: ApplyPlan = {
@@ -292,7 +234,7 @@ export class ConfigManager {
       uplink: plan.uplink,
       pendingRestart: [],
     };
-    const stillBad = await this.applyAndWait(prev, back);
+    const { problem: stillBad } = await this.applyAndWait(prev, back);
     const version = this.opts.versions.add({
       ts: Date.now(),
       who: o.who,
@@ -313,17 +255,28 @@ export class ConfigManager {
       code: "CommandFailed",
       message,
     });
+    this.opts.event?.({
+      ts: Date.now(),
+      type: "config_rolled_back",
+      severity: "error",
+      message,
+      data: { command_id: o.commandId, who: o.who, version, rolled_back_ok: !stillBad },
+    });
     return failure(
       new EdgeError(ErrorCode.CommandFailed, message, { version, rolled_back: true, plan }),
     );
   }
 
-  /** Apply and wait for health; returns undefined when healthy, else what is wrong in words. */
-  private async applyAndWait(cfg: Config, plan: ApplyPlan): Promise<string | undefined> {
+  /** Apply and wait for health; `problem` is undefined when healthy, else what is wrong in words. */
+  private async applyAndWait(
+    cfg: Config,
+    plan: ApplyPlan,
+  ): Promise<{ problem?: string; report?: ApplyReport }> {
+    let report: ApplyReport | undefined;
     try {
-      await this.opts.host.apply(cfg, plan);
+      report = (await this.opts.host.apply(cfg, plan)) ?? undefined;
     } catch (e) {
-      return `applying failed: ${errorBody(e).message}`;
+      return { problem: `applying failed: ${errorBody(e).message}` };
     }
     const watched = new Set([...plan.start, ...plan.restart]);
     const deadline = Date.now() + this.opts.rollbackWindowMs;
@@ -334,12 +287,14 @@ export class ConfigManager {
       problem = [
         ...failed.map((f) => `driver "${f.id}" is not running (${f.reason})`),
         ...(plan.uplink && !h.uplinkConnected
-          ? ["the uplink did not reconnect to the broker"]
+          ? [
+              `the uplink did not reconnect to the broker${h.uplinkError ? ` (${h.uplinkError})` : ""}`,
+            ]
           : []),
       ].join("; ");
-      if (!problem) return undefined;
+      if (!problem) return report ? { report } : {};
       if (Date.now() >= deadline)
-        return `${problem} within ${Math.round(this.opts.rollbackWindowMs / 1000)} s`;
+        return { problem: `${problem} within ${windowText(this.opts.rollbackWindowMs)}` };
       await new Promise((r) => setTimeout(r, this.opts.pollMs ?? 200));
     }
   }
@@ -370,6 +325,10 @@ function withLocalOnly(
   return out;
 }
 
+function windowText(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
+}
+
 function dig(obj: unknown, path: readonly string[]): unknown {
   let cur = obj;
   for (const k of path) {
@@ -380,3 +339,5 @@ function dig(obj: unknown, path: readonly string[]): unknown {
 }
 
 export { REDACTED };
+// The plan and result types moved to config-plan.ts; re-exported for existing importers.
+export { type ApplyPlan, type ConfigHost, type SetResult, planChanges };

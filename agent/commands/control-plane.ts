@@ -12,7 +12,9 @@ import { EdgeError, ErrorCode, type ErrorCodeValue } from "../errors.js";
 import { VERSION } from "../version.js";
 import type { Value, WriteResult } from "../../drivers/driver.js";
 import { AuditLog } from "./audit.js";
-import { type ApplyPlan, type ConfigHost, ConfigManager } from "./config-manager.js";
+import { applyToAgent } from "./config-apply.js";
+import { ConfigManager } from "./config-manager.js";
+import type { ApplyPlan, ApplyReport, ConfigHost } from "./config-plan.js";
 import { ConfigVersions } from "./config-versions.js";
 import { CommandDispatcher } from "./dispatcher.js";
 import { queryHistory, replayPayloads } from "./history.js";
@@ -97,6 +99,10 @@ export class ControlPlane {
         rollbackWindowMs: cfg.commands.rollback_window,
         remoteAllowed: cfg.commands.remote_config,
         logger,
+        // Uplink changes reconnect at once (Uplink.reconfigure) and are rolled back if the new
+        // broker cannot be reached within the window.
+        liveUplink: true,
+        event: (e) => agent.store.appendEvent(e),
         ...(opts.healthPollMs ? { pollMs: opts.healthPollMs } : {}),
       },
       opts.raw,
@@ -118,7 +124,8 @@ export class ControlPlane {
       logger,
     });
     this.dispatcher = new CommandDispatcher({
-      prefix: cfg.uplink.prefix,
+      // The prefix in force: config/set may change it.
+      prefix: () => agent.uplink.prefix,
       gatewayId: cfg.gateway.id,
       service: this.service,
       publisher: {
@@ -240,12 +247,11 @@ export class ControlPlane {
     };
   }
 
-  private async apply(next: Config, plan: ApplyPlan): Promise<void> {
-    this.startFailures = await this.agent.replaceDrivers(next.drivers, {
-      stop: [...plan.stop, ...plan.restart],
-      start: [...plan.start, ...plan.restart],
-    });
+  private async apply(next: Config, plan: ApplyPlan): Promise<ApplyReport> {
+    const r = await applyToAgent(this.agent, this.current, next, plan);
+    this.startFailures = r.failures;
     this.current = next;
+    return { reconfigured: r.reconfigured };
   }
 
   /**
@@ -263,7 +269,11 @@ export class ControlPlane {
         failed.push({ id: s.id, reason: `no device answers${why ? `: ${why}` : ""}` });
       }
     }
-    return { failed, uplinkConnected: this.agent.uplink.connected };
+    return {
+      failed,
+      uplinkConnected: this.agent.uplink.connected,
+      uplinkError: this.agent.uplink.lastError,
+    };
   }
 }
 

@@ -33,7 +33,8 @@ export interface ResponsePublisher {
 }
 
 export interface DispatcherOptions {
-  prefix: string;
+  /** A function when the prefix can change at run time (remote configuration of the uplink). */
+  prefix: string | (() => string);
   gatewayId: string;
   service: CommandService;
   publisher: ResponsePublisher;
@@ -41,10 +42,15 @@ export interface DispatcherOptions {
 }
 
 export class CommandDispatcher {
-  private readonly cmdBase: string;
+  constructor(private readonly opts: DispatcherOptions) {}
 
-  constructor(private readonly opts: DispatcherOptions) {
-    this.cmdBase = `${opts.prefix}/${opts.gatewayId}/cmd/`;
+  private get prefix(): string {
+    const p = this.opts.prefix;
+    return typeof p === "string" ? p : p();
+  }
+
+  private get cmdBase(): string {
+    return `${this.prefix}/${this.opts.gatewayId}/cmd/`;
   }
 
   /** The subscription that feeds `handle` (QoS 1). */
@@ -53,7 +59,7 @@ export class CommandDispatcher {
   }
 
   responseTopic(name: string): string {
-    return `${this.opts.prefix}/${this.opts.gatewayId}/res/${name}`;
+    return `${this.prefix}/${this.opts.gatewayId}/res/${name}`;
   }
 
   /** Handle one request. Never rejects. */
@@ -64,6 +70,8 @@ export class CommandDispatcher {
         return;
       }
       const name = msg.topic.slice(this.cmdBase.length);
+      // The response goes with the configuration in force when it is known: after a config/set
+      // that moved the uplink, that is the new broker (and prefix); see docs/mqtt-api.md §8.4.
       const response = await this.respond(name, msg);
       const topic = msg.responseTopic || this.responseTopic(name || "unknown");
       this.opts.logger.info(

@@ -290,13 +290,20 @@ export const resultSchemas = {
   "config/set": z.strictObject({
     version: z.number().int().nullable(),
     applied: z.boolean(),
-    restarted: z.array(z.string()),
+    restarted: z
+      .array(z.string())
+      .describe("Drivers stopped and started again with their new block."),
+    reconfigured: z
+      .array(z.strictObject({ driver: z.string(), devices: z.array(z.string()) }))
+      .describe(
+        "Drivers updated in place: only the listed devices (added, removed or changed) were restarted; the other devices kept polling.",
+      ),
     started: z.array(z.string()),
     stopped: z.array(z.string()),
     pending_restart: z
       .array(z.string())
       .describe(
-        "Changed sections that take effect at the next agent start (uplink, log, store, commands, gateway).",
+        "Changed sections that take effect at the next agent start (log, store, commands, gateway; uplink only on an agent that cannot reconnect it live).",
       ),
   }),
   resync: z.strictObject({ republished: z.array(z.string()) }),

@@ -11,7 +11,7 @@ import type { UplinkConfig } from "../../config/schema.js";
 import type { DeviceInfo } from "../../drivers/driver.js";
 import type { Store } from "../store/store.js";
 import { Connection } from "./connection.js";
-import { Drainer } from "./drain.js";
+import { type DrainOptions, Drainer } from "./drain.js";
 import type { InventoryPayload, StatePayload } from "./payloads.js";
 import { topicsFor, type Topics } from "./topics.js";
 
@@ -54,52 +54,109 @@ export interface UplinkStatus {
 }
 
 export class Uplink {
-  readonly topics: Topics;
-  readonly clientId: string;
-  private readonly conn: Connection;
+  // Not readonly: `reconfigure` (remote configuration) replaces the settings and the connection.
+  private cfg: UplinkConfig;
+  private topicSet: Topics;
+  private currentClientId: string;
+  private conn: Connection;
   private readonly drainer: Drainer;
+  /** Shared with the drainer, which reads it at each batch and each new connection. */
+  private readonly drainOpts: DrainOptions;
+  private tlsOverride?: UplinkConfig["tls"];
+  private started = false;
   private readonly handlers = new Map<string, CommandHandler>();
   private fallback?: CommandHandler;
   private readonly connectWaiters = new Set<() => void>();
 
   constructor(
-    private readonly cfg: UplinkConfig,
+    cfg: UplinkConfig,
     private readonly id: UplinkIdentity,
     private readonly store: Store,
     private readonly inventory: () => DeviceInfo[],
     private readonly logger: Logger,
   ) {
-    this.topics = topicsFor(cfg.prefix, id.gatewayId);
-    this.clientId = cfg.client_id ?? id.gatewayId;
-    this.drainer = new Drainer(
-      store,
-      { batchSize: cfg.batch_size, inflight: cfg.inflight, topic: (s) => this.topics.stream(s) },
-      logger,
-    );
+    this.cfg = cfg;
+    this.topicSet = topicsFor(cfg.prefix, id.gatewayId);
+    this.currentClientId = cfg.client_id ?? id.gatewayId;
+    this.drainOpts = {
+      batchSize: cfg.batch_size,
+      inflight: cfg.inflight,
+      topic: (s) => this.topicSet.stream(s),
+    };
+    this.drainer = new Drainer(store, this.drainOpts, logger);
     this.drainer.onRefused = (err) => this.conn.drop(`broker refused a publish (${err.message})`);
-    this.conn = new Connection(
-      cfg,
-      this.clientId,
+    this.conn = this.newConnection();
+  }
+
+  /** The topics in force (they change when `reconfigure` changes `uplink.prefix`). */
+  get topics(): Topics {
+    return this.topicSet;
+  }
+
+  get clientId(): string {
+    return this.currentClientId;
+  }
+
+  get prefix(): string {
+    return this.cfg.prefix;
+  }
+
+  private newConnection(): Connection {
+    const conn = new Connection(
+      this.cfg,
+      this.currentClientId,
       () => ({
-        topic: this.topics.state,
+        topic: this.topicSet.state,
         payload: JSON.stringify(this.statePayload(false, "connection_lost")),
       }),
-      logger,
+      this.logger,
       {
         onConnect: (client, connack) => this.onConnect(client, connack),
         onClose: () => this.drainer.detach(),
         onMessage: (topic, payload, packet) => this.onMessage(topic, payload, packet),
       },
     );
+    if (this.tlsOverride) conn.setTls(this.tlsOverride);
+    return conn;
   }
 
   /** Provisioning hook: replace TLS settings (effective from the next connection attempt). */
   setTls(tls: UplinkConfig["tls"]): void {
+    this.tlsOverride = tls;
     this.conn.setTls(tls);
   }
 
   start(): void {
+    this.started = true;
     this.conn.start();
+  }
+
+  /**
+   * Switch to new settings (remote configuration, agent/commands/config-apply.ts): the current
+   * connection is closed cleanly (offline `state` on the old broker, as on a shutdown), then a
+   * connection with the new settings is started; resolves without waiting for the broker
+   * (`connected`, `lastError` tell how it goes). Nothing stored is lost: batches in flight stay in
+   * the outbox and the drainer resumes from the acknowledged watermark on the new connection.
+   * A certificate installed by provisioning (`setTls`) is kept: it belongs to the box.
+   */
+  async reconfigure(cfg: UplinkConfig): Promise<void> {
+    await this.conn.stop({
+      topic: this.topicSet.state,
+      payload: JSON.stringify(this.statePayload(false, "shutdown")),
+    });
+    this.cfg = cfg;
+    this.topicSet = topicsFor(cfg.prefix, this.id.gatewayId);
+    this.currentClientId = cfg.client_id ?? this.id.gatewayId;
+    this.drainOpts.batchSize = cfg.batch_size;
+    this.drainOpts.inflight = cfg.inflight;
+    this.conn = this.newConnection();
+    this.logger.info({ url: cfg.url, client_id: this.currentClientId }, "uplink reconfigured");
+    if (this.started) this.conn.start();
+  }
+
+  /** The last connection problem of the current settings, in words (undefined when none). */
+  get lastError(): string | undefined {
+    return this.conn.lastError?.message;
   }
 
   get connected(): boolean {
@@ -129,15 +186,15 @@ export class Uplink {
 
   private onConnect(client: MqttClient, connack: IConnackPacket): void {
     const props = connack.properties;
-    client.subscribe(this.topics.cmdFilter, { qos: 1 }, (err) => {
+    client.subscribe(this.topicSet.cmdFilter, { qos: 1 }, (err) => {
       if (err)
         this.logger.error(
           { err },
-          `cannot subscribe to ${this.topics.cmdFilter}: commands will not arrive`,
+          `cannot subscribe to ${this.topicSet.cmdFilter}: commands will not arrive`,
         );
     });
-    this.publishRetained(this.topics.state, this.statePayload(true));
-    this.publishRetained(this.topics.inventory, this.inventoryPayload());
+    this.publishRetained(this.topicSet.state, this.statePayload(true));
+    this.publishRetained(this.topicSet.inventory, this.inventoryPayload());
     this.drainer.attach(client, props?.maximumPacketSize, props?.receiveMaximum);
     for (const w of this.connectWaiters) w();
     this.connectWaiters.clear();
@@ -151,8 +208,8 @@ export class Uplink {
 
   /** Republish state and inventory (the `resync` command, or after the inventory changed). */
   resync(): void {
-    this.publishRetained(this.topics.state, this.statePayload(true));
-    this.publishRetained(this.topics.inventory, this.inventoryPayload());
+    this.publishRetained(this.topicSet.state, this.statePayload(true));
+    this.publishRetained(this.topicSet.inventory, this.inventoryPayload());
   }
 
   /**
@@ -165,8 +222,8 @@ export class Uplink {
   }
 
   private onMessage(topic: string, payload: Buffer, packet: IPublishPacket): void {
-    if (!topic.startsWith(this.topics.cmdPrefix)) return;
-    const name = topic.slice(this.topics.cmdPrefix.length);
+    if (!topic.startsWith(this.topicSet.cmdPrefix)) return;
+    const name = topic.slice(this.topicSet.cmdPrefix.length);
     const p = packet.properties;
     const msg: CommandMessage = { name, topic, payload };
     if (p?.responseTopic) msg.responseTopic = p.responseTopic;
@@ -198,7 +255,7 @@ export class Uplink {
 
   /** Answer a command: MQTT 5 response topic + correlation data when given, else `<base>/res/<name>`. */
   respond(msg: CommandMessage, body: unknown): Promise<boolean> {
-    const topic = msg.responseTopic ?? this.topics.response(msg.name);
+    const topic = msg.responseTopic ?? this.topicSet.response(msg.name);
     const properties = msg.correlationData ? { correlationData: msg.correlationData } : undefined;
     return this.publish(topic, JSON.stringify(body), {
       qos: 1,
@@ -251,8 +308,9 @@ export class Uplink {
 
   /** Publish the offline state, disconnect cleanly. In-flight batches stay in the store. */
   async stop(): Promise<void> {
+    this.started = false;
     await this.conn.stop({
-      topic: this.topics.state,
+      topic: this.topicSet.state,
       payload: JSON.stringify(this.statePayload(false, "shutdown")),
     });
   }

@@ -4,6 +4,7 @@
  * writes go before polls. See README.md for the configuration and the profile guide.
  */
 import { EdgeError, ErrorCode } from "../../agent/errors.js";
+import type { DriverConfig } from "../../config/schema.js";
 import type {
   DeviceInfo,
   Driver,
@@ -15,6 +16,7 @@ import type {
 } from "../driver.js";
 import { ModbusDevice } from "./device.js";
 import { type LinkEndpoint, ModbusLink } from "./link.js";
+import { reconfigureDevices, sameBus } from "./reconfigure.js";
 import type { ModbusDeviceConfig, ModbusDriverConfig } from "./schema.js";
 import { executeWrite } from "./write.js";
 
@@ -56,20 +58,45 @@ export class ModbusDriver implements Driver {
   private running = false;
 
   constructor(
-    private readonly cfg: ModbusDriverConfig,
+    // Not readonly: `reconfigure` replaces it when only the devices changed.
+    private cfg: ModbusDriverConfig,
     private readonly ctx: DriverContext,
   ) {
     for (const dev of cfg.devices) {
-      if (!dev.enabled) continue;
-      const ep = endpointFor(cfg, dev);
-      const key = JSON.stringify(ep);
-      let link = this.links.get(key);
-      if (!link) {
-        link = new ModbusLink(ep, cfg.timeout_ms, ctx.logger);
-        this.links.set(key, link);
-      }
-      this.devices.set(dev.id, new ModbusDevice(dev, cfg, link, ctx));
+      if (dev.enabled) this.devices.set(dev.id, this.createDevice(dev));
     }
+  }
+
+  /** A device on the link of its endpoint (shared with the devices already on it). */
+  private createDevice(dev: ModbusDeviceConfig): ModbusDevice {
+    const ep = endpointFor(this.cfg, dev);
+    const key = JSON.stringify(ep);
+    let link = this.links.get(key);
+    if (!link) {
+      link = new ModbusLink(ep, this.cfg.timeout_ms, this.ctx.logger);
+      this.links.set(key, link);
+    }
+    return new ModbusDevice(dev, this.cfg, link, this.ctx);
+  }
+
+  /** Only the devices changed: restart those, the others keep polling (reconfigure.ts). */
+  async reconfigure(next: DriverConfig): Promise<boolean> {
+    if (next.driver !== "modbus" || next.id !== this.cfg.id || !sameBus(this.cfg, next))
+      return false;
+    const prev = this.cfg;
+    this.cfg = next;
+    const restarted = await reconfigureDevices(
+      {
+        devices: this.devices,
+        links: this.links,
+        running: this.running,
+        create: (dev) => this.createDevice(dev),
+      },
+      prev,
+      next,
+    );
+    this.ctx.logger.info({ devices: restarted }, "devices reconfigured in place");
+    return true;
   }
 
   get id(): string {

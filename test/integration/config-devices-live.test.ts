@@ -1,0 +1,139 @@
+/**
+ * Remote configuration of one device of a Modbus bus, applied in place (Driver.reconfigure):
+ * two simulated devices on one TCP simulator, a real Mosquitto, the agent in-process. Changing
+ * one device's point map restarts that device only — the other one's poller never stops: its
+ * readings keep their 100 ms rhythm and it sends no offline/online event — and the result says
+ * so. A change to the bus settings still restarts the whole driver, which the same observations
+ * detect (they are what would fail if the in-place path restarted everything).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { DriverEvent, Reading } from "../../drivers/driver.js";
+import { ModbusSimulator, addSimDevice, type SimUnit } from "../../sim/modbus/index.js";
+import { Mosquitto } from "../helpers/mosquitto.js";
+import { waitFor } from "../helpers/ports.js";
+import { AgentHarness, Hypervisor, baseConfig, type RunningAgent } from "./commands-fixtures.js";
+
+const GW = "gw-devices-live";
+let broker: Mosquitto;
+let sim: ModbusSimulator;
+let m1Unit: SimUnit;
+let simPort: number;
+let harness: AgentHarness;
+let run: RunningAgent;
+let hv: Hypervisor;
+const readings: Reading[] = [];
+const events: DriverEvent[] = [];
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- free-form test edits of a config object
+type Loose = Record<string, any>;
+const holding = (n: number) =>
+  Array.from({ length: n }, (_, i) => ({ id: `r${i}`, table: "holding", address: i }));
+const cfg = (m2Points = 1): Loose => {
+  const c: Loose = baseConfig(GW, broker.url, simPort);
+  c.drivers[0].id = "bus";
+  c.drivers[0].poll_interval = "100ms";
+  c.drivers[0].devices = [
+    { id: "m1", unit_id: 1, points: holding(2) },
+    { id: "m2", unit_id: 2, points: holding(m2Points) },
+  ];
+  return c;
+};
+
+beforeAll(async () => {
+  broker = await Mosquitto.start();
+  sim = new ModbusSimulator();
+  m1Unit = addSimDevice(sim, 1, "registers");
+  addSimDevice(sim, 2, "registers");
+  simPort = await sim.listenTcp(0);
+  harness = new AgentHarness(cfg());
+  run = await harness.start();
+  run.agent.onRecord((recs) => {
+    for (const r of recs) {
+      if (r.reading) readings.push(r.reading);
+      if (r.event) events.push(r.event);
+    }
+  });
+  hv = await Hypervisor.connect(broker.url, GW);
+  await hv.waitReady();
+});
+
+afterAll(async () => {
+  await hv?.close();
+  await run?.stop();
+  await sim?.close();
+  await broker?.dispose();
+  harness?.dispose();
+});
+
+/** Online/offline events of `device` at or after `since`. */
+const onOff = (device: string, since: number) =>
+  events
+    .filter((e) => e.device === device && e.ts >= since)
+    .filter((e) => e.type === "device_online" || e.type === "device_offline");
+
+/** Largest pause between consecutive acquisitions of `device/point` in [from, to]. */
+function longestPause(device: string, point: string, from: number, to: number): number {
+  const ts = readings
+    .filter((r) => r.device === device && r.point === point && r.ts >= from && r.ts <= to)
+    .map((r) => r.ts);
+  expect(ts.length).toBeGreaterThan(5);
+  let max = 0;
+  for (let i = 1; i < ts.length; i++) max = Math.max(max, ts[i]! - ts[i - 1]!);
+  return max;
+}
+
+describe("config/set of one device on a shared bus", () => {
+  it("restarts only the changed device; the other keeps polling without a pause or an event", async () => {
+    await waitFor(() => readings.some((r) => r.device === "m2"), 10_000, "m2 polled");
+    await new Promise((r) => setTimeout(r, 1000)); // a steady rhythm before the change
+    const m1Requests = m1Unit.requests;
+    const t0 = Date.now();
+    const r = await hv.request(
+      "config/set",
+      { id: "dev-1", config: cfg(3) },
+      { timeoutMs: 20_000 },
+    );
+    expect(r).toMatchObject({
+      ok: true,
+      result: {
+        applied: true,
+        restarted: [],
+        reconfigured: [{ driver: "bus", devices: ["m2"] }],
+        started: [],
+        stopped: [],
+      },
+    });
+    // m2 runs with its new point map…
+    await waitFor(
+      () => readings.some((x) => x.device === "m2" && x.point === "r2" && x.ts >= t0),
+      5000,
+      "m2/r2 polled",
+    );
+    expect(
+      run.agent
+        .inventory()
+        .find((d) => d.id === "m2")
+        ?.points.map((p) => p.id),
+    ).toEqual(["r0", "r1", "r2"]);
+    // …it was really restarted (a new poller announces itself)…
+    expect(onOff("m2", t0).map((e) => e.type)).toEqual(["device_online"]);
+    await new Promise((r) => setTimeout(r, 1000));
+    // …while m1 was never interrupted: same rhythm across the change, no event.
+    expect(longestPause("m1", "r0", t0 - 1000, Date.now())).toBeLessThan(500); // 100 ms polls; slack for a loaded CI machine
+    expect(onOff("m1", t0)).toEqual([]);
+    expect(m1Unit.requests).toBeGreaterThan(m1Requests + 10);
+  }, 30_000);
+
+  it("a change of the bus settings restarts the whole driver (and the same checks see it)", async () => {
+    const next = cfg(3);
+    next.drivers[0].timeout_ms = 300;
+    const t0 = Date.now();
+    const r = await hv.request("config/set", { id: "dev-2", config: next }, { timeoutMs: 20_000 });
+    expect(r).toMatchObject({
+      ok: true,
+      result: { applied: true, restarted: ["bus"], reconfigured: [] },
+    });
+    await waitFor(() => onOff("m1", t0).length > 0, 5000, "m1 restarted");
+    expect(onOff("m1", t0).map((e) => e.type)).toEqual(["device_online"]);
+  }, 30_000);
+});
