@@ -27,7 +27,7 @@ import { loadNotifier, loadProvisioner, type Notifier, type ProvisionStep } from
 import { createLogger } from "./log.js";
 import { Pipeline, rulesFromConfig, type Stage } from "./pipeline/index.js";
 import { Store, type StoredListener } from "./store/index.js";
-import { Uplink, type CommandHandler } from "./uplink/index.js";
+import { Uplink, type CommandHandler, type UplinkIdentity } from "./uplink/index.js";
 import { VERSION } from "./version.js";
 import { attachWhenReady } from "./commands/control-plane.js";
 import { resolveStartupConfig } from "./commands/startup.js";
@@ -54,6 +54,17 @@ export interface AgentOptions {
 /** Short stable hash of a configuration, for `config_version` in the state message. */
 export function configHash(config: Config): string {
   return createHash("sha256").update(JSON.stringify(config)).digest("hex").slice(0, 12);
+}
+
+/** The gateway block of the inventory message. */
+export function gatewayFacts(config: Config): UplinkIdentity["gateway"] {
+  const g = config.gateway;
+  return {
+    id: g.id,
+    ...(g.name !== undefined ? { name: g.name } : {}),
+    ...(g.commune !== undefined ? { commune: g.commune } : {}),
+    ...(g.location !== undefined ? { location: g.location } : {}),
+  };
 }
 
 export class Agent {
@@ -88,12 +99,7 @@ export class Agent {
       config.uplink,
       {
         gatewayId: g.id,
-        gateway: {
-          id: g.id,
-          ...(g.name !== undefined ? { name: g.name } : {}),
-          ...(g.commune !== undefined ? { commune: g.commune } : {}),
-          ...(g.location !== undefined ? { location: g.location } : {}),
-        },
+        gateway: gatewayFacts(config),
         version: VERSION,
         configVersion: opts.configVersion ?? configHash(config),
         startedAt: this.startedAt,

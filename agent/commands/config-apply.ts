@@ -9,7 +9,7 @@
  *   waits for the connection and, failing that, applies the previous configuration the same way.
  */
 import type { Config, DriverConfig } from "../../config/schema.js";
-import type { Agent } from "../agent.js";
+import { type Agent, configHash, gatewayFacts } from "../agent.js";
 import { rulesFromConfig } from "../pipeline/index.js";
 import { canonicalJson } from "./canonical.js";
 import type { ApplyPlan, ApplyReport, Reconfigured } from "./config-plan.js";
@@ -60,8 +60,9 @@ export async function applyToAgent(
     stop: [...plan.stop, ...restart],
     start: [...plan.start, ...restart],
   });
-  // A new connection publishes state and inventory itself; otherwise the inventory may have
-  // changed with the devices.
+  agent.uplink.setIdentity({ gateway: gatewayFacts(next), configVersion: configHash(next) });
+  // A new connection publishes state and inventory itself; otherwise the inventory (and the
+  // state's config_version) changed.
   if (plan.uplink) await agent.uplink.reconfigure(next.uplink);
   else if (agent.uplink.connected) agent.uplink.resync();
   return { reconfigured, failures };

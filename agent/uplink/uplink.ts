@@ -70,7 +70,8 @@ export class Uplink {
 
   constructor(
     cfg: UplinkConfig,
-    private readonly id: UplinkIdentity,
+    // Not readonly: a configuration applied remotely changes config_version and the gateway facts.
+    private id: UplinkIdentity,
     private readonly store: Store,
     private readonly inventory: () => DeviceInfo[],
     private readonly logger: Logger,
@@ -204,6 +205,11 @@ export class Uplink {
     this.conn.current?.publish(topic, JSON.stringify(body), { qos: 1, retain: true }, (err) => {
       if (err) this.logger.error({ err, topic }, `publishing ${topic} failed`);
     });
+  }
+
+  /** A new configuration is in force: the next state and inventory messages carry its facts. */
+  setIdentity(patch: Partial<Pick<UplinkIdentity, "gateway" | "configVersion">>): void {
+    this.id = { ...this.id, ...patch };
   }
 
   /** Republish state and inventory (the `resync` command, or after the inventory changed). */

@@ -65,6 +65,12 @@ afterAll(async () => {
   harness?.dispose();
 });
 
+/** The last message the hypervisor received on `<prefix>/<gw>/<stream>`. */
+function lastBody<T>(stream: string): T | undefined {
+  const all = hv.received.filter((m) => m.topic === `eclor/v1/${GW}/${stream}`);
+  return all.at(-1)?.body as T | undefined;
+}
+
 /** Online/offline events of `device` at or after `since`. */
 const onOff = (device: string, since: number) =>
   events
@@ -87,6 +93,7 @@ describe("config/set of one device on a shared bus", () => {
     await waitFor(() => readings.some((r) => r.device === "m2"), 10_000, "m2 polled");
     await new Promise((r) => setTimeout(r, 1000)); // a steady rhythm before the change
     const m1Requests = m1Unit.requests;
+    const stateBefore = lastBody<{ config_version: string }>("state")!.config_version;
     const t0 = Date.now();
     const r = await hv.request(
       "config/set",
@@ -115,6 +122,18 @@ describe("config/set of one device on a shared bus", () => {
         .find((d) => d.id === "m2")
         ?.points.map((p) => p.id),
     ).toEqual(["r0", "r1", "r2"]);
+    // …the hypervisor sees the new inventory and the new config_version in the retained state…
+    await waitFor(
+      () =>
+        lastBody<{ devices: { id: string; points: unknown[] }[] }>("inventory")?.devices.find(
+          (d) => d.id === "m2",
+        )?.points.length === 3,
+      5000,
+      "new inventory",
+    );
+    const stateAfter = lastBody<{ config_version: string }>("state")!.config_version;
+    expect(stateAfter).toMatch(/^[0-9a-f]{12}$/);
+    expect(stateAfter).not.toBe(stateBefore);
     // …it was really restarted (a new poller announces itself)…
     expect(onOff("m2", t0).map((e) => e.type)).toEqual(["device_online"]);
     await new Promise((r) => setTimeout(r, 1000));
