@@ -120,29 +120,51 @@ export function cryptFrmPayload(
   return out;
 }
 
-export interface DataDownFields {
+/** Fields of a data frame, as the device side (simulator) gives them for an uplink. */
+export interface DataUpFields {
   devAddr: Buffer; // big-endian
   fCnt32: number;
   confirmed: boolean;
-  ack: boolean;
-  fPending: boolean;
+  ack?: boolean;
   adr?: boolean;
   fOpts?: Buffer; // MAC commands (clear in 1.0.x), at most 15 bytes
   fPort?: number;
   payload?: Buffer;
 }
 
+/** A downlink says whether it ACKs the uplink and whether more is queued (FPending). */
+export interface DataDownFields extends DataUpFields {
+  ack: boolean;
+  fPending: boolean;
+}
+
+/** Network side: a downlink data frame. */
 export function buildDataDown(f: DataDownFields, appSKey: Buffer, nwkSKey: Buffer): Buffer {
-  if (f.fPort === undefined)
-    return portless(f.confirmed ? MType.ConfirmedDown : MType.UnconfirmedDown, f, nwkSKey);
+  return buildData(f.confirmed ? MType.ConfirmedDown : MType.UnconfirmedDown, f, appSKey, nwkSKey);
+}
+
+/** Device side (simulator): an uplink data frame. */
+export function buildDataUp(f: DataUpFields, appSKey: Buffer, nwkSKey: Buffer): Buffer {
+  return buildData(f.confirmed ? MType.ConfirmedUp : MType.UnconfirmedUp, f, appSKey, nwkSKey);
+}
+
+/**
+ * A data frame in either direction; the direction is in `mtype` (the MHDR). `fPending` is a
+ * downlink flag only: the same FCtrl bit is ClassB in an uplink, which the simulator never sets.
+ */
+type DataFields = DataUpFields & { fPending?: boolean };
+
+function buildData(mtype: number, f: DataFields, appSKey: Buffer, nwkSKey: Buffer): Buffer {
+  if (f.fPort === undefined) return portless(mtype, f, nwkSKey);
   const p = lora.fromFields(
     {
-      MType: f.confirmed ? "Confirmed Data Down" : "Unconfirmed Data Down",
+      MType: mtype,
       DevAddr: f.devAddr,
-      FCtrl: { ACK: f.ack, FPending: f.fPending, ADR: f.adr ?? false },
+      FCtrl: { ACK: f.ack ?? false, FPending: f.fPending ?? false, ADR: f.adr ?? false },
       FCnt: f.fCnt32 & 0xffff,
       ...(f.fOpts && f.fOpts.length > 0 ? { FOpts: f.fOpts } : {}),
-      ...(f.fPort !== undefined ? { FPort: f.fPort, payload: f.payload ?? Buffer.alloc(0) } : {}),
+      FPort: f.fPort,
+      payload: f.payload ?? Buffer.alloc(0),
     },
     appSKey,
     nwkSKey,
@@ -157,18 +179,7 @@ export function buildDataDown(f: DataDownFields, appSKey: Buffer, nwkSKey: Buffe
  * computes the MIC only after encrypting a payload, so build the bytes here (§4.3) and let
  * lora-packet compute the MIC of the parsed frame.
  */
-function portless(
-  mtype: number,
-  f: {
-    devAddr: Buffer;
-    fCnt32: number;
-    ack?: boolean;
-    adr?: boolean;
-    fPending?: boolean;
-    fOpts?: Buffer;
-  },
-  nwkSKey: Buffer,
-): Buffer {
+function portless(mtype: number, f: DataFields, nwkSKey: Buffer): Buffer {
   const fOpts = f.fOpts ?? Buffer.alloc(0);
   if (fOpts.length > 15) throw new RangeError("FOpts longer than 15 bytes");
   const fctrl = (f.adr ? 0x80 : 0) | (f.ack ? 0x20 : 0) | (f.fPending ? 0x10 : 0) | fOpts.length;
@@ -179,38 +190,6 @@ function portless(
   head.writeUInt16LE(f.fCnt32 & 0xffff, 6);
   const p = lora.fromWire(Buffer.concat([head, fOpts, Buffer.alloc(4)]));
   lora.recalculateMIC(p, nwkSKey, undefined, fCntMsb(f.fCnt32));
-  return p.getPHYPayload() as Buffer;
-}
-
-export interface DataUpFields {
-  devAddr: Buffer;
-  fCnt32: number;
-  confirmed: boolean;
-  ack?: boolean;
-  adr?: boolean;
-  fOpts?: Buffer;
-  fPort?: number;
-  payload?: Buffer;
-}
-
-/** Device side (simulator): an uplink data frame. */
-export function buildDataUp(f: DataUpFields, appSKey: Buffer, nwkSKey: Buffer): Buffer {
-  if (f.fPort === undefined)
-    return portless(f.confirmed ? MType.ConfirmedUp : MType.UnconfirmedUp, f, nwkSKey);
-  const p = lora.fromFields(
-    {
-      MType: f.confirmed ? "Confirmed Data Up" : "Unconfirmed Data Up",
-      DevAddr: f.devAddr,
-      FCtrl: { ACK: f.ack ?? false, ADR: f.adr ?? false },
-      FCnt: f.fCnt32 & 0xffff,
-      ...(f.fOpts && f.fOpts.length > 0 ? { FOpts: f.fOpts } : {}),
-      ...(f.fPort !== undefined ? { FPort: f.fPort, payload: f.payload ?? Buffer.alloc(0) } : {}),
-    },
-    appSKey,
-    nwkSKey,
-    undefined,
-    fCntMsb(f.fCnt32),
-  );
   return p.getPHYPayload() as Buffer;
 }
 

@@ -133,3 +133,15 @@ export class LorawanState {
     this.queues.set(device, [...q]);
   }
 }
+
+const keyCache = new WeakMap<Session, { nwk: Buffer; app: Buffer }>();
+
+/** Session keys as buffers, decoded once per session object (every uplink needs them). */
+export function keysOf(s: Session): { nwk: Buffer; app: Buffer } {
+  let k = keyCache.get(s);
+  if (!k) {
+    k = { nwk: Buffer.from(s.nwkSKey, "hex"), app: Buffer.from(s.appSKey, "hex") };
+    keyCache.set(s, k);
+  }
+  return k;
+}
