@@ -9,11 +9,15 @@ import { ReportByException, type RbeRule } from "./rbe.js";
 import { sanitizeStage } from "./sanitize.js";
 import type { Stage, StageContext } from "./stage.js";
 
+/** The context of every polled batch; shared, so a batch allocates no context object. */
+const POLLED: StageContext = Object.freeze({ bypassDeadband: false });
+
 export type Sink = (readings: readonly Reading[]) => void;
 
 export class Pipeline {
   private readonly stages: Stage[];
   private readonly rules: Map<string, RbeRule>;
+  private readonly rbe: ReportByException;
   counters = { in: 0, out: 0, filtered: 0 };
 
   constructor(
@@ -23,16 +27,18 @@ export class Pipeline {
     extraStages: readonly Stage[] = [],
   ) {
     this.rules = new Map(rules);
-    this.stages = [sanitizeStage, ...extraStages, new ReportByException(this.rules)];
+    this.rbe = new ReportByException(this.rules);
+    this.stages = [sanitizeStage, ...extraStages, this.rbe];
   }
 
   /** Add or replace report-by-exception rules (e.g. points from a device profile). */
   addRules(rules: ReadonlyMap<string, RbeRule>): void {
     for (const [k, v] of rules) this.rules.set(k, v);
+    this.rbe.rulesChanged();
   }
 
   /** Never throws: a failing stage is logged and the readings go on unfiltered. */
-  ingest(readings: readonly Reading[], ctx: StageContext = { bypassDeadband: false }): void {
+  ingest(readings: readonly Reading[], ctx: StageContext = POLLED): void {
     this.counters.in += readings.length;
     let batch = readings;
     for (const stage of this.stages) {

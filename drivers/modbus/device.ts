@@ -10,7 +10,7 @@
 import type { Logger } from "pino";
 import type { DriverContext, DriverEvent, Reading } from "../driver.js";
 import { decodeRegisters, pointSize, scaleValue } from "./codec.js";
-import { type ModbusLink, ModbusError, type Op } from "./link.js";
+import { type ModbusLink, ModbusError, type Op, type OpResult } from "./link.js";
 import { planReads, type ReadRequest } from "./plan.js";
 import type {
   ByteOrder,
@@ -19,17 +19,33 @@ import type {
   ModbusPointConfig,
 } from "./schema.js";
 
+/**
+ * A point as the decode loop needs it. Everything is copied out of the config object once, so
+ * the loop, which runs for every point of every poll, reads one small monomorphic object (it is
+ * also the CodecPoint handed to decodeRegisters).
+ */
 export interface PlannedPoint {
   table: ModbusPointConfig["table"];
   address: number;
   size: number;
   point: ModbusPointConfig;
-  // Copied out of the config object once, for the hot decode loop.
   id: string;
   unit: string | undefined;
   order: ByteOrder;
+  type: ModbusPointConfig["type"];
+  length: number | undefined;
+  bit: number | undefined;
+  scale: number;
+  offset: number;
   plain: boolean; // scale 1, offset 0: the raw number is the value
+  /** uint16, no byte swap, plain: the register as read is the value (the most common point). */
+  direct: boolean;
 }
+
+/** A planned read, with its request built once (it is the same at every poll). */
+type PlannedRead = ReadRequest<PlannedPoint> & { op?: Op };
+
+const FC = { coil: 1, discrete_input: 2, holding: 3, input: 4 } as const;
 
 export class ModbusDevice {
   online: boolean | undefined;
@@ -39,9 +55,11 @@ export class ModbusDevice {
   lastErrorTs: number | undefined;
   failures = 0;
   readonly order: ByteOrder;
-  readonly plan: ReadRequest<PlannedPoint>[];
+  readonly plan: PlannedRead[];
   readonly interval: number;
   private timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
+  // Bound once: a poll is scheduled after every poll, for every device.
+  private readonly onTimer = (): void => void this.tick();
   private due = 0;
   private polling = false;
   private stopped = true;
@@ -59,17 +77,27 @@ export class ModbusDevice {
     this.plan = this.planFor(cfg.points);
   }
 
-  planFor(points: readonly ModbusPointConfig[]): ReadRequest<PlannedPoint>[] {
-    const items = points.map((p) => ({
-      table: p.table,
-      address: p.address,
-      size: pointSize(p),
-      point: p,
-      id: p.id,
-      unit: p.unit,
-      order: p.order ?? this.order,
-      plain: p.scale === 1 && p.offset === 0,
-    }));
+  planFor(points: readonly ModbusPointConfig[]): PlannedRead[] {
+    const items = points.map((p): PlannedPoint => {
+      const order = p.order ?? this.order;
+      const plain = p.scale === 1 && p.offset === 0;
+      return {
+        table: p.table,
+        address: p.address,
+        size: pointSize(p),
+        point: p,
+        id: p.id,
+        unit: p.unit,
+        order,
+        type: p.type,
+        length: p.length,
+        bit: p.bit,
+        scale: p.scale,
+        offset: p.offset,
+        plain,
+        direct: p.type === "uint16" && plain && (order === "ABCD" || order === "CDAB"),
+      };
+    });
     return planReads(items, {
       maxRegisters: this.driver.max_registers,
       maxBits: this.driver.max_bits,
@@ -94,8 +122,7 @@ export class ModbusDevice {
   private schedule(delay: number): void {
     if (this.stopped) return;
     // A due poll runs on the next turn of the event loop, not after a timer's 1 ms minimum.
-    this.timer =
-      delay <= 0 ? setImmediate(() => void this.tick()) : setTimeout(() => void this.tick(), delay);
+    this.timer = delay <= 0 ? setImmediate(this.onTimer) : setTimeout(this.onTimer, delay);
   }
 
   private async tick(): Promise<void> {
@@ -125,38 +152,42 @@ export class ModbusDevice {
   }
 
   /** Run the given reads; returns one reading per point. Also used for on-demand reads. */
-  async poll(
-    plan: readonly ReadRequest<PlannedPoint>[],
-    priority: "high" | "low",
-  ): Promise<Reading[]> {
-    const out: Reading[] = [];
+  async poll(plan: readonly PlannedRead[], priority: "high" | "low"): Promise<Reading[]> {
+    let out: Reading[] | undefined;
     let answered = false;
     let unreachable: ModbusError | undefined;
     for (const req of plan) {
-      if (unreachable) {
-        out.push(...this.failed(req, unreachable, Date.now()));
-        continue;
+      let part: Reading[];
+      if (unreachable) part = this.failed(req, unreachable, Date.now());
+      else {
+        try {
+          const res = await this.readWithRetries(req, priority);
+          answered = true;
+          part = this.decode(req, res, Date.now());
+        } catch (e) {
+          const err = e instanceof ModbusError ? e : new ModbusError("comm_error", String(e));
+          if (err.quality === "exception") answered = true;
+          else unreachable = err;
+          this.noteError(err);
+          part = this.failed(req, err, Date.now());
+        }
       }
-      try {
-        const res = await this.readWithRetries(req, priority);
-        answered = true;
-        out.push(...this.decode(req, res, Date.now()));
-      } catch (e) {
-        const err = e instanceof ModbusError ? e : new ModbusError("comm_error", String(e));
-        if (err.quality === "exception") answered = true;
-        else unreachable = err;
-        this.noteError(err);
-        out.push(...this.failed(req, err, Date.now()));
-      }
+      // Most devices are one read: its array is the result (no copy, no spread of 50 items).
+      if (out === undefined) out = part;
+      else for (let k = 0; k < part.length; k++) out.push(part[k]!);
     }
     if (answered) this.markAlive();
     else if (unreachable) this.markFailure(unreachable);
-    return out;
+    return out ?? [];
   }
 
-  private async readWithRetries(req: ReadRequest<PlannedPoint>, priority: "high" | "low") {
-    const fc = ({ coil: 1, discrete_input: 2, holding: 3, input: 4 } as const)[req.table];
-    const op: Op = { fc, unit: this.cfg.unit_id, address: req.address, count: req.count };
+  private async readWithRetries(req: PlannedRead, priority: "high" | "low") {
+    const op: Op = (req.op ??= {
+      fc: FC[req.table],
+      unit: this.cfg.unit_id,
+      address: req.address,
+      count: req.count,
+    });
     for (let attempt = 0; ; attempt++) {
       try {
         return await this.link.request(op, priority);
@@ -167,45 +198,56 @@ export class ModbusDevice {
     }
   }
 
-  private decode(
-    req: ReadRequest<PlannedPoint>,
-    res: { bits?: boolean[]; registers?: number[] },
-    ts: number,
-  ): Reading[] {
-    const out = new Array<Reading>(req.items.length);
+  private decode(req: PlannedRead, res: OpResult, ts: number): Reading[] {
+    const items = req.items;
+    const n = items.length;
+    const out = new Array<Reading>(n);
     const device = this.cfg.id;
     const regs = res.registers;
-    for (let k = 0; k < req.items.length; k++) {
-      const it = req.items[k]!;
+    const bits = res.bits;
+    const nregs = regs === undefined ? -1 : regs.length;
+    for (let k = 0; k < n; k++) {
+      const it = items[k]!;
       const off = it.address - req.address;
-      // One object shape for every reading (unit may be undefined): cheaper for V8.
-      const r: Reading = { device, point: it.id, ts, value: null, unit: it.unit, quality: "good" };
-      if (res.bits) r.value = res.bits[off] ?? false;
-      else if (!regs || off + it.size > regs.length) {
-        r.quality = "frame_error";
-        r.detail = "answer shorter than requested";
-      } else {
-        const p = it.point;
-        const raw = decodeRegisters(regs, p, it.order, off);
-        if (typeof raw === "string") r.value = raw;
-        else if (p.type === "bit") r.value = raw === 1;
+      let value: Reading["value"] = null;
+      let bad: Reading["quality"] | undefined;
+      let detail: string | undefined;
+      if (bits !== undefined) value = bits[off] ?? false;
+      else if (off + it.size > nregs) {
+        bad = "frame_error";
+        detail = "answer shorter than requested";
+      } else if (it.direct) value = regs![off]! & 0xffff;
+      else {
+        const raw = decodeRegisters(regs!, it, it.order, off);
+        if (typeof raw === "string") value = raw;
+        else if (it.type === "bit") value = raw === 1;
         else if (Number.isFinite(raw))
-          r.value = it.plain ? raw : scaleValue(raw, p.scale, p.offset);
+          value = it.plain ? raw : scaleValue(raw, it.scale, it.offset);
         else {
-          const hex = regs
+          const hex = regs!
             .slice(off, off + it.size)
             .map((x) => x.toString(16).padStart(4, "0"))
             .join(" ");
-          r.quality = "codec_error";
-          r.detail = `device returned ${raw} (registers ${hex})`;
+          bad = "codec_error";
+          detail = `device returned ${raw} (registers ${hex})`;
         }
       }
+      // One object shape for every good reading (unit may be undefined): cheaper for V8.
+      const r: Reading = {
+        device,
+        point: it.id,
+        ts,
+        value,
+        unit: it.unit,
+        quality: bad ?? "good",
+      };
+      if (detail !== undefined) r.detail = detail;
       out[k] = r;
     }
     return out;
   }
 
-  private failed(req: ReadRequest<PlannedPoint>, err: ModbusError, ts: number): Reading[] {
+  private failed(req: PlannedRead, err: ModbusError, ts: number): Reading[] {
     const quality =
       this.online === false && err.quality !== "exception" ? ("offline" as const) : err.quality;
     const detail = `${err.message} (unit ${this.cfg.unit_id}, ${req.table} ${req.address}..${req.address + req.count - 1}, ${this.link.name})`;

@@ -12,7 +12,9 @@
 import modbusSerial from "modbus-serial";
 import type { EventEmitter } from "node:events";
 import type { Logger } from "pino";
-import type { Quality } from "../driver.js";
+import { classify, ModbusError } from "./errors.js";
+
+export { classify, exceptionDetail, ModbusError } from "./errors.js";
 
 // modbus-serial is CommonJS with `module.exports.default = module.exports`; under NodeNext the
 // default import is the `module.exports` object, whose `.default` is the class.
@@ -45,56 +47,20 @@ export type Op =
 
 export type OpResult = { bits?: boolean[]; registers?: number[] };
 
-const exceptionNames: Record<number, string> = {
-  1: "illegal function",
-  2: "illegal data address",
-  3: "illegal data value",
-  4: "server device failure",
-  5: "acknowledge",
-  6: "server device busy",
-  8: "memory parity error",
-  10: "gateway path unavailable",
-  11: "gateway target device failed to respond",
-};
-
-/** A failed transaction, classified as the quality a reading will carry. */
-export class ModbusError extends Error {
+/** One queued or in-flight transaction. */
+class Pending {
+  settled = false;
+  /** Watchdog sweeps seen while in flight (see ModbusLink.sweep). */
+  sweeps = 0;
   constructor(
-    readonly quality: Exclude<Quality, "good" | "uncertain" | "codec_error" | "offline">,
-    message: string,
-    readonly exceptionCode?: number,
-  ) {
-    super(message);
-  }
-  /** Transient failures worth a retry; an exception is a definite answer. */
-  get retryable(): boolean {
-    return this.quality === "timeout" || this.quality === "frame_error";
-  }
+    readonly op: Op,
+    readonly resolve: (r: OpResult) => void,
+    readonly reject: (e: ModbusError) => void,
+  ) {}
 }
 
-export function exceptionDetail(code: number): string {
-  return `${exceptionNames[code] ?? "unknown exception"} (exception ${code})`;
-}
-
-/** Map modbus-serial's assorted error objects to a quality and plain words. */
-export function classify(e: unknown): ModbusError {
-  const err = e as { modbusCode?: number; name?: string; errno?: string; message?: string };
-  if (typeof err.modbusCode === "number")
-    return new ModbusError("exception", exceptionDetail(err.modbusCode), err.modbusCode);
-  const msg = err.message ?? String(e);
-  if (err.name === "TransactionTimedOutError" || err.errno === "ETIMEDOUT")
-    return new ModbusError("timeout", "no answer before the timeout");
-  if (/CRC error/.test(msg)) return new ModbusError("frame_error", "CRC error in the answer");
-  if (/Data length error|Unexpected data error/.test(msg))
-    return new ModbusError("frame_error", `malformed answer: ${msg}`);
-  return new ModbusError("comm_error", msg || "communication error");
-}
-
-interface Pending {
-  op: Op;
-  resolve: (r: OpResult) => void;
-  reject: (e: ModbusError) => void;
-}
+/** Period of the in-flight watchdog sweep; one timer per open link, not one per transaction. */
+const SWEEP_MS = 500;
 
 export function describeEndpoint(ep: LinkEndpoint): string {
   return ep.type === "rtu"
@@ -108,7 +74,8 @@ export class ModbusLink {
   private readonly high: Pending[] = [];
   private readonly low: Pending[] = [];
   private inflight = 0;
-  private readonly active = new Set<(err: ModbusError) => void>();
+  private readonly active = new Set<Pending>();
+  private sweeper: NodeJS.Timeout | undefined;
   private nextOpenAt = 0;
   private openDelay = 1000;
   private lastError = "";
@@ -147,7 +114,7 @@ export class ModbusLink {
   request(op: Op, priority: "high" | "low" = "low"): Promise<OpResult> {
     if (this.stopped) return Promise.reject(new ModbusError("comm_error", "driver stopped"));
     return new Promise((resolve, reject) => {
-      (priority === "high" ? this.high : this.low).push({ op, resolve, reject });
+      (priority === "high" ? this.high : this.low).push(new Pending(op, resolve, reject));
       this.pump();
     });
   }
@@ -179,7 +146,7 @@ export class ModbusLink {
       }
       return;
     }
-    const wait = this.pauseUntil - Date.now();
+    const wait = this.pauseUntil > 0 ? this.pauseUntil - Date.now() : 0;
     if (wait > 0) {
       // Serial line: keep the silent interval before the next frame.
       this.pauseTimer ??= setTimeout(() => {
@@ -202,39 +169,48 @@ export class ModbusLink {
    * `destroy()` cancels the timers of pending transactions without calling them, and a write on
    * a socket that is closing is dropped silently. A transaction left pending would hold its
    * queue slot for ever — the "polling freezes after an outage" failure — so the link fails
-   * in-flight transactions itself when the connection is dropped, with a watchdog as last resort.
+   * in-flight transactions itself when the connection is dropped, with a watchdog as last resort
+   * (a periodic sweep: a timer armed and cleared per transaction cost more than the sweep).
    */
   private start(p: Pending): void {
     const ep = this.endpoint;
     if (ep.type === "rtu" && p.op.unit === 0 && p.op.fc >= 5) {
       // Broadcast (Modbus over Serial Line §2.1): executed by every unit, answered by none. Send
       // it, ignore modbus-serial's eventual timeout, and give the units the turnaround delay.
-      this.run(p.op).catch(() => {});
+      this.run(p, () => {});
       setTimeout(() => this.done(p, {}, undefined), ep.turnaroundMs ?? 100);
       return;
     }
-    let settled = false;
-    const finish = (r: OpResult | undefined, err: ModbusError | undefined) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(watchdog);
-      this.active.delete(fail);
-      this.done(p, r, err);
-    };
-    const fail = (err: ModbusError) => finish(undefined, err);
-    const watchdog = setTimeout(
-      () => fail(new ModbusError("timeout", "no answer before the timeout")),
-      this.timeoutMs + 1000,
-    );
-    this.active.add(fail);
-    this.run(p.op).then(
-      (r) => finish(r, undefined),
-      (e: unknown) => finish(undefined, classify(e)),
-    );
+    this.active.add(p);
+    this.sweeper ??= setInterval(() => this.sweep(), SWEEP_MS).unref();
+    this.run(p, (r, err) => this.finish(p, r, err));
+  }
+
+  private finish(p: Pending, r: OpResult | undefined, err: ModbusError | undefined): void {
+    if (p.settled) return;
+    p.settled = true;
+    this.active.delete(p);
+    this.done(p, r, err);
+  }
+
+  /**
+   * Fail what has been in flight longer than timeoutMs + 1 s (modbus-serial never answered).
+   * Stops itself when nothing is in flight, so an idle link does not wake the process.
+   */
+  private sweep(): void {
+    if (this.active.size === 0) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+      return;
+    }
+    const limit = Math.ceil((this.timeoutMs + 1000) / SWEEP_MS);
+    for (const p of [...this.active])
+      if (++p.sweeps > limit)
+        this.finish(p, undefined, new ModbusError("timeout", "no answer before the timeout"));
   }
 
   private failActive(why: string): void {
-    for (const fail of [...this.active]) fail(new ModbusError("comm_error", why));
+    for (const p of [...this.active]) this.finish(p, undefined, new ModbusError("comm_error", why));
   }
 
   private done(p: Pending, r: OpResult | undefined, err: ModbusError | undefined): void {
@@ -262,6 +238,8 @@ export class ModbusLink {
   }
 
   private async dropClient(): Promise<void> {
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
     const c = this.client;
     this.client = undefined;
     if (!c) return;
@@ -348,9 +326,20 @@ export class ModbusLink {
     this.pump();
   }
 
-  private run(op: Op): Promise<OpResult> {
+  /**
+   * Send one transaction; `settle` is called at most once by modbus-serial (or never: see start).
+   * A callback, not a Promise: this runs for every request of every poll.
+   */
+  private run(
+    p: Pending,
+    settle: (r: OpResult | undefined, err: ModbusError | undefined) => void,
+  ): void {
+    // Failures settle on a later microtask: modbus-serial reports some (port not open) from
+    // inside the write call, and settling there would start the next queued request from
+    // within this one, recursively, for the whole queue.
+    const fail = (e: unknown) => queueMicrotask(() => settle(undefined, classify(e)));
     const c = this.client;
-    if (!c) return Promise.reject(new ModbusError("comm_error", "not connected"));
+    if (!c) return fail(new ModbusError("comm_error", "not connected"));
     if (this.endpoint.type !== "tcp") {
       // modbus-serial's RTU ports (RTUBufferedPort, TelnetPort) keep unread bytes between
       // transactions, so a late answer to a timed-out request could be taken for the answer to
@@ -358,15 +347,17 @@ export class ModbusLink {
       const port = (c as unknown as { _port?: { _buffer?: Buffer } })._port;
       if (port && port._buffer) port._buffer = Buffer.alloc(0);
     }
-    return new Promise((resolve, reject) => {
-      // One callback for every function code; the result shape is checked per code below.
-      const cb = (err: Error | null, data: unknown) => {
-        if (err) return reject(err);
-        const d = data as { data?: (number | boolean)[] };
-        if (op.fc === 1 || op.fc === 2) resolve({ bits: (d.data as boolean[]).slice(0, op.count) });
-        else if (op.fc === 3 || op.fc === 4) resolve({ registers: d.data as number[] });
-        else resolve({});
-      };
+    const op = p.op;
+    // One callback for every function code; the result shape is checked per code below.
+    const cb = (err: Error | null, data: unknown) => {
+      if (err) return fail(err);
+      const d = data as { data?: (number | boolean)[] };
+      if (op.fc === 1 || op.fc === 2)
+        settle({ bits: (d.data as boolean[]).slice(0, op.count) }, undefined);
+      else if (op.fc === 3 || op.fc === 4) settle({ registers: d.data as number[] }, undefined);
+      else settle({}, undefined);
+    };
+    try {
       switch (op.fc) {
         case 1:
           return c.writeFC1(op.unit, op.address, op.count, cb);
@@ -385,6 +376,8 @@ export class ModbusLink {
         case 16:
           return c.writeFC16(op.unit, op.address, op.values, cb);
       }
-    });
+    } catch (e) {
+      fail(e); // a synchronous throw is a failed transaction, as it was with a Promise
+    }
   }
 }

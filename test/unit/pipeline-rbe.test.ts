@@ -88,6 +88,58 @@ describe("report by exception", () => {
   });
 });
 
+describe("report by exception on batches", () => {
+  const r = (device: string, point: string, value: number, ts: number): Reading => ({
+    device,
+    point,
+    value,
+    ts,
+    quality: "good",
+  });
+
+  it("filters inside a batch of several devices, keeping order, and leaves the input untouched", () => {
+    const rules = rulesFromConfig([
+      {
+        devices: [
+          {
+            id: "a",
+            points: [
+              { id: "x", deadband: 1 },
+              { id: "y", deadband: 1 },
+            ],
+          },
+          { id: "b", points: [{ id: "x", deadband: 1 }] },
+        ],
+      },
+    ]);
+    const batches: (readonly Reading[])[] = [];
+    const p = new Pipeline(rules, (rs) => batches.push([...rs]), silent);
+    p.ingest([r("a", "x", 1, 0), r("a", "y", 1, 0), r("b", "x", 1, 0)]);
+    const second = [r("a", "x", 1.5, 1), r("a", "y", 5, 1), r("b", "x", 1.2, 1), r("b", "z", 0, 1)];
+    p.ingest(second);
+    expect(batches).toHaveLength(2);
+    expect(batches[1]!.map((x) => `${x.device}/${x.point}`)).toEqual(["a/y", "b/z"]);
+    expect(second).toHaveLength(4);
+    expect(p.counters).toEqual({ in: 7, out: 5, filtered: 2 });
+  });
+
+  it("rules added later apply to points already seen, from their next reading", () => {
+    const out: Reading[] = [];
+    const p = new Pipeline(
+      rulesFromConfig([{ devices: [{ id: "d", points: [{ id: "t", deadband: 1 }] }] }]),
+      (rs) => out.push(...rs),
+      silent,
+    );
+    p.ingest([r("d", "u", 1, 0)]);
+    p.ingest([r("d", "u", 1, 1)]); // no rule yet: forwarded
+    p.addRules(rulesFromConfig([{ devices: [{ id: "d", points: [{ id: "u", deadband: 5 }] }] }]));
+    p.ingest([r("d", "u", 2, 2)]); // first reading under the rule: forwarded
+    p.ingest([r("d", "u", 3, 3)]); // within the deadband of 2
+    p.ingest([r("d", "u", 8, 4)]);
+    expect(out.map((x) => x.value)).toEqual([1, 1, 2, 8]);
+  });
+});
+
 describe("sanitize", () => {
   it("a non-finite number or a missing good value becomes a codec_error reading, not a lost one", () => {
     const { p, out } = pipe([]);
