@@ -1,9 +1,12 @@
 /**
  * `npm run demo`: the whole chain on one machine, nothing to install.
  *   embedded MQTT broker (aedes) ← agent (config/examples/demo.yaml) ← simulated Modbus devices
- * and a live view of what the hypervisor receives (a subscriber on eclor/v1/#). Every minute
- * the meter stops answering for a while (timeouts, offline/online events, recovery) and the
- * lighting gateway dims the street and restores it (report by exception on change).
+ *                                                                    ← simulated LoRaWAN devices
+ * and a live view of what the hypervisor receives (a subscriber on eclor/v1/#). The LoRaWAN
+ * sensors join over the air (OTAA) through a simulated packet forwarder on UDP, then report every
+ * few seconds. After 4 s the demo, as the hypervisor, dims a lamp with a `cmd/write` request.
+ * Every minute the meter stops answering for a while (timeouts, offline/online events, recovery)
+ * and the lighting gateway dims the street and restores it (report by exception on change).
  * Ctrl-C stops everything cleanly. `--duration SECONDS` stops by itself (used by the tests).
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -16,17 +19,11 @@ import mqtt from "mqtt";
 import { pino } from "pino";
 import { parse } from "yaml";
 import { Agent } from "../agent/agent.js";
+import { attachWhenReady } from "../agent/commands/control-plane.js";
 import { validateConfigObject } from "../config/load.js";
+import { startDemoLorawan } from "./demo-lorawan.js";
+import { bold, dim, show, yellow } from "./demo-view.js";
 import { addSimDevice, ModbusSimulator } from "./modbus/index.js";
-
-const tty = Boolean(process.stdout.isTTY) && !process.env.NO_COLOR;
-const c = (code: number) => (s: string) => (tty ? `\u001b[${code}m${s}\u001b[0m` : s);
-const dim = c(2);
-const red = c(31);
-const green = c(32);
-const yellow = c(33);
-const cyan = c(36);
-const bold = c(1);
 
 const configFile = fileURLToPath(new URL("../../config/examples/demo.yaml", import.meta.url));
 
@@ -35,79 +32,6 @@ function listen(server: Server, port = 0): Promise<number> {
     server.once("error", reject);
     server.listen(port, "127.0.0.1", () => resolve((server.address() as { port: number }).port));
   });
-}
-
-const clock = (t: number) => new Date(t).toTimeString().slice(0, 8);
-
-function fmt(v: unknown): string {
-  return typeof v === "number" ? String(Math.round(v * 100) / 100) : String(v);
-}
-
-/** One line per device of a telemetry message: what the hypervisor got, compactly. */
-interface Rec {
-  n?: string;
-  seq?: number;
-  v?: number;
-  vb?: boolean;
-  vs?: string;
-  u?: string;
-  q?: string;
-}
-
-function showTelemetry(payload: { records?: Rec[] }): void {
-  const recs = payload.records ?? [];
-  if (recs.length === 0) return;
-  const byDevice = new Map<string, string[]>();
-  for (const r of recs) {
-    const [dev, point] = (r.n ?? "?/?").split("/");
-    const value = r.v ?? r.vb ?? r.vs;
-    const text = r.q
-      ? red(`${point} ${String(r.q)}`)
-      : `${point} ${bold(fmt(value))}${r.u ? ` ${String(r.u)}` : ""}`;
-    byDevice.set(dev!, [...(byDevice.get(dev!) ?? []), text]);
-  }
-  const seqs = recs.map((r) => Number(r.seq));
-  const width = process.stdout.columns ?? 160;
-  for (const [dev, parts] of byDevice) {
-    const line = `${dim(clock(Date.now()))} ${cyan("telemetry")} ${dim(`#${Math.min(...seqs)}-${Math.max(...seqs)}`)} ${dev}: ${parts.join(dim(" · "))}`;
-    // eslint-disable-next-line no-control-regex
-    const visible = line.replace(/\u001b\[\d+m/g, "");
-    process.stdout.write(
-      `${visible.length > width && tty ? `${line.slice(0, width + (line.length - visible.length) - 1)}…` : line}\n`,
-    );
-  }
-}
-
-function show(topic: string, buf: Buffer): void {
-  const kind = topic.split("/").slice(3).join("/");
-  let payload: Record<string, unknown>;
-  try {
-    payload = JSON.parse(buf.toString()) as Record<string, unknown>;
-  } catch {
-    process.stdout.write(`${dim(clock(Date.now()))} ${kind} ${buf.length} bytes\n`);
-    return;
-  }
-  if (kind === "telemetry") return showTelemetry(payload);
-  if (kind === "events") {
-    const recs = (payload.records as Record<string, unknown>[] | undefined) ?? [payload];
-    for (const e of recs as { severity?: string; type?: string; message?: string }[]) {
-      const sev = e.severity ?? "info";
-      const paint = sev === "error" ? red : sev === "warning" ? yellow : green;
-      process.stdout.write(
-        `${dim(clock(Date.now()))} ${paint(`event ${e.type ?? "?"}`)} ${e.message ?? ""}\n`,
-      );
-    }
-    return;
-  }
-  if (kind === "state") {
-    process.stdout.write(
-      `${dim(clock(Date.now()))} ${green("state")} ${JSON.stringify(payload).slice(0, 200)}\n`,
-    );
-    return;
-  }
-  process.stdout.write(
-    `${dim(clock(Date.now()))} ${kind} ${JSON.stringify(payload).slice(0, 160)}\n`,
-  );
 }
 
 async function main(): Promise<void> {
@@ -137,12 +61,16 @@ async function main(): Promise<void> {
     uplink: { url: string };
     state_dir: string;
     control?: unknown;
-    drivers: { transport: { port?: number } }[];
+    drivers: { driver: string; transport?: { port?: number }; listen?: { port?: number } }[];
   };
   raw.uplink.url = `mqtt://127.0.0.1:${mqttPort}`;
   raw.state_dir = dir;
   raw.control = { socket: join(dir, "control.sock") };
-  for (const d of raw.drivers) d.transport.port = modbusPort;
+  for (const d of raw.drivers) {
+    if (d.driver === "modbus" && d.transport) d.transport.port = modbusPort;
+    // Port 0: the driver binds a free UDP port, and the packet forwarder is pointed at it below.
+    if (d.driver === "lorawan") d.listen = { ...d.listen, port: 0 };
+  }
   const config = validateConfigObject(raw, configFile, { env: process.env, baseDir: dir });
   const logFile = join(dir, "agent.log");
   const logger = pino(
@@ -158,18 +86,38 @@ async function main(): Promise<void> {
   sub.on("message", show);
   await sub.subscribeAsync("eclor/v1/#", { qos: 1 });
 
+  await agent.start();
+  // The command router (cmd/…), attached as `eclor-edge run` attaches it.
+  const stopCommands = attachWhenReady(agent, { config, raw, logger });
+  // 5. The LoRaWAN sensors, against the UDP port the agent's driver bound.
+  const problem = (text: string) => process.stdout.write(yellow(`lorawan simulator: ${text}\n`));
+  const lora = startDemoLorawan(agent, config, problem);
+  const cmdTopic = `${config.uplink.prefix}/${config.gateway.id}/cmd/write`;
   process.stdout.write(
     `${bold("eclor-edge demo")}  broker mqtt://127.0.0.1:${mqttPort} · Modbus simulator 127.0.0.1:${modbusPort} (SDM630 unit 12, DALI gateway unit 3)\n` +
+      (lora
+        ? `LoRaWAN packet forwarder → UDP 127.0.0.1:${lora.port} · ${lora.devices.map((d) => d.id).join(", ")} (OTAA join, then an uplink every few seconds)\n`
+        : "") +
       `${dim(`config ${configFile} · state and agent log in ${dir} · Ctrl-C stops`)}\n` +
-      `${dim(`try: mosquitto_sub -p ${mqttPort} -t 'eclor/v1/#' -v   ·   mbpoll -m tcp -p ${modbusPort} -a 12 -0 -r 0 -c 2 -t 3:float -B 127.0.0.1`)}\n\n`,
+      `${dim(`try: mosquitto_sub -p ${mqttPort} -t 'eclor/v1/#' -v   ·   mbpoll -m tcp -p ${modbusPort} -a 12 -0 -r 0 -c 2 -t 3:float -B 127.0.0.1`)}\n` +
+      `${dim(`     mosquitto_pub -p ${mqttPort} -t ${cmdTopic} -m '{"id":"try-1","device":"dali-rue-gare","point":"lamp1_level","value":50}'`)}\n\n`,
   );
-  await agent.start();
 
-  // 5. A little drama every minute: the meter goes silent for 15 s.
+  // 6. A little drama: after 4 s the hypervisor dims a lamp; every minute the meter goes silent
+  // for 15 s and the street is dimmed, then restored.
   let t = 0;
   const drama = setInterval(() => {
     t += 1;
-    if (t % 60 === 20) {
+    if (t === 4) {
+      // The response comes back on <prefix>/<gateway>/res/write (MQTT 3.1.1: no response topic).
+      const request = {
+        id: "demo-dim-1",
+        device: "dali-rue-gare",
+        point: "lamp0_level",
+        value: 30,
+      };
+      sub.publish(cmdTopic, JSON.stringify(request), { qos: 1 });
+    } else if (t % 60 === 20) {
       process.stdout.write(yellow(`\n── demo: the meter stops answering for 15 s ──\n`));
       sim.setFault(12, { kind: "no_answer" });
     } else if (t % 60 === 35) {
@@ -194,6 +142,8 @@ async function main(): Promise<void> {
   });
   process.stdout.write(dim("\nstopping…\n"));
   clearInterval(drama);
+  await lora?.stop();
+  stopCommands();
   await agent.stop();
   await sub.endAsync();
   await sim.close();

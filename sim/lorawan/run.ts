@@ -21,6 +21,8 @@ export interface LorawanSimOptions {
   version: 1 | 2;
   confirmed: boolean;
   log: (line: Record<string, unknown>) => void;
+  /** The devices to simulate, e.g. read from an agent's config (default: derived from `seed`). */
+  identities?: SimIdentity[];
 }
 
 export interface SimIdentity {
@@ -97,6 +99,7 @@ export function runLorawanSim(o: LorawanSimOptions): {
   stop(): Promise<void>;
 } {
   let stopped = false;
+  const fleet = o.identities ?? identities(o);
   const radio = new SimRadio();
   const forwarders: SimForwarder[] = [];
   const timers = new Set<NodeJS.Timeout>();
@@ -127,7 +130,7 @@ export function runLorawanSim(o: LorawanSimOptions): {
       { devNonce: Math.floor(Math.random() * 0xffff) },
     );
     // Spread the devices over the interval, as real ones are.
-    await sleep(Math.floor((idx * o.intervalMs) / Math.max(1, o.devices)) % o.intervalMs);
+    await sleep(Math.floor((idx * o.intervalMs) / Math.max(1, fleet.length)) % o.intervalMs);
     while (!stopped && !dev.joined) {
       o.log({ device: id.id, event: "join_request", devEui: id.devEui });
       if (await dev.join())
@@ -168,7 +171,7 @@ export function runLorawanSim(o: LorawanSimOptions): {
         server: `${o.server.host}:${o.server.port}`,
       });
     }
-    await Promise.all(identities(o).map((id, i) => runDevice(i, id)));
+    await Promise.all(fleet.map((id, i) => runDevice(i, id)));
   })();
 
   return {
