@@ -202,3 +202,18 @@ export function baseConfig(
     ...extra,
   };
 }
+
+/** Tear down a commands test rig in dependency order (client, agent, simulator, broker, files). */
+export async function disposeRig(rig: {
+  hv?: Hypervisor | undefined;
+  run?: RunningAgent | undefined;
+  sim?: { close(): Promise<unknown> } | undefined;
+  broker?: { dispose(): Promise<unknown> } | undefined;
+  harness?: AgentHarness | undefined;
+}): Promise<void> {
+  await rig.hv?.close();
+  await rig.run?.stop();
+  await rig.sim?.close();
+  await rig.broker?.dispose();
+  rig.harness?.dispose();
+}

@@ -11,7 +11,13 @@ import { resultSchemas } from "../../agent/commands/schemas.js";
 import { ModbusSimulator, addSimDevice, type SimUnit } from "../../sim/modbus/index.js";
 import { Mosquitto } from "../helpers/mosquitto.js";
 import { waitFor } from "../helpers/ports.js";
-import { AgentHarness, Hypervisor, baseConfig, type RunningAgent } from "./commands-fixtures.js";
+import {
+  AgentHarness,
+  Hypervisor,
+  baseConfig,
+  type RunningAgent,
+  disposeRig,
+} from "./commands-fixtures.js";
 
 const GW = "gw-cmd";
 /** The built CLI (`npm test` builds first). */
@@ -36,13 +42,7 @@ beforeAll(async () => {
   await hv.waitReady();
 });
 
-afterAll(async () => {
-  await hv?.close();
-  await run?.stop();
-  await sim?.close();
-  await broker?.dispose();
-  harness?.dispose();
-});
+afterAll(() => disposeRig({ hv, run, sim, broker, harness }));
 
 describe("hypervisor commands against the simulated lighting gateway", () => {
   it("dims a lamp: the simulator's register changes and the response says ok", async () => {

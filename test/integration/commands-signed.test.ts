@@ -8,7 +8,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signingInput } from "../../agent/commands/signing.js";
 import { ModbusSimulator, addSimDevice, type SimUnit } from "../../sim/modbus/index.js";
 import { Mosquitto } from "../helpers/mosquitto.js";
-import { AgentHarness, Hypervisor, baseConfig, type RunningAgent } from "./commands-fixtures.js";
+import {
+  AgentHarness,
+  Hypervisor,
+  baseConfig,
+  type RunningAgent,
+  disposeRig,
+} from "./commands-fixtures.js";
 
 const GW = "gw-signed";
 const hyperKey = generateKeyPairSync("ed25519");
@@ -36,13 +42,7 @@ beforeAll(async () => {
   await hv.waitReady();
 });
 
-afterAll(async () => {
-  await hv?.close();
-  await run?.stop();
-  await sim?.close();
-  await broker?.dispose();
-  harness?.dispose();
-});
+afterAll(() => disposeRig({ hv, run, sim, broker, harness }));
 
 function signed(
   body: Record<string, unknown>,

@@ -11,7 +11,13 @@ import type { DriverEvent, Reading } from "../../drivers/driver.js";
 import { ModbusSimulator, addSimDevice, type SimUnit } from "../../sim/modbus/index.js";
 import { Mosquitto } from "../helpers/mosquitto.js";
 import { waitFor } from "../helpers/ports.js";
-import { AgentHarness, Hypervisor, baseConfig, type RunningAgent } from "./commands-fixtures.js";
+import {
+  AgentHarness,
+  Hypervisor,
+  baseConfig,
+  type RunningAgent,
+  disposeRig,
+} from "./commands-fixtures.js";
 
 const GW = "gw-devices-live";
 let broker: Mosquitto;
@@ -57,13 +63,7 @@ beforeAll(async () => {
   await hv.waitReady();
 });
 
-afterAll(async () => {
-  await hv?.close();
-  await run?.stop();
-  await sim?.close();
-  await broker?.dispose();
-  harness?.dispose();
-});
+afterAll(() => disposeRig({ hv, run, sim, broker, harness }));
 
 /** The last message the hypervisor received on `<prefix>/<gw>/<stream>`. */
 function lastBody<T>(stream: string): T | undefined {
