@@ -5,19 +5,23 @@
  * unreachable: asking again would only hold the bus). After `offline_after` failed polls in a
  * row the device is offline (one event) and is retried with a doubling delay up to
  * `backoff_max`, so a dead device never takes the bus time of the live ones. An exception is an
- * answer: the device is alive and only the points of that read carry the exception.
+ * answer: the device is alive and only the points of that read carry the exception — except
+ * "illegal data address" to a read spanning unmapped registers: that read is split and retried
+ * at once, and the table is read without gaps from then on (split.ts).
  */
 import type { Logger } from "pino";
 import type { DriverContext, DriverEvent, Reading } from "../driver.js";
 import { decodeRegisters, pointSize, scaleValue } from "./codec.js";
 import { type ModbusLink, ModbusError, type Op, type OpResult } from "./link.js";
-import { planReads, type ReadRequest } from "./plan.js";
+import { planReads, type PlanLimits, type ReadRequest } from "./plan.js";
 import type {
   ByteOrder,
   ModbusDeviceConfig,
   ModbusDriverConfig,
   ModbusPointConfig,
+  Table,
 } from "./schema.js";
+import { hasGap, ILLEGAL_DATA_ADDRESS, splitMessage, splitRead, splitTable } from "./split.js";
 
 /**
  * A point as the decode loop needs it. Everything is copied out of the config object once, so
@@ -45,6 +49,12 @@ export interface PlannedPoint {
 /** A planned read, with its request built once (it is the same at every poll). */
 type PlannedRead = ReadRequest<PlannedPoint> & { op?: Op };
 
+/** What one poll learnt about the device, across its reads. */
+interface PollState {
+  answered: boolean;
+  unreachable: ModbusError | undefined;
+}
+
 const FC = { coil: 1, discrete_input: 2, holding: 3, input: 4 } as const;
 
 export class ModbusDevice {
@@ -55,7 +65,8 @@ export class ModbusDevice {
   lastErrorTs: number | undefined;
   failures = 0;
   readonly order: ByteOrder;
-  readonly plan: PlannedRead[];
+  /** The polled reads; replaced (never mutated) when a table falls back to reads without gaps. */
+  plan: PlannedRead[];
   readonly interval: number;
   private timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
   // Bound once: a poll is scheduled after every poll, for every device.
@@ -64,6 +75,9 @@ export class ModbusDevice {
   private polling = false;
   private stopped = true;
   private readonly log: Logger;
+  /** Tables whose reads spanning a gap the device refused: planned without gaps from then on. */
+  private readonly gapless = new Set<Table>();
+  private readonly limits: PlanLimits;
 
   constructor(
     readonly cfg: ModbusDeviceConfig,
@@ -74,6 +88,12 @@ export class ModbusDevice {
     this.order = cfg.byte_order ?? driver.byte_order;
     this.interval = cfg.poll_interval ?? driver.poll_interval;
     this.log = ctx.logger.child({ device: cfg.id });
+    this.limits = {
+      maxRegisters: driver.max_registers,
+      maxBits: driver.max_bits,
+      maxGap: cfg.max_gap ?? driver.max_gap,
+      gapless: this.gapless,
+    };
     this.plan = this.planFor(cfg.points);
   }
 
@@ -98,11 +118,7 @@ export class ModbusDevice {
         direct: p.type === "uint16" && plain && (order === "ABCD" || order === "CDAB"),
       };
     });
-    return planReads(items, {
-      maxRegisters: this.driver.max_registers,
-      maxBits: this.driver.max_bits,
-      maxGap: this.cfg.max_gap ?? this.driver.max_gap,
-    });
+    return planReads(items, this.limits);
   }
 
   start(): void {
@@ -153,32 +169,60 @@ export class ModbusDevice {
 
   /** Run the given reads; returns one reading per point. Also used for on-demand reads. */
   async poll(plan: readonly PlannedRead[], priority: "high" | "low"): Promise<Reading[]> {
+    const st: PollState = { answered: false, unreachable: undefined };
+    const out = await this.readAll(plan, priority, st);
+    if (st.answered) this.markAlive();
+    else if (st.unreachable) this.markFailure(st.unreachable);
+    return out ?? [];
+  }
+
+  private async readAll(
+    plan: readonly PlannedRead[],
+    priority: "high" | "low",
+    st: PollState,
+  ): Promise<Reading[] | undefined> {
     let out: Reading[] | undefined;
-    let answered = false;
-    let unreachable: ModbusError | undefined;
     for (const req of plan) {
-      let part: Reading[];
-      if (unreachable) part = this.failed(req, unreachable, Date.now());
+      let part: Reading[] | undefined;
+      if (st.unreachable) part = this.failed(req, st.unreachable, Date.now());
       else {
         try {
           const res = await this.readWithRetries(req, priority);
-          answered = true;
+          st.answered = true;
           part = this.decode(req, res, Date.now());
         } catch (e) {
           const err = e instanceof ModbusError ? e : new ModbusError("comm_error", String(e));
-          if (err.quality === "exception") answered = true;
-          else unreachable = err;
-          this.noteError(err);
-          part = this.failed(req, err, Date.now());
+          if (err.quality === "exception") st.answered = true;
+          else st.unreachable = err;
+          if (err.exceptionCode === ILLEGAL_DATA_ADDRESS && hasGap(req)) {
+            // The device refuses reads across unmapped registers: read them apart, now and on.
+            this.refusedGap(req);
+            part = await this.readAll(splitRead(req, this.limits), priority, st);
+          } else {
+            this.noteError(err);
+            part = this.failed(req, err, Date.now());
+          }
         }
       }
       // Most devices are one read: its array is the result (no copy, no spread of 50 items).
       if (out === undefined) out = part;
-      else for (let k = 0; k < part.length; k++) out.push(part[k]!);
+      else if (part) for (let k = 0; k < part.length; k++) out.push(part[k]!);
     }
-    if (answered) this.markAlive();
-    else if (unreachable) this.markFailure(unreachable);
-    return out ?? [];
+    return out;
+  }
+
+  /** First refusal of a read across a gap in this table: plan the table without gaps. */
+  private refusedGap(req: PlannedRead): void {
+    if (this.gapless.has(req.table)) return; // already split (a read planned before it was)
+    this.gapless.add(req.table);
+    this.plan = splitTable(this.plan, req.table, this.limits);
+    this.event("modbus_plan_split", "warning", splitMessage(this.cfg.id, req), {
+      table: req.table,
+      address: req.address,
+      count: req.count,
+      unit_id: this.cfg.unit_id,
+      reads: this.plan.length,
+    });
   }
 
   private async readWithRetries(req: PlannedRead, priority: "high" | "low") {

@@ -31,6 +31,8 @@ export interface PlanLimits {
   maxRegisters: number;
   maxBits: number;
   maxGap: number;
+  /** Tables read without gaps whatever `maxGap` says (a device refused a read across a gap). */
+  gapless?: ReadonlySet<Table>;
 }
 
 const tableOrder: Table[] = ["coil", "discrete_input", "holding", "input"];
@@ -43,6 +45,7 @@ export function planReads<T extends PlanItem>(
   for (const table of tableOrder) {
     const max =
       table === "coil" || table === "discrete_input" ? limits.maxBits : limits.maxRegisters;
+    const maxGap = limits.gapless?.has(table) ? 0 : limits.maxGap;
     const sorted = items
       .filter((i) => i.table === table)
       .sort((a, b) => a.address - b.address || b.size - a.size);
@@ -53,7 +56,7 @@ export function planReads<T extends PlanItem>(
       if (cur) {
         const gap = it.address - end - 1; // negative when overlapping
         const newEnd = Math.max(end, itEnd);
-        if (gap <= limits.maxGap && newEnd - cur.address + 1 <= max) {
+        if (gap <= maxGap && newEnd - cur.address + 1 <= max) {
           cur.items.push(it);
           end = newEnd;
           cur.count = end - cur.address + 1;

@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { type PlanItem, planReads } from "../../drivers/modbus/plan.js";
+import { hasGap, splitTable } from "../../drivers/modbus/split.js";
 
 interface Item extends PlanItem {
   n: number;
@@ -116,6 +117,42 @@ describe("modbus read planner", () => {
       ["coil", 2000, 1],
       ["holding", 0, 1],
       ["input", 0, 1],
+    ]);
+  });
+
+  it("finds gaps (overlaps are not gaps) and splits only the gappy reads of one table", () => {
+    const items: PlanItem[] = [
+      { table: "holding", address: 10, size: 4 },
+      { table: "holding", address: 12, size: 2 }, // inside the first: no gap
+      { table: "holding", address: 14, size: 1 },
+      { table: "holding", address: 20, size: 2 }, // gap 15..19
+      { table: "input", address: 0, size: 1 },
+      { table: "input", address: 3, size: 1 }, // gap 1..2
+      { table: "coil", address: 0, size: 1 },
+    ];
+    const limits = { maxRegisters: 125, maxBits: 2000, maxGap: 16 };
+    const plan = planReads(items, limits);
+    expect(plan.map((r) => [r.table, r.address, r.count, hasGap(r)])).toEqual([
+      ["coil", 0, 1, false],
+      ["holding", 10, 12, true],
+      ["input", 0, 4, true],
+    ]);
+    const split = splitTable(plan, "holding", limits);
+    expect(split.map((r) => [r.table, r.address, r.count])).toEqual([
+      ["coil", 0, 1],
+      ["holding", 10, 5],
+      ["holding", 20, 2],
+      ["input", 0, 4],
+    ]);
+    expect(split[0]).toBe(plan[0]); // untouched reads are the same objects
+    expect(split[3]).toBe(plan[2]);
+    // Later plans of a table marked gapless have no gap either.
+    const again = planReads(items, { ...limits, gapless: new Set(["input" as const]) });
+    expect(again.map((r) => [r.table, r.address, r.count])).toEqual([
+      ["coil", 0, 1],
+      ["holding", 10, 12],
+      ["input", 0, 1],
+      ["input", 3, 1],
     ]);
   });
 });
