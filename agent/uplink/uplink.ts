@@ -57,7 +57,6 @@ export class Uplink {
   // Not readonly: `reconfigure` (remote configuration) replaces the settings and the connection.
   private cfg: UplinkConfig;
   private topicSet: Topics;
-  private currentClientId: string;
   private conn: Connection;
   private readonly drainer: Drainer;
   /** Shared with the drainer, which reads it at each batch and each new connection. */
@@ -78,7 +77,6 @@ export class Uplink {
   ) {
     this.cfg = cfg;
     this.topicSet = topicsFor(cfg.prefix, id.gatewayId);
-    this.currentClientId = cfg.client_id ?? id.gatewayId;
     this.drainOpts = {
       batchSize: cfg.batch_size,
       inflight: cfg.inflight,
@@ -95,7 +93,7 @@ export class Uplink {
   }
 
   get clientId(): string {
-    return this.currentClientId;
+    return this.cfg.client_id ?? this.id.gatewayId;
   }
 
   get prefix(): string {
@@ -105,7 +103,7 @@ export class Uplink {
   private newConnection(): Connection {
     const conn = new Connection(
       this.cfg,
-      this.currentClientId,
+      this.clientId,
       () => ({
         topic: this.topicSet.state,
         payload: JSON.stringify(this.statePayload(false, "connection_lost")),
@@ -147,11 +145,10 @@ export class Uplink {
     });
     this.cfg = cfg;
     this.topicSet = topicsFor(cfg.prefix, this.id.gatewayId);
-    this.currentClientId = cfg.client_id ?? this.id.gatewayId;
     this.drainOpts.batchSize = cfg.batch_size;
     this.drainOpts.inflight = cfg.inflight;
     this.conn = this.newConnection();
-    this.logger.info({ url: cfg.url, client_id: this.currentClientId }, "uplink reconfigured");
+    this.logger.info({ url: cfg.url, client_id: this.clientId }, "uplink reconfigured");
     if (this.started) this.conn.start();
   }
 

@@ -21,7 +21,7 @@ import type {
   ModbusPointConfig,
   Table,
 } from "./schema.js";
-import { hasGap, ILLEGAL_DATA_ADDRESS, splitMessage, splitRead, splitTable } from "./split.js";
+import { hasGap, ILLEGAL_DATA_ADDRESS, splitMessage } from "./split.js";
 
 /**
  * A point as the decode loop needs it. Everything is copied out of the config object once, so
@@ -197,7 +197,7 @@ export class ModbusDevice {
           if (err.exceptionCode === ILLEGAL_DATA_ADDRESS && hasGap(req)) {
             // The device refuses reads across unmapped registers: read them apart, now and on.
             this.refusedGap(req);
-            part = await this.readAll(splitRead(req, this.limits), priority, st);
+            part = await this.readAll(planReads(req.items, this.limits), priority, st);
           } else {
             this.noteError(err);
             part = this.failed(req, err, Date.now());
@@ -215,7 +215,7 @@ export class ModbusDevice {
   private refusedGap(req: PlannedRead): void {
     if (this.gapless.has(req.table)) return; // already split (a read planned before it was)
     this.gapless.add(req.table);
-    this.plan = splitTable(this.plan, req.table, this.limits);
+    this.plan = this.planFor(this.cfg.points);
     this.event("modbus_plan_split", "warning", splitMessage(this.cfg.id, req), {
       table: req.table,
       address: req.address,
