@@ -75,7 +75,9 @@ export function registerStatusCommand(program: Command): void {
   withAgentOptions(
     program
       .command("status")
-      .description("Health of the running agent: uplink, store, drivers and devices")
+      .description(
+        "Health of the running agent: enrolment (when provisioned), uplink, store, drivers and devices",
+      )
       .option("--json", "machine-readable output"),
   ).action(async (opts: AgentOptions) => {
     try {
