@@ -7,6 +7,7 @@
  */
 import type { Agent } from "../agent/agent.js";
 import type { Config } from "../config/schema.js";
+import { resolveDevices } from "../drivers/lorawan/devices.js";
 import { LorawanDriver } from "../drivers/lorawan/index.js";
 import type { LorawanDriverConfig } from "../drivers/lorawan/schema.js";
 import { CODEC_OF, type SimKind } from "./lorawan/payloads.js";
@@ -18,19 +19,19 @@ const INTERVAL_MS = 3000;
 
 const KIND_OF_CODEC = new Map(Object.entries(CODEC_OF).map(([k, codec]) => [codec, k as SimKind]));
 
+/** The config's devices as the simulator plays them (codec through the profile: resolveDevices). */
 function simDevices(dc: LorawanDriverConfig): SimIdentity[] {
-  return dc.devices.map((d) => {
-    const codec = d.codec ?? (d.profile ? dc.profiles[d.profile]?.codec : undefined);
-    const kind = codec ? KIND_OF_CODEC.get(codec) : undefined;
-    if (!kind || d.activation.type !== "otaa")
+  return resolveDevices(dc).map((d) => {
+    const kind = KIND_OF_CODEC.get(d.codec);
+    const a = d.cfg.activation;
+    if (!kind || a.type !== "otaa")
       throw new Error(
         `demo: LoRaWAN device ${d.id} must be an OTAA device with one of the codecs ${[...KIND_OF_CODEC.keys()].join(", ")}`,
       );
-    const a = d.activation;
     return {
       id: d.id,
       kind,
-      devEui: d.dev_eui,
+      devEui: d.devEui,
       joinEui: a.join_eui,
       appKey: a.app_key,
       devAddr: "",
@@ -62,8 +63,6 @@ export function startDemoLorawan(
   const run = runLorawanSim({
     server: { host: "127.0.0.1", port },
     gateways: 1,
-    devices: devices.length,
-    kinds: devices.map((d) => d.kind),
     identities: devices,
     intervalMs: INTERVAL_MS,
     abp: false,

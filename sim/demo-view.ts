@@ -5,11 +5,11 @@
 const tty = Boolean(process.stdout.isTTY) && !process.env.NO_COLOR;
 const c = (code: number) => (s: string) => (tty ? `\u001b[${code}m${s}\u001b[0m` : s);
 export const dim = c(2);
-export const red = c(31);
-export const green = c(32);
+const red = c(31);
+const green = c(32);
 export const yellow = c(33);
-export const magenta = c(35);
-export const cyan = c(36);
+const magenta = c(35);
+const cyan = c(36);
 export const bold = c(1);
 
 const clock = (t: number) => new Date(t).toTimeString().slice(0, 8);

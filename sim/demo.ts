@@ -20,6 +20,7 @@ import { pino } from "pino";
 import { parse } from "yaml";
 import { Agent } from "../agent/agent.js";
 import { attachWhenReady } from "../agent/commands/control-plane.js";
+import { topicsFor } from "../agent/uplink/topics.js";
 import { validateConfigObject } from "../config/load.js";
 import { startDemoLorawan } from "./demo-lorawan.js";
 import { bold, dim, show, yellow } from "./demo-view.js";
@@ -92,7 +93,7 @@ async function main(): Promise<void> {
   // 5. The LoRaWAN sensors, against the UDP port the agent's driver bound.
   const problem = (text: string) => process.stdout.write(yellow(`lorawan simulator: ${text}\n`));
   const lora = startDemoLorawan(agent, config, problem);
-  const cmdTopic = `${config.uplink.prefix}/${config.gateway.id}/cmd/write`;
+  const cmdTopic = `${topicsFor(config.uplink.prefix, config.gateway.id).cmdPrefix}write`;
   process.stdout.write(
     `${bold("eclor-edge demo")}  broker mqtt://127.0.0.1:${mqttPort} · Modbus simulator 127.0.0.1:${modbusPort} (SDM630 unit 12, DALI gateway unit 3)\n` +
       (lora

@@ -86,6 +86,7 @@ export class DownlinkQueue {
     s.fCntDown = (s.fCntDown + 1) >>> 0;
     state.setCounters(dev.id, s);
     if (item) state.saveQueue(dev.id, queue.slice(1));
+    const { app, nwk } = keysOf(s);
     const phy = buildDataDown(
       {
         devAddr: Buffer.from(s.devAddr, "hex"),
@@ -96,8 +97,8 @@ export class DownlinkQueue {
         fOpts: answers.subarray(0, 15),
         ...(item ? { fPort: item.fPort, payload: Buffer.from(item.bytes, "hex") } : {}),
       },
-      keysOf(s).app,
-      keysOf(s).nwk,
+      app,
+      nwk,
     );
     return { phy, fCnt, ...(item ? { item } : {}) };
   }

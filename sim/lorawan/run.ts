@@ -9,21 +9,28 @@ import { SimDevice, SimRadio, type ReceivedDownlink } from "./device.js";
 import { SimForwarder } from "./forwarder.js";
 import { CODEC_OF, POINTS_OF, payloadFor, type SimKind } from "./payloads.js";
 
-export interface LorawanSimOptions {
+interface SimRunOptions {
   server: { host: string; port: number };
   gateways: number;
-  devices: number;
-  kinds: SimKind[];
   intervalMs: number;
   count?: number;
   abp: boolean;
+  /** Derives the concentrators' EUIs (and the devices' identities, when not given). */
   seed: string;
   version: 1 | 2;
   confirmed: boolean;
   log: (line: Record<string, unknown>) => void;
-  /** The devices to simulate, e.g. read from an agent's config (default: derived from `seed`). */
-  identities?: SimIdentity[];
 }
+
+/** How many devices of which kinds, their identities derived from the seed. */
+export interface SeededFleet {
+  devices: number;
+  kinds: SimKind[];
+  seed: string;
+}
+
+/** The devices: derived from the seed, or given (e.g. read from an agent's config). */
+export type LorawanSimOptions = SimRunOptions & (SeededFleet | { identities: SimIdentity[] });
 
 export interface SimIdentity {
   id: string;
@@ -38,9 +45,7 @@ export interface SimIdentity {
 
 const hash = (s: string) => createHash("sha256").update(s).digest("hex");
 
-export function identities(
-  o: Pick<LorawanSimOptions, "devices" | "kinds" | "seed">,
-): SimIdentity[] {
+export function identities(o: SeededFleet): SimIdentity[] {
   return Array.from({ length: o.devices }, (_, i) => {
     const kind = o.kinds[i % o.kinds.length]!;
     const h = hash(`${o.seed}/${i}`);
@@ -59,9 +64,7 @@ export function identities(
 }
 
 /** The `drivers:` entry an agent needs to decode these simulated devices. */
-export function driverBlock(
-  o: Pick<LorawanSimOptions, "devices" | "kinds" | "seed" | "abp"> & { port: number },
-): string {
+export function driverBlock(o: SeededFleet & { abp: boolean; port: number }): string {
   const ids = identities(o);
   const kinds = [...new Set(ids.map((d) => d.kind))];
   const block = {
@@ -99,7 +102,7 @@ export function runLorawanSim(o: LorawanSimOptions): {
   stop(): Promise<void>;
 } {
   let stopped = false;
-  const fleet = o.identities ?? identities(o);
+  const fleet = "identities" in o ? o.identities : identities(o);
   const radio = new SimRadio();
   const forwarders: SimForwarder[] = [];
   const timers = new Set<NodeJS.Timeout>();
