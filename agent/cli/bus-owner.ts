@@ -32,18 +32,23 @@ export interface Owner {
   client: ControlClient;
 }
 
+/** A client of the agent on `socket` (the caller closes it), or undefined when none answers. */
+export async function connectIfRunning(socket: string): Promise<ControlClient | undefined> {
+  const { ControlClient } = await import("../control/client.js");
+  try {
+    return await ControlClient.connect(socket, { timeoutMs: 1500 });
+  } catch {
+    return undefined; // not reachable: the agent is not running (or not ours to ask)
+  }
+}
+
 /**
  * The agent's bus matching `ep`, with an open client to the agent (the caller closes it), or
  * undefined when the agent is not reachable or does not own the bus.
  */
 export async function findOwner(opts: AgentOptions, ep: Endpoint): Promise<Owner | undefined> {
-  const { ControlClient } = await import("../control/client.js");
-  let client: ControlClient;
-  try {
-    client = await ControlClient.connect(await resolveSocket(opts), { timeoutMs: 1500 });
-  } catch {
-    return undefined;
-  }
+  const client = await connectIfRunning(await resolveSocket(opts));
+  if (!client) return undefined;
   try {
     const { buses } = await client.call<{ buses: BusInfo[] }>("buses");
     const bus = buses.find((b) => sameBus(b, ep));

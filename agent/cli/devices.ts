@@ -94,8 +94,8 @@ export function registerDeviceCommands(program: Command): void {
       if (opts.json) printJson({ ok, ...r });
       else process.stdout.write(`${renderReadings(r.readings)}\n`);
       if (!ok) process.exitCode = 1;
-      // A driver used directly may leave a serial port open (see modbus-args.ts exitAfterBus).
-      if (opts.direct) process.exit(process.exitCode ?? 0);
+      // A driver used directly may leave a serial port open: end the process.
+      if (opts.direct) (await import("./modbus-args.js")).exitAfterBus();
     } catch (e) {
       fail(e, opts.json);
     }

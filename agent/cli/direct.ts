@@ -8,6 +8,7 @@ import type { Driver, DriverState, Reading } from "../../drivers/driver.js";
 import type { DeviceView } from "./devices.js";
 import { EdgeError, ErrorCode } from "../errors.js";
 import { type AgentOptions, resolveSocket } from "./agent-conn.js";
+import { connectIfRunning } from "./bus-owner.js";
 import { DEFAULT_CONFIG_PATH } from "../paths.js";
 
 class MemoryState implements DriverState {
@@ -27,14 +28,10 @@ class MemoryState implements DriverState {
 }
 
 async function refuseIfAgentRuns(opts: AgentOptions): Promise<void> {
-  const { ControlClient } = await import("../control/client.js");
   const socket = await resolveSocket(opts);
-  try {
-    const c = await ControlClient.connect(socket, { timeoutMs: 1500 });
-    c.close();
-  } catch {
-    return; // not reachable: the agent is not running (or not ours to ask)
-  }
+  const client = await connectIfRunning(socket);
+  if (!client) return;
+  client.close();
   throw new EdgeError(
     ErrorCode.BusOwnedByAgent,
     `the agent is running (${socket}): drop --direct, it reads through the agent`,

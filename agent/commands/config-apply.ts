@@ -8,25 +8,15 @@
  * - a changed `uplink` reconnects with the new settings (Uplink.reconfigure). The manager then
  *   waits for the connection and, failing that, applies the previous configuration the same way.
  */
-import type { Config, DriverConfig } from "../../config/schema.js";
+import { changedDeviceIds } from "../../config/diff.js";
+import type { Config } from "../../config/schema.js";
 import { type Agent, configHash, gatewayFacts } from "../agent.js";
 import { rulesFromConfig } from "../pipeline/index.js";
-import { canonicalJson } from "./canonical.js";
 import type { ApplyPlan, ApplyReport, Reconfigured } from "./config-plan.js";
 
 export interface AgentApplyResult extends ApplyReport {
   /** Drivers that could not be created or started (they show in the health check). */
   failures: { id: string; reason: string }[];
-}
-
-/** Ids of the devices added, removed or changed between two blocks of one driver. */
-export function changedDeviceIds(prev: DriverConfig, next: DriverConfig): string[] {
-  const before = new Map<string, string>(prev.devices.map((d) => [d.id, canonicalJson(d)]));
-  const after = new Map<string, string>(next.devices.map((d) => [d.id, canonicalJson(d)]));
-  return [
-    ...[...after].filter(([id, json]) => before.get(id) !== json).map(([id]) => id),
-    ...[...before.keys()].filter((id) => !after.has(id)),
-  ];
 }
 
 export async function applyToAgent(

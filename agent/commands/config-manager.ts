@@ -25,7 +25,7 @@ import {
 import type { ConfigVersions } from "./config-versions.js";
 import type { Journal, Who } from "./journal.js";
 import { type Outcome, errorBody, failure } from "./outcome.js";
-import { REDACTED, redactSecrets, restoreRedacted } from "./redact.js";
+import { redactSecrets, restoreRedacted } from "./redact.js";
 
 export interface ConfigManagerOptions {
   host: ConfigHost;
@@ -337,7 +337,3 @@ function dig(obj: unknown, path: readonly string[]): unknown {
   }
   return cur;
 }
-
-export { REDACTED };
-// The plan and result types moved to config-plan.ts; re-exported for existing importers.
-export { type ApplyPlan, type ConfigHost, type SetResult, planChanges };

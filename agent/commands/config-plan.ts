@@ -3,6 +3,7 @@
  * (`ConfigHost`) and what `config/set` answers (`SetResult`). Kept apart from the manager's
  * validate/apply/roll-back sequence (config-manager.ts).
  */
+import { type IdChange, diffById } from "../../config/diff.js";
 import type { Config } from "../../config/schema.js";
 import { canonicalJson } from "./canonical.js";
 
@@ -81,15 +82,15 @@ export function setResult(
  * uplink change takes effect at the next agent start (listed in `pendingRestart`).
  */
 export function planChanges(prev: Config, next: Config, liveUplink = true): ApplyPlan {
-  const before = new Map(prev.drivers.map((d) => [d.id, canonicalJson(d)]));
-  const after = new Map(next.drivers.map((d) => [d.id, canonicalJson(d)]));
-  const plan: ApplyPlan = { start: [], stop: [], restart: [], uplink: false, pendingRestart: [] };
-  for (const [id, json] of after) {
-    const old = before.get(id);
-    if (old === undefined) plan.start.push(id);
-    else if (old !== json) plan.restart.push(id);
-  }
-  for (const id of before.keys()) if (!after.has(id)) plan.stop.push(id);
+  const drivers = diffById(prev.drivers, next.drivers);
+  const ids = (kind: IdChange["kind"]) => drivers.filter((c) => c.kind === kind).map((c) => c.id);
+  const plan: ApplyPlan = {
+    start: ids("added"),
+    stop: ids("removed"),
+    restart: ids("changed"),
+    uplink: false,
+    pendingRestart: [],
+  };
   const uplinkChanged = canonicalJson(prev.uplink) !== canonicalJson(next.uplink);
   if (liveUplink) plan.uplink = uplinkChanged;
   else if (uplinkChanged) plan.pendingRestart.push("uplink");

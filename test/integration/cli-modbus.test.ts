@@ -44,6 +44,21 @@ function run(cmd: string, args: string[]): Promise<Run> {
   });
 }
 const cli = (args: string[]) => run(process.execPath, [main, ...args]);
+/** `modbus scan` of units 1..`to` on the serial line. */
+const scanArgs = (to: number) => [
+  "modbus",
+  "scan",
+  pty.a,
+  "--from",
+  "1",
+  "--to",
+  String(to),
+  "--timeout",
+  "300",
+  // A high floor keeps the measured timeout above a loaded CI machine's answer times.
+  "--min-timeout",
+  "250",
+];
 
 beforeAll(async () => {
   for (const u of UNITS) {
@@ -63,19 +78,7 @@ afterAll(async () => {
 
 describe("modbus scan over a serial line", () => {
   it("piped: finds exactly the simulated units, result lines only, no progress bar", async () => {
-    const r = await cli([
-      "modbus",
-      "scan",
-      pty.a,
-      "--from",
-      "1",
-      "--to",
-      "15",
-      "--timeout",
-      "300",
-      "--min-timeout",
-      "250",
-    ]);
+    const r = await cli(scanArgs(15));
     expect(r.code).toBe(0);
     for (const s of ["\r", "\u001b", "ETA", "[#"]) expect(r.stdout).not.toContain(s);
     const found = [...r.stdout.matchAll(/^found unit (\d+): holding 0 = 0 in [\d.]+ ms$/gm)].map(
@@ -88,21 +91,7 @@ describe("modbus scan over a serial line", () => {
   });
 
   it("--json lists the units with their measured answer times", async () => {
-    const r = await cli([
-      "modbus",
-      "scan",
-      pty.a,
-      "--from",
-      "1",
-      "--to",
-      "13",
-      "--timeout",
-      "300",
-      // A high floor keeps the measured timeout above a loaded CI machine's answer times.
-      "--min-timeout",
-      "250",
-      "--json",
-    ]);
+    const r = await cli([...scanArgs(13), "--json"]);
     expect(r.code).toBe(0);
     const j = JSON.parse(r.stdout) as {
       ok: boolean;
@@ -118,7 +107,7 @@ describe("modbus scan over a serial line", () => {
 
   it("on a terminal: progress bar, ETA and the measured timeout", async () => {
     // `script` runs the command on a real pty, so stdout.isTTY is true in the CLI.
-    const cmd = `NO_COLOR=1 ECLOR_EDGE_SOCKET=/nonexistent.sock ${process.execPath} ${main} modbus scan ${pty.a} --from 1 --to 8 --timeout 300 --min-timeout 250`;
+    const cmd = `NO_COLOR=1 ECLOR_EDGE_SOCKET=/nonexistent.sock ${process.execPath} ${main} ${scanArgs(8).join(" ")}`;
     const r = await run("script", ["-qfec", cmd, "/dev/null"]);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain("\r\u001b[2K[");

@@ -15,6 +15,8 @@ import { ControlPlane } from "../../agent/commands/control-plane.js";
 import { responseSchema, type CommandResponse } from "../../agent/commands/schemas.js";
 import { resolveStartupConfig } from "../../agent/commands/startup.js";
 import { loadConfigFile } from "../../config/load.js";
+import { ModbusSimulator } from "../../sim/modbus/index.js";
+import { Mosquitto } from "../helpers/mosquitto.js";
 import { waitFor } from "../helpers/ports.js";
 
 export class Hypervisor {
@@ -201,6 +203,43 @@ export function baseConfig(
     ],
     ...extra,
   };
+}
+
+/** A commands test rig: a real broker, a Modbus TCP simulator, the agent, a hypervisor client. */
+export interface Rig {
+  broker: Mosquitto;
+  sim: ModbusSimulator;
+  simPort: number;
+  harness: AgentHarness;
+  /** Replaced when a test restarts the agent (`rig.run = await rig.harness.start()`). */
+  run: RunningAgent;
+  hv: Hypervisor;
+}
+
+/**
+ * Start a rig: `units` adds the simulated devices, `config` gives the agent's configuration.
+ * Resolves once the gateway answers commands; on failure, what was started is torn down.
+ */
+export async function startRig(
+  gw: string,
+  units: (sim: ModbusSimulator) => void,
+  config: (brokerUrl: string, simPort: number) => Record<string, unknown>,
+): Promise<Rig> {
+  const rig: Partial<Rig> = {};
+  try {
+    rig.broker = await Mosquitto.start();
+    rig.sim = new ModbusSimulator();
+    units(rig.sim);
+    rig.simPort = await rig.sim.listenTcp(0);
+    rig.harness = new AgentHarness(config(rig.broker.url, rig.simPort));
+    rig.run = await rig.harness.start();
+    rig.hv = await Hypervisor.connect(rig.broker.url, gw);
+    await rig.hv.waitReady();
+    return rig as Rig;
+  } catch (e) {
+    await disposeRig(rig);
+    throw e;
+  }
 }
 
 /** Tear down a commands test rig in dependency order (client, agent, simulator, broker, files). */

@@ -8,45 +8,30 @@ import { execFileSync } from "node:child_process";
 import { resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { resultSchemas } from "../../agent/commands/schemas.js";
-import { ModbusSimulator, addSimDevice, type SimUnit } from "../../sim/modbus/index.js";
-import { Mosquitto } from "../helpers/mosquitto.js";
+import { addSimDevice, type SimUnit } from "../../sim/modbus/index.js";
 import { waitFor } from "../helpers/ports.js";
-import {
-  AgentHarness,
-  Hypervisor,
-  baseConfig,
-  type RunningAgent,
-  disposeRig,
-} from "./commands-fixtures.js";
+import { type Rig, baseConfig, disposeRig, startRig } from "./commands-fixtures.js";
 
 const GW = "gw-cmd";
 /** The built CLI (`npm test` builds first). */
 const cli = resolve(import.meta.dirname, "../../dist/agent/main.js");
-let broker: Mosquitto;
-let sim: ModbusSimulator;
+let rig: Rig;
 let dali: SimUnit;
-let simPort: number;
-let harness: AgentHarness;
-let run: RunningAgent;
-let hv: Hypervisor;
 const writes = () => (dali.functions.get(6) ?? 0) + (dali.functions.get(16) ?? 0);
 
 beforeAll(async () => {
-  broker = await Mosquitto.start();
-  sim = new ModbusSimulator();
-  dali = addSimDevice(sim, 3, "dali-gateway");
-  simPort = await sim.listenTcp(0);
-  harness = new AgentHarness(baseConfig(GW, broker.url, simPort));
-  run = await harness.start();
-  hv = await Hypervisor.connect(broker.url, GW);
-  await hv.waitReady();
+  rig = await startRig(
+    GW,
+    (sim) => (dali = addSimDevice(sim, 3, "dali-gateway")),
+    (url, port) => baseConfig(GW, url, port),
+  );
 });
 
-afterAll(() => disposeRig({ hv, run, sim, broker, harness }));
+afterAll(() => rig && disposeRig(rig));
 
 describe("hypervisor commands against the simulated lighting gateway", () => {
   it("dims a lamp: the simulator's register changes and the response says ok", async () => {
-    const r = await hv.request("write", {
+    const r = await rig.hv.request("write", {
       id: "dim-1",
       device: "dali",
       point: "lamp2_level",
@@ -81,7 +66,7 @@ describe("hypervisor commands against the simulated lighting gateway", () => {
     ["wrong type", { point: "lamp2_level", value: "10" }, "CommandInvalid", /takes a number/],
   ])("%s: an error response and the register unchanged", async (_what, body, code, message) => {
     const before = writes();
-    const r = await hv.request("write", {
+    const r = await rig.hv.request("write", {
       id: `bad-${code}-${String(body.value)}`,
       device: "dali",
       ...body,
@@ -94,7 +79,7 @@ describe("hypervisor commands against the simulated lighting gateway", () => {
   });
 
   it("answers malformed requests on res/<name> without a response topic", async () => {
-    const r = await hv.request(
+    const r = await rig.hv.request(
       "write",
       { id: "nodev", point: "lamp2_level", value: 1 },
       { plain: true },
@@ -104,25 +89,25 @@ describe("hypervisor commands against the simulated lighting gateway", () => {
       ok: false,
       error: { code: "CommandInvalid", message: expect.stringMatching(/device: missing/) },
     });
-    const bad = await hv.request("write", {}, { raw: "{oops", plain: false });
+    const bad = await rig.hv.request("write", {}, { raw: "{oops", plain: false });
     expect(bad).toMatchObject({
       id: null,
       ok: false,
       error: { code: "CommandInvalid", message: expect.stringMatching(/malformed JSON/) },
     });
-    const unknown = await hv.request("reboot", { id: "rb" });
+    const unknown = await rig.hv.request("reboot", { id: "rb" });
     expect(unknown).toMatchObject({ id: "rb", ok: false, error: { code: "CommandUnknown" } });
   });
 
   it("writes once for a command id sent twice, and again after an agent restart", async () => {
     const before = writes();
-    const first = await hv.request("write", {
+    const first = await rig.hv.request("write", {
       id: "once-1",
       device: "dali",
       point: "lamp4_level",
       value: 25,
     });
-    const second = await hv.request("write", {
+    const second = await rig.hv.request("write", {
       id: "once-1",
       device: "dali",
       point: "lamp4_level",
@@ -133,10 +118,10 @@ describe("hypervisor commands against the simulated lighting gateway", () => {
     expect(writes()).toBe(before + 1);
     // Someone changes the lamp locally: a replayed command must not set it back.
     dali.bank.holding[4] = 60;
-    await run.stop();
-    run = await harness.start();
-    await hv.waitReady();
-    const third = await hv.request("write", {
+    await rig.run.stop();
+    rig.run = await rig.harness.start();
+    await rig.hv.waitReady();
+    const third = await rig.hv.request("write", {
       id: "once-1",
       device: "dali",
       point: "lamp4_level",
@@ -146,7 +131,7 @@ describe("hypervisor commands against the simulated lighting gateway", () => {
     expect(writes()).toBe(before + 1);
     expect(dali.bank.holding[4]).toBe(60);
     // The audit trail has all three, with who and outcome.
-    expect(run.cp.audit.list(3).map((a) => [a.commandId, a.who, a.outcome])).toEqual([
+    expect(rig.run.cp.audit.list(3).map((a) => [a.commandId, a.who, a.outcome])).toEqual([
       ["once-1", "hypervisor", "duplicate"],
       ["once-1", "hypervisor", "duplicate"],
       ["once-1", "hypervisor", "ok"],
@@ -155,34 +140,36 @@ describe("hypervisor commands against the simulated lighting gateway", () => {
 
   it("refuses a retained request redelivered at the next subscription", async () => {
     const before = writes();
-    await hv.client.publishAsync(
+    await rig.hv.client.publishAsync(
       `eclor/v1/${GW}/cmd/write`,
       JSON.stringify({ id: "retained-1", device: "dali", point: "lamp5_level", value: 5 }),
       { qos: 1, retain: true },
     );
     await waitFor(() => writes() === before + 1, 5000, "the live delivery to execute");
-    await run.stop();
-    const mark = hv.received.length;
-    run = await harness.start();
-    await hv.waitReady();
+    await rig.run.stop();
+    const mark = rig.hv.received.length;
+    rig.run = await rig.harness.start();
+    await rig.hv.waitReady();
     await waitFor(
-      () => hv.received.slice(mark).find((m) => m.topic === `eclor/v1/${GW}/res/write`),
+      () => rig.hv.received.slice(mark).find((m) => m.topic === `eclor/v1/${GW}/res/write`),
       5000,
       "the response to the retained copy",
     );
-    const res = hv.received.slice(mark).find((m) => m.topic === `eclor/v1/${GW}/res/write`)!.body;
+    const res = rig.hv.received
+      .slice(mark)
+      .find((m) => m.topic === `eclor/v1/${GW}/res/write`)!.body;
     expect(res).toMatchObject({
       ok: false,
       error: { code: "CommandRefused", message: expect.stringMatching(/retained command refused/) },
     });
     expect(writes()).toBe(before + 1);
-    await hv.client.publishAsync(`eclor/v1/${GW}/cmd/write`, "", { qos: 1, retain: true });
+    await rig.hv.client.publishAsync(`eclor/v1/${GW}/cmd/write`, "", { qos: 1, retain: true });
   }, 60_000); // an agent restart
 
   it("audits writes upstream as events", async () => {
     await waitFor(
       () =>
-        hv.received.some(
+        rig.hv.received.some(
           (m) =>
             m.topic === `eclor/v1/${GW}/events` &&
             JSON.stringify(m.body).includes('"command_audit"') &&
@@ -194,7 +181,7 @@ describe("hypervisor commands against the simulated lighting gateway", () => {
   });
 
   it("reads now through the driver", async () => {
-    const r = await hv.request("read", {
+    const r = await rig.hv.request("read", {
       id: "rd-1",
       device: "dali",
       points: ["lamp2_level", "lamps_found"],
@@ -209,17 +196,17 @@ describe("hypervisor commands against the simulated lighting gateway", () => {
 });
 
 describe("remote configuration", () => {
-  const cfg = () => baseConfig(GW, broker.url, simPort);
+  const cfg = () => baseConfig(GW, rig.broker.url, rig.simPort);
 
   it("config/set with five mistakes: all five reported, nothing changed", async () => {
-    const before = await hv.request("config/get", { id: "get-1" });
+    const before = await rig.hv.request("config/get", { id: "get-1" });
     const bad = cfg() as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- free-form test edit of a config object
     bad.gateway.name = 42;
     bad.uplink.keepalive_s = 2;
     bad.drivers[0].transport.port = 70000;
     bad.drivers[0].devices[0].unit_id = 300;
     bad.drivers[0].poll_intervall = "1s";
-    const r = await hv.request("config/set", { id: "set-bad", config: bad });
+    const r = await rig.hv.request("config/set", { id: "set-bad", config: bad });
     expect(r.ok).toBe(false);
     expect(r.error?.code).toBe("ConfigInvalid");
     const problems = (r.error?.details as { problems: { path: string }[] }).problems
@@ -232,7 +219,7 @@ describe("remote configuration", () => {
       "gateway.name",
       "uplink.keepalive_s",
     ]);
-    const after = await hv.request("config/get", { id: "get-2" });
+    const after = await rig.hv.request("config/get", { id: "get-2" });
     expect(after.result).toEqual(before.result);
   });
 
@@ -240,38 +227,46 @@ describe("remote configuration", () => {
     const bad = cfg() as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- free-form test edit of a config object
     bad.drivers[0].transport = { type: "rtu", path: "/dev/ttyECLOR-NOPE", baud: 9600 };
     const t0 = Date.now();
-    const r = await hv.request("config/set", { id: "set-rtu", config: bad }, { timeoutMs: 40_000 });
+    const r = await rig.hv.request(
+      "config/set",
+      { id: "set-rtu", config: bad },
+      { timeoutMs: 40_000 },
+    );
     expect(r.ok).toBe(false);
     expect(r.error?.code).toBe("CommandFailed");
     expect(r.error?.message).toMatch(/rolled back: driver "lighting"/);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(7900);
-    const get = await hv.request("config/get", { id: "get-3" });
+    const get = await rig.hv.request("config/get", { id: "get-3" });
     expect((get.result as { source: string }).source).toBe("file");
     // Polling goes on over TCP with the old configuration: the simulator gets new requests.
     const polls = dali.requests;
     await waitFor(() => dali.requests > polls + 3, 5000, "polls after the rollback");
-    expect(run.agent.driverStatus()[0]?.devices[0]?.online).toBe(true);
+    expect(rig.run.agent.driverStatus()[0]?.devices[0]?.online).toBe(true);
   }, 60_000); // the 8 s window, then the rollback
 
   it("config/set that changes one point: applied, versioned, and kept over a restart", async () => {
     const next = cfg() as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- free-form test edit of a config object
     next.drivers[0].poll_interval = "300ms";
-    const r = await hv.request("config/set", { id: "set-ok", config: next }, { timeoutMs: 20_000 });
+    const r = await rig.hv.request(
+      "config/set",
+      { id: "set-ok", config: next },
+      { timeoutMs: 20_000 },
+    );
     expect(r).toMatchObject({
       ok: true,
       result: { applied: true, restarted: ["lighting"], started: [], stopped: [] },
     });
     const version = (r.result as { version: number }).version;
-    await run.stop();
-    run = await harness.start();
-    await hv.waitReady();
-    const get = await hv.request("config/get", { id: "get-4" });
+    await rig.run.stop();
+    rig.run = await rig.harness.start();
+    await rig.hv.waitReady();
+    const get = await rig.hv.request("config/get", { id: "get-4" });
     expect(get.result).toMatchObject({ version, source: "remote", who: "hypervisor" });
     // The technician sees it with `eclor-edge config show` (built CLI, read-only on the store).
     const shown = JSON.parse(
       execFileSync(
         process.execPath,
-        [cli, "config", "show", "--config", run.configPath, "--json"],
+        [cli, "config", "show", "--config", rig.run.configPath, "--json"],
         { encoding: "utf8" },
       ),
     ) as Record<string, unknown>;
@@ -286,23 +281,23 @@ describe("remote configuration", () => {
     ).toBe("300ms");
     const human = execFileSync(
       process.execPath,
-      [cli, "config", "show", "--config", run.configPath],
+      [cli, "config", "show", "--config", rig.run.configPath],
       { encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } },
     );
     expect(human).toMatch(
       new RegExp(`in force {5}remote configuration v${version}, by hypervisor`),
     );
     // A technician edits the file: the file wins at the next start.
-    harness.writeConfig({ ...cfg(), gateway: { id: GW, name: "Mairie (edited on site)" } });
-    await run.stop();
-    run = await harness.start();
-    await hv.waitReady();
-    const get2 = await hv.request("config/get", { id: "get-5" });
+    rig.harness.writeConfig({ ...cfg(), gateway: { id: GW, name: "Mairie (edited on site)" } });
+    await rig.run.stop();
+    rig.run = await rig.harness.start();
+    await rig.hv.waitReady();
+    const get2 = await rig.hv.request("config/get", { id: "get-5" });
     expect(get2.result).toMatchObject({ source: "file", who: "local" });
     const after = JSON.parse(
       execFileSync(
         process.execPath,
-        [cli, "config", "show", "--config", run.configPath, "--json"],
+        [cli, "config", "show", "--config", rig.run.configPath, "--json"],
         { encoding: "utf8" },
       ),
     ) as Record<string, unknown>;
@@ -318,19 +313,19 @@ describe("remote configuration", () => {
 describe("history and replay", () => {
   it("return exactly the stored readings of the range", async () => {
     await waitFor(
-      () => [...hv.telemetry().values()].filter((r) => r.n === "dali/lamp2_level").length > 3,
+      () => [...rig.hv.telemetry().values()].filter((r) => r.n === "dali/lamp2_level").length > 3,
       10_000,
       "lamp2_level telemetry",
     );
-    const got = [...hv.telemetry().values()]
+    const got = [...rig.hv.telemetry().values()]
       .filter((r) => r.n === "dali/lamp2_level")
       .sort((x, y) => (x.seq as number) - (y.seq as number));
     const from = Math.floor((got[0]!.t as number) * 1000);
     // Readings of one point are stored in acquisition order: every lamp2_level reading older than
     // the last one received is already in the store, so the range is stable while polling goes on.
     const to = Math.floor((got.at(-1)!.t as number) * 1000);
-    run.agent.store.flush();
-    const stored = run.agent.store.db
+    rig.run.agent.store.flush();
+    const stored = rig.run.agent.store.db
       .prepare(
         "SELECT seq FROM outbox WHERE stream = 'telemetry' AND name = 'dali/lamp2_level' AND ts >= ? AND ts < ? ORDER BY seq",
       )
@@ -340,7 +335,7 @@ describe("history and replay", () => {
     const seen: Record<string, unknown>[] = [];
     let after: number | undefined;
     for (let page = 0; page < 100; page++) {
-      const r = await hv.request("history", {
+      const r = await rig.hv.request("history", {
         id: `h-${page}`,
         device: "dali",
         point: "lamp2_level",
@@ -356,15 +351,15 @@ describe("history and replay", () => {
     }
     expect(seen.map((r) => r.seq)).toEqual(stored);
     // Identical to what the hypervisor received live, for the records it received.
-    const live = hv.telemetry();
+    const live = rig.hv.telemetry();
     for (const r of seen)
       if (live.has(r.seq as number)) expect(r).toEqual(live.get(r.seq as number));
 
     const seqs = [...live.keys()].sort((a, b) => a - b);
     const [a, b] = [seqs[2]!, seqs[12]!];
-    const mark = hv.received.length;
-    const rep = await hv.request("replay", { id: "rp-1", from_seq: a, to_seq: b });
-    const all = run.agent.store.db
+    const mark = rig.hv.received.length;
+    const rep = await rig.hv.request("replay", { id: "rp-1", from_seq: a, to_seq: b });
+    const all = rig.run.agent.store.db
       .prepare("SELECT seq FROM outbox WHERE seq BETWEEN ? AND ? ORDER BY seq")
       .pluck()
       .all(a, b) as number[];
@@ -376,7 +371,7 @@ describe("history and replay", () => {
     });
     await waitFor(
       () => {
-        const again = hv.received
+        const again = rig.hv.received
           .slice(mark)
           .flatMap((m) =>
             m.topic.endsWith("/telemetry") || m.topic.endsWith("/events")

@@ -6,43 +6,31 @@
 import { generateKeyPairSync, randomBytes, sign } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signingInput } from "../../agent/commands/signing.js";
-import { ModbusSimulator, addSimDevice, type SimUnit } from "../../sim/modbus/index.js";
-import { Mosquitto } from "../helpers/mosquitto.js";
-import {
-  AgentHarness,
-  Hypervisor,
-  baseConfig,
-  type RunningAgent,
-  disposeRig,
-} from "./commands-fixtures.js";
+import { addSimDevice, type SimUnit } from "../../sim/modbus/index.js";
+import { type Rig, baseConfig, disposeRig, startRig } from "./commands-fixtures.js";
 
 const GW = "gw-signed";
 const hyperKey = generateKeyPairSync("ed25519");
 const attacker = generateKeyPairSync("ed25519");
-let broker: Mosquitto;
-let sim: ModbusSimulator;
+let rig: Rig;
 let dali: SimUnit;
-let harness: AgentHarness;
-let run: RunningAgent;
-let hv: Hypervisor;
 
 beforeAll(async () => {
-  broker = await Mosquitto.start();
-  sim = new ModbusSimulator();
-  dali = addSimDevice(sim, 3, "dali-gateway");
-  const port = await sim.listenTcp(0);
   const pem = hyperKey.publicKey.export({ type: "spki", format: "pem" }).toString();
-  const cfg = baseConfig(GW, broker.url, port);
-  harness = new AgentHarness({
-    ...cfg,
-    commands: { ...(cfg.commands as object), signing: { public_key: pem, max_skew: "30s" } },
-  });
-  run = await harness.start();
-  hv = await Hypervisor.connect(broker.url, GW);
-  await hv.waitReady();
+  rig = await startRig(
+    GW,
+    (sim) => (dali = addSimDevice(sim, 3, "dali-gateway")),
+    (url, port) => {
+      const cfg = baseConfig(GW, url, port);
+      return {
+        ...cfg,
+        commands: { ...(cfg.commands as object), signing: { public_key: pem, max_skew: "30s" } },
+      };
+    },
+  );
 });
 
-afterAll(() => disposeRig({ hv, run, sim, broker, harness }));
+afterAll(() => rig && disposeRig(rig));
 
 function signed(
   body: Record<string, unknown>,
@@ -63,7 +51,7 @@ function signed(
 
 describe("signed commands", () => {
   it("executes a validly signed command", async () => {
-    const r = await hv.request(
+    const r = await rig.hv.request(
       "write",
       signed({ id: "s-ok", device: "dali", point: "lamp1_level", value: 30 }),
     );
@@ -96,7 +84,7 @@ describe("signed commands", () => {
       /stale or future timestamp/,
     ],
   ])("refuses %s", async (_what, make, message) => {
-    const r = await hv.request("write", make());
+    const r = await rig.hv.request("write", make());
     expect(r).toMatchObject({ ok: false, error: { code: "CommandSignature" } });
     expect(r.error?.message).toMatch(message);
     expect(dali.bank.holding[1]).toBe(30);
@@ -107,9 +95,9 @@ describe("signed commands", () => {
       { id: "s-n1", device: "dali", point: "lamp1_level", value: 50 },
       { nonce: "nonce-replay-0001" },
     );
-    expect((await hv.request("write", first)).ok).toBe(true);
+    expect((await rig.hv.request("write", first)).ok).toBe(true);
     dali.bank.holding[1] = 30;
-    const replay = await hv.request("write", first);
+    const replay = await rig.hv.request("write", first);
     expect(replay).toMatchObject({
       ok: false,
       error: { code: "CommandSignature", message: expect.stringMatching(/replayed nonce/) },
@@ -118,12 +106,12 @@ describe("signed commands", () => {
       { id: "s-n2", device: "dali", point: "lamp1_level", value: 55 },
       { nonce: "nonce-replay-0001" },
     );
-    expect((await hv.request("write", reused)).error?.message).toMatch(/replayed nonce/);
+    expect((await rig.hv.request("write", reused)).error?.message).toMatch(/replayed nonce/);
     expect(dali.bank.holding[1]).toBe(30);
   });
 
   it("still accepts local technician commands without a signature", async () => {
-    const r = await run.cp.localWrite({
+    const r = await rig.run.cp.localWrite({
       device: "dali",
       point: "lamp1_level",
       value: 10,
@@ -132,13 +120,13 @@ describe("signed commands", () => {
     expect(r).toMatchObject({ ok: true, readBack: 10, commandId: "local-1" });
     expect(dali.bank.holding[1]).toBe(10);
     await expect(
-      run.cp.localWrite({
+      rig.run.cp.localWrite({
         device: "dali",
         point: "lamp1_level",
         value: 1000,
         commandId: "local-2",
       }),
     ).rejects.toThrow(/EE0503 .*above the maximum 100/);
-    expect(run.cp.audit.list(1)[0]).toMatchObject({ who: "local", outcome: "refused" });
+    expect(rig.run.cp.audit.list(1)[0]).toMatchObject({ who: "local", outcome: "refused" });
   });
 });

@@ -8,25 +8,13 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DriverEvent, Reading } from "../../drivers/driver.js";
-import { ModbusSimulator, addSimDevice, type SimUnit } from "../../sim/modbus/index.js";
-import { Mosquitto } from "../helpers/mosquitto.js";
+import { addSimDevice, type SimUnit } from "../../sim/modbus/index.js";
 import { waitFor } from "../helpers/ports.js";
-import {
-  AgentHarness,
-  Hypervisor,
-  baseConfig,
-  type RunningAgent,
-  disposeRig,
-} from "./commands-fixtures.js";
+import { type Rig, baseConfig, disposeRig, startRig } from "./commands-fixtures.js";
 
 const GW = "gw-devices-live";
-let broker: Mosquitto;
-let sim: ModbusSimulator;
+let rig: Rig;
 let m1Unit: SimUnit;
-let simPort: number;
-let harness: AgentHarness;
-let run: RunningAgent;
-let hv: Hypervisor;
 const readings: Reading[] = [];
 const events: DriverEvent[] = [];
 
@@ -34,8 +22,8 @@ const events: DriverEvent[] = [];
 type Loose = Record<string, any>;
 const holding = (n: number) =>
   Array.from({ length: n }, (_, i) => ({ id: `r${i}`, table: "holding", address: i }));
-const cfg = (m2Points = 1): Loose => {
-  const c: Loose = baseConfig(GW, broker.url, simPort);
+const cfg = (m2Points = 1, url = rig.broker.url, port = rig.simPort): Loose => {
+  const c: Loose = baseConfig(GW, url, port);
   c.drivers[0].id = "bus";
   c.drivers[0].poll_interval = "100ms";
   c.drivers[0].devices = [
@@ -46,28 +34,27 @@ const cfg = (m2Points = 1): Loose => {
 };
 
 beforeAll(async () => {
-  broker = await Mosquitto.start();
-  sim = new ModbusSimulator();
-  m1Unit = addSimDevice(sim, 1, "registers");
-  addSimDevice(sim, 2, "registers");
-  simPort = await sim.listenTcp(0);
-  harness = new AgentHarness(cfg());
-  run = await harness.start();
-  run.agent.onRecord((recs) => {
+  rig = await startRig(
+    GW,
+    (sim) => {
+      m1Unit = addSimDevice(sim, 1, "registers");
+      addSimDevice(sim, 2, "registers");
+    },
+    (url, port) => cfg(1, url, port),
+  );
+  rig.run.agent.onRecord((recs) => {
     for (const r of recs) {
       if (r.reading) readings.push(r.reading);
       if (r.event) events.push(r.event);
     }
   });
-  hv = await Hypervisor.connect(broker.url, GW);
-  await hv.waitReady();
 });
 
-afterAll(() => disposeRig({ hv, run, sim, broker, harness }));
+afterAll(() => rig && disposeRig(rig));
 
 /** The last message the hypervisor received on `<prefix>/<gw>/<stream>`. */
 function lastBody<T>(stream: string): T | undefined {
-  const all = hv.received.filter((m) => m.topic === `eclor/v1/${GW}/${stream}`);
+  const all = rig.hv.received.filter((m) => m.topic === `eclor/v1/${GW}/${stream}`);
   return all.at(-1)?.body as T | undefined;
 }
 
@@ -95,7 +82,7 @@ describe("config/set of one device on a shared bus", () => {
     const m1Requests = m1Unit.requests;
     const stateBefore = lastBody<{ config_version: string }>("state")!.config_version;
     const t0 = Date.now();
-    const r = await hv.request(
+    const r = await rig.hv.request(
       "config/set",
       { id: "dev-1", config: cfg(3) },
       { timeoutMs: 20_000 },
@@ -117,7 +104,7 @@ describe("config/set of one device on a shared bus", () => {
       "m2/r2 polled",
     );
     expect(
-      run.agent
+      rig.run.agent
         .inventory()
         .find((d) => d.id === "m2")
         ?.points.map((p) => p.id),
@@ -150,7 +137,11 @@ describe("config/set of one device on a shared bus", () => {
     const next = cfg(3);
     next.drivers[0].timeout_ms = 300;
     const t0 = Date.now();
-    const r = await hv.request("config/set", { id: "dev-2", config: next }, { timeoutMs: 20_000 });
+    const r = await rig.hv.request(
+      "config/set",
+      { id: "dev-2", config: next },
+      { timeoutMs: 20_000 },
+    );
     expect(r).toMatchObject({
       ok: true,
       result: { applied: true, restarted: ["bus"], reconfigured: [] },

@@ -6,7 +6,6 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AuditLog } from "../../agent/commands/audit.js";
-import { changedDeviceIds } from "../../agent/commands/config-apply.js";
 import { ConfigManager } from "../../agent/commands/config-manager.js";
 import {
   type ApplyPlan,
@@ -17,6 +16,7 @@ import {
 import { ConfigVersions, chooseStartupConfig } from "../../agent/commands/config-versions.js";
 import { Journal } from "../../agent/commands/journal.js";
 import { resultSchemas } from "../../agent/commands/schemas.js";
+import { changedDeviceIds } from "../../config/diff.js";
 import { validateConfigObject } from "../../config/load.js";
 import type { Config } from "../../config/schema.js";
 import type { DriverEvent } from "../../drivers/driver.js";

@@ -1,11 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AuditLog } from "../../agent/commands/audit.js";
-import {
-  type ApplyPlan,
-  type ConfigHost,
-  ConfigManager,
-  planChanges,
-} from "../../agent/commands/config-manager.js";
+import { ConfigManager } from "../../agent/commands/config-manager.js";
+import { type ApplyPlan, type ConfigHost, planChanges } from "../../agent/commands/config-plan.js";
 import {
   ConfigVersions,
   chooseStartupConfig,
