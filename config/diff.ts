@@ -4,7 +4,7 @@
  * (agent/commands/config-plan.ts, config-apply.ts) and the drivers that update in place
  * (Driver.reconfigure), which may import config/ but not agent code.
  */
-import { canonicalJson } from "../agent/commands/canonical.js";
+import { canonicalJson } from "./canonical.js";
 
 export interface IdChange {
   id: string;

@@ -154,11 +154,12 @@ export interface Driver {
    * Optional: take a new configuration block of this driver (same id) without a full restart —
    * remote configuration (`config/set`) uses it so that a change to one meter does not interrupt
    * the twenty others on the same bus. Restart only the devices whose block was added, removed or
-   * changed; the others keep polling untouched. Resolve `true` when applied in place, `false`
-   * (having changed nothing) when the change needs a full restart (e.g. the bus settings
-   * changed). Drivers without it are stopped, re-created and started.
+   * changed; the others keep polling untouched. Resolve with the ids of the devices restarted,
+   * added or removed when applied in place, `false` (having changed nothing) when the change
+   * needs a full restart (e.g. the bus settings changed). Drivers without it are stopped,
+   * re-created and started.
    */
-  reconfigure?(next: DriverConfig): Promise<boolean>;
+  reconfigure?(next: DriverConfig): Promise<string[] | false>;
 }
 
 /** How a driver kind plugs in: its config block schema and a factory. See drivers/index.ts. */

@@ -8,7 +8,6 @@
  * - a changed `uplink` reconnects with the new settings (Uplink.reconfigure). The manager then
  *   waits for the connection and, failing that, applies the previous configuration the same way.
  */
-import { changedDeviceIds } from "../../config/diff.js";
 import type { Config } from "../../config/schema.js";
 import { type Agent, configHash, gatewayFacts } from "../agent.js";
 import { rulesFromConfig } from "../pipeline/index.js";
@@ -35,8 +34,9 @@ export async function applyToAgent(
       // Rules first: the devices restarted in place emit at once.
       agent.pipeline.addRules(rulesFromConfig([after]));
       try {
-        if (await driver.reconfigure(after)) {
-          reconfigured.push({ driver: id, devices: changedDeviceIds(before, after) });
+        const devices = await driver.reconfigure(after);
+        if (devices) {
+          reconfigured.push({ driver: id, devices });
           continue;
         }
       } catch (err) {

@@ -13,7 +13,7 @@ import { validateConfigObject } from "../../config/load.js";
 import type { Config } from "../../config/schema.js";
 import { EdgeError, ErrorCode, isEdgeError } from "../errors.js";
 import type { AuditLog } from "./audit.js";
-import { canonicalJson } from "./canonical.js";
+import { canonicalJson } from "../../config/canonical.js";
 import {
   type ApplyPlan,
   type ApplyReport,

@@ -5,7 +5,7 @@
  */
 import { type IdChange, diffById } from "../../config/diff.js";
 import type { Config } from "../../config/schema.js";
-import { canonicalJson } from "./canonical.js";
+import { canonicalJson } from "../../config/canonical.js";
 
 export interface ApplyPlan {
   start: string[];

@@ -20,7 +20,7 @@ import type {
 } from "../../drivers/driver.js";
 import { EdgeError, ErrorCode } from "../errors.js";
 import type { AuditLog, Outcome as AuditOutcome } from "./audit.js";
-import { canonicalJson } from "./canonical.js";
+import { canonicalJson } from "../../config/canonical.js";
 import type { Journal, Who } from "./journal.js";
 import { type Outcome, errorBody, failure } from "./outcome.js";
 import type { RateLimiter } from "./rate-limit.js";

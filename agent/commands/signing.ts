@@ -16,7 +16,7 @@
 import { type KeyObject, createPublicKey, verify } from "node:crypto";
 import type { Database, Statement } from "better-sqlite3";
 import { EdgeError, ErrorCode } from "../errors.js";
-import { canonicalJson } from "./canonical.js";
+import { canonicalJson } from "../../config/canonical.js";
 import { migrateControlPlane } from "./db.js";
 
 export const SIGNING_CONTEXT = "eclor-cmd-v1";

@@ -80,7 +80,7 @@ export class ModbusDriver implements Driver {
   }
 
   /** Only the devices changed: restart those, the others keep polling (reconfigure.ts). */
-  async reconfigure(next: DriverConfig): Promise<boolean> {
+  async reconfigure(next: DriverConfig): Promise<string[] | false> {
     if (next.driver !== "modbus" || next.id !== this.cfg.id || !sameBus(this.cfg, next))
       return false;
     const prev = this.cfg;
@@ -96,7 +96,7 @@ export class ModbusDriver implements Driver {
       next,
     );
     this.ctx.logger.info({ devices: restarted }, "devices reconfigured in place");
-    return true;
+    return restarted;
   }
 
   get id(): string {

@@ -6,7 +6,8 @@
  * send offline/online events. Any other change (transport, timeouts, defaults the devices
  * inherit) needs a full restart of the driver.
  */
-import { canonicalJson } from "../../agent/commands/canonical.js";
+import { canonicalJson } from "../../config/canonical.js";
+import { changedDeviceIds } from "../../config/diff.js";
 import type { ModbusDevice } from "./device.js";
 import type { ModbusLink } from "./link.js";
 import type { ModbusDeviceConfig, ModbusDriverConfig } from "./schema.js";
@@ -14,16 +15,6 @@ import type { ModbusDeviceConfig, ModbusDriverConfig } from "./schema.js";
 /** Everything but `devices` is the same: the devices can be restarted one by one. */
 export function sameBus(a: ModbusDriverConfig, b: ModbusDriverConfig): boolean {
   return canonicalJson({ ...a, devices: null }) === canonicalJson({ ...b, devices: null });
-}
-
-/** Ids of the devices added, removed or changed (enabled flag included), in `next`'s order. */
-export function changedDevices(prev: ModbusDriverConfig, next: ModbusDriverConfig): string[] {
-  const before = new Map(prev.devices.map((d) => [d.id, canonicalJson(d)]));
-  const after = new Map(next.devices.map((d) => [d.id, canonicalJson(d)]));
-  const out: string[] = [];
-  for (const [id, json] of after) if (before.get(id) !== json) out.push(id);
-  for (const id of before.keys()) if (!after.has(id)) out.push(id);
-  return out;
 }
 
 export interface BusState {
@@ -43,7 +34,7 @@ export async function reconfigureDevices(
   prev: ModbusDriverConfig,
   next: ModbusDriverConfig,
 ): Promise<string[]> {
-  const changed = changedDevices(prev, next);
+  const changed = changedDeviceIds(prev, next);
   if (changed.length === 0) return [];
   const kept = new Map(bus.devices);
   for (const id of changed) {

@@ -1,7 +1,7 @@
 import { generateKeyPairSync, sign } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { commandsConfigSchema } from "../../agent/commands/config-schema.js";
-import { canonicalJson } from "../../agent/commands/canonical.js";
+import { canonicalJson } from "../../config/canonical.js";
 import { SignatureVerifier, parsePublicKey, signingInput } from "../../agent/commands/signing.js";
 import { TempDb } from "./commands-helpers.js";
 
