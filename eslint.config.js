@@ -1,7 +1,16 @@
 // Type-aware lint: typescript-eslint needs the TypeScript JS API, which TypeScript 7 no longer
 // ships, so the project pins TypeScript 5.9 for both tsc and the linter (see README, Development).
+// Import cycles are checked by `npm run lint:cycles` (dpdm, runtime imports only), part of `lint`.
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
+
+// The layers of ../shared/ARCHITECTURE.md: each folder may import only those below it.
+//   agent/cli → agent → drivers → core;  config → drivers (schemas), core;  sim encodes alone.
+const layer = (files, patterns) => ({
+  files,
+  rules: { "no-restricted-imports": ["error", { patterns }] },
+});
+const forbid = (group, message) => ({ group, message });
 
 export default tseslint.config(
   { ignores: ["dist/**", "node_modules/**", "**/*.js", "drivers/*/codecs/**"] },
@@ -21,6 +30,57 @@ export default tseslint.config(
       "@typescript-eslint/no-explicit-any": "error",
       "@typescript-eslint/require-await": "off",
     },
+  },
+  layer(
+    ["core/**/*.ts"],
+    [
+      forbid(
+        ["**/agent/**", "**/drivers/**", "**/config/**", "**/sim/**"],
+        "core/ imports nothing of the project.",
+      ),
+    ],
+  ),
+  layer(
+    ["drivers/**/*.ts"],
+    [
+      forbid(
+        ["**/agent/**", "**/sim/**", "**/config/schema.js", "**/config/load.js"],
+        "drivers know nothing of the agent, the whole config or the simulators (ARCHITECTURE.md, layers).",
+      ),
+    ],
+  ),
+  layer(
+    ["config/**/*.ts"],
+    [
+      forbid(
+        ["**/agent/**", "**/sim/**"],
+        "config/ may use drivers' schemas and core/, never agent/ (ARCHITECTURE.md, layers).",
+      ),
+    ],
+  ),
+  layer(
+    ["agent/**/*.ts"],
+    [forbid(["**/sim/**", "**/test/**"], "the agent never imports simulators or tests.")],
+  ),
+  {
+    // Issue 19.8: these simulators still build frames with the drivers' code; the meters work
+    // gives them their own encoders and removes this exemption.
+    ...layer(
+      ["sim/**/*.ts"],
+      [
+        forbid(
+          ["**/drivers/*/codec*.js", "**/drivers/*/frame.js", "**/drivers/*/pdu.js"],
+          "simulators encode on their own, never with the drivers' codecs (a bug written twice is invisible).",
+        ),
+      ],
+    ),
+    ignores: [
+      "sim/mbus/run.ts",
+      "sim/mbus/slave.ts",
+      "sim/mbus/telegram.ts",
+      "sim/tic/meter.ts",
+      "sim/tic/run.ts",
+    ],
   },
   {
     files: ["test/**/*.ts", "**/*.test.ts", "bench/**/*.ts"],

@@ -22,7 +22,7 @@ import type {
   WriteRequest,
   WriteResult,
 } from "../drivers/driver.js";
-import { EdgeError, ErrorCode, describeError } from "./errors.js";
+import { EdgeError, ErrorCode, describeError } from "../core/errors.js";
 import { loadNotifier, loadProvisioner, type Notifier, type ProvisionStep } from "./hooks.js";
 import { createLogger } from "./log.js";
 import { Pipeline, rulesFromConfig, type Stage } from "./pipeline/index.js";

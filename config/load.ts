@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { isMap, isSeq, parseDocument } from "yaml";
 import type { z } from "zod";
-import { EdgeError, ErrorCode } from "../agent/errors.js";
+import { EdgeError, ErrorCode } from "../core/errors.js";
 import { type ConfigProblem, formatIssues, formatPath } from "./issues.js";
 import { resolveRefs, type RefContext } from "./refs.js";
 import { type Config, configSchema } from "./schema.js";

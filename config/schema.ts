@@ -6,8 +6,8 @@
  */
 import { z } from "zod";
 import { driverSchemas } from "../drivers/schemas.js";
-import { commandsConfigSchema } from "../agent/commands/config-schema.js";
-import { provisioningConfigSchema } from "../agent/provision/config-schema.js";
+import { commandsConfigSchema } from "./commands.js";
+import { provisioningConfigSchema } from "./provisioning.js";
 import { intRange, location, topicSegment } from "./common.js";
 
 export const CONFIG_VERSION = 1;
@@ -197,6 +197,6 @@ export const configSchema = z
 
 export type Config = z.infer<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
-export type DriverConfig = Config["drivers"][number];
+export type { DriverConfig } from "../drivers/schemas.js";
 export type UplinkConfig = Config["uplink"];
 export type StoreConfig = Config["store"];

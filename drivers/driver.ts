@@ -9,7 +9,7 @@
  * `stop()` closes everything and resolves when no timer or socket is left.
  */
 import type { Logger } from "pino";
-import type { DriverConfig } from "../config/schema.js";
+import type { DriverConfig } from "./schemas.js";
 
 export type Value = number | boolean | string;
 

@@ -2,7 +2,7 @@
  * Driver factories, registered explicitly in one place (model: Telegraf plugins/inputs/all).
  * The config block of each kind is registered in drivers/schemas.ts.
  */
-import type { DriverConfig } from "../config/schema.js";
+import type { DriverConfig } from "./schemas.js";
 import type { Driver, DriverContext } from "./driver.js";
 
 type Factory = (config: DriverConfig, ctx: DriverContext) => Promise<Driver>;

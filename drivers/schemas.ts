@@ -5,6 +5,7 @@
  *
  * Each schema is a strict zod object whose `driver` field is a literal (the discriminator).
  */
+import type { z } from "zod";
 import { lorawanDriverSchema } from "./lorawan/schema.js";
 import { mbusDriverSchema } from "./mbus/schema.js";
 import { modbusDriverSchema } from "./modbus/schema.js";
@@ -16,3 +17,6 @@ export const driverSchemas = [
   mbusDriverSchema,
   lorawanDriverSchema,
 ] as const;
+
+/** One driver's validated config block (the union of every kind's schema output). */
+export type DriverConfig = z.output<(typeof driverSchemas)[number]>;

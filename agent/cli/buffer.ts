@@ -7,7 +7,7 @@ import { createInterface } from "node:readline/promises";
 import type { Writable } from "node:stream";
 import type { Command } from "commander";
 import type { BufferStats, PurgeResult, StoredReading } from "../control/backend.js";
-import { EdgeError, ErrorCode } from "../errors.js";
+import { EdgeError, ErrorCode } from "../../core/errors.js";
 import { type AgentOptions, withAgent, withAgentOptions } from "./agent-conn.js";
 import { ago, bytes, parseTime, timestamp } from "./format.js";
 import { fail, green, printJson, usage, yellow } from "./output.js";

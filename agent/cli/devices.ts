@@ -6,7 +6,7 @@
 import type { Command } from "commander";
 import type { DeviceInfo, DeviceStatus, Reading } from "../../drivers/driver.js";
 import type { StoredReading, WriteOutcome } from "../control/backend.js";
-import { EdgeError, ErrorCode } from "../errors.js";
+import { EdgeError, ErrorCode } from "../../core/errors.js";
 import { type AgentOptions, withAgent, withAgentOptions } from "./agent-conn.js";
 import { ago, formatQuality, formatValue, isGood, table } from "./format.js";
 import { bold, dim, fail, green, printJson, red } from "./output.js";

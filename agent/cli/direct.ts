@@ -6,7 +6,7 @@
  */
 import type { Driver, DriverState, Reading } from "../../drivers/driver.js";
 import type { DeviceView } from "./devices.js";
-import { EdgeError, ErrorCode } from "../errors.js";
+import { EdgeError, ErrorCode } from "../../core/errors.js";
 import { type AgentOptions, resolveSocket } from "./agent-conn.js";
 import { connectIfRunning } from "./bus-owner.js";
 import { DEFAULT_CONFIG_PATH } from "../paths.js";

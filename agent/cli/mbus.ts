@@ -4,7 +4,7 @@
  * commissioning. Refuses when the running agent owns the line (two masters garble the bus).
  */
 import type { Command } from "commander";
-import { EdgeError, ErrorCode } from "../errors.js";
+import { EdgeError, ErrorCode } from "../../core/errors.js";
 import { type AgentOptions, withAgentOptions } from "./agent-conn.js";
 import { describeBus, findOwner } from "./bus-owner.js";
 import { fail, printJson, usage } from "./output.js";

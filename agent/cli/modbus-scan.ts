@@ -12,7 +12,7 @@
 import type { Command } from "commander";
 import type { LinkEndpoint } from "../../drivers/modbus/link.js";
 import type { StatusView } from "../control/backend.js";
-import { EdgeError, ErrorCode } from "../errors.js";
+import { EdgeError, ErrorCode } from "../../core/errors.js";
 import { describeBus, findOwner } from "./bus-owner.js";
 import { duration, table } from "./format.js";
 import {

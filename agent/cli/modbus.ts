@@ -7,7 +7,7 @@
 import type { Command } from "commander";
 import type { Reading } from "../../drivers/driver.js";
 import type { LinkEndpoint, ModbusLink, Op } from "../../drivers/modbus/link.js";
-import { EdgeError, ErrorCode } from "../errors.js";
+import { EdgeError, ErrorCode } from "../../core/errors.js";
 import { type Owner, describeBus, findOwner } from "./bus-owner.js";
 import { renderReadings } from "./devices.js";
 import { clock } from "./format.js";

@@ -3,7 +3,7 @@
  * never when NO_COLOR is set (https://no-color.org). Errors end the process with the contract's
  * exit codes: 0 ok, 1 runtime failure, 2 bad input.
  */
-import { EdgeError, describeError, isEdgeError } from "../errors.js";
+import { EdgeError, describeError, isEdgeError } from "../../core/errors.js";
 
 export const useColor = (stream: NodeJS.WriteStream = process.stdout): boolean =>
   Boolean(stream.isTTY) && !("NO_COLOR" in process.env && process.env.NO_COLOR !== "");

@@ -36,7 +36,7 @@ export function registerSimMbusCommand(sim: Command): void {
     .option("--silent <addrs>", "comma-separated addresses that never answer")
     .addHelpText(
       "after",
-      "\nExample:\n  eclor-edge sim mbus --serial /tmp/mbus-a --meter 5=../shared/vectors/mbus-libmbus/EDC.hex\n",
+      "\nExample:\n  eclor-edge sim mbus --serial /tmp/mbus-a --meter 5=drivers/mbus/testcases/libmbus/EDC.hex\n",
     )
     .action(async (opts: MbusOpts) => {
       try {

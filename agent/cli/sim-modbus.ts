@@ -4,7 +4,7 @@
  * demand (at start with --fault, or typed on stdin while it runs).
  */
 import type { Command } from "commander";
-import { EdgeError, ErrorCode } from "../errors.js";
+import { EdgeError, ErrorCode } from "../../core/errors.js";
 import { dim, fail, green } from "./output.js";
 
 interface Opts {

@@ -8,7 +8,7 @@
 import type { Command } from "commander";
 import type { Reading } from "../../drivers/driver.js";
 import type { TicFrame, TicMode } from "../../drivers/tic/frame.js";
-import { EdgeError, ErrorCode } from "../errors.js";
+import { EdgeError, ErrorCode } from "../../core/errors.js";
 import { type AgentOptions, withAgentOptions } from "./agent-conn.js";
 import { describeBus, findOwner } from "./bus-owner.js";
 import { renderReadings } from "./devices.js";

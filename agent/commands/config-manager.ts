@@ -11,7 +11,7 @@ import type { RefContext } from "../../config/refs.js";
 import type { DriverEvent } from "../../drivers/driver.js";
 import { validateConfigObject } from "../../config/load.js";
 import type { Config } from "../../config/schema.js";
-import { EdgeError, ErrorCode, isEdgeError } from "../errors.js";
+import { EdgeError, ErrorCode, isEdgeError } from "../../core/errors.js";
 import type { AuditLog } from "./audit.js";
 import { canonicalJson } from "../../config/canonical.js";
 import {

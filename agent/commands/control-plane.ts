@@ -8,7 +8,7 @@ import { dirname } from "node:path";
 import type { Logger } from "pino";
 import type { Config } from "../../config/schema.js";
 import type { Agent } from "../agent.js";
-import { EdgeError, ErrorCode, type ErrorCodeValue } from "../errors.js";
+import { EdgeError, ErrorCode, type ErrorCodeValue } from "../../core/errors.js";
 import { VERSION } from "../version.js";
 import type { Value, WriteResult } from "../../drivers/driver.js";
 import { AuditLog } from "./audit.js";
@@ -23,7 +23,8 @@ import { RateLimiter } from "./rate-limit.js";
 import { CommandRouter } from "./router.js";
 import type { CommandResponse } from "./schemas.js";
 import { type ControlTarget, CommandService } from "./service.js";
-import { SignatureVerifier, parsePublicKey } from "./signing.js";
+import { parsePublicKey } from "../../config/ed25519.js";
+import { SignatureVerifier } from "./signing.js";
 
 export interface ControlPlaneOptions {
   /** The configuration the agent runs (after the precedence rule, see config-versions.ts). */

@@ -10,7 +10,7 @@
  * never executed twice.
  */
 import type { Logger } from "pino";
-import { EdgeError, ErrorCode } from "../errors.js";
+import { EdgeError, ErrorCode } from "../../core/errors.js";
 import { failure } from "./outcome.js";
 import type { CommandResponse } from "./schemas.js";
 import type { CommandService } from "./service.js";

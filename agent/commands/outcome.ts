@@ -4,7 +4,7 @@
  * `code` is the stable EdgeError code name (e.g. `CommandRefused`), `ecode` its number (503),
  * so the hypervisor can branch on either.
  */
-import { ErrorCode, describeError, isEdgeError } from "../errors.js";
+import { ErrorCode, describeError, isEdgeError } from "../../core/errors.js";
 
 export interface ErrorBody {
   code: string;

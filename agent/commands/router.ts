@@ -18,7 +18,7 @@ import type {
   WriteRequest,
   WriteResult,
 } from "../../drivers/driver.js";
-import { EdgeError, ErrorCode } from "../errors.js";
+import { EdgeError, ErrorCode } from "../../core/errors.js";
 import type { AuditLog, Outcome as AuditOutcome } from "./audit.js";
 import { canonicalJson } from "../../config/canonical.js";
 import type { Journal, Who } from "./journal.js";

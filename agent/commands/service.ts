@@ -8,7 +8,7 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { Reading } from "../../drivers/driver.js";
 import { formatIssues } from "../../config/issues.js";
-import { EdgeError, ErrorCode } from "../errors.js";
+import { EdgeError, ErrorCode } from "../../core/errors.js";
 import type { ConfigGetResult, ConfigManager } from "./config-manager.js";
 import type { Who } from "./journal.js";
 import { type Outcome, failure } from "./outcome.js";

@@ -10,7 +10,7 @@ import type { Logger } from "pino";
 import { parse } from "yaml";
 import { validateConfigObject } from "../../config/load.js";
 import type { Config } from "../../config/schema.js";
-import { describeError } from "../errors.js";
+import { describeError } from "../../core/errors.js";
 import { type Db, openDatabase } from "../store/db.js";
 import {
   type ConfigVersion,

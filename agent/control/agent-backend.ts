@@ -8,7 +8,7 @@
 import type { Config } from "../../config/schema.js";
 import type { Reading, Value } from "../../drivers/driver.js";
 import type { Agent } from "../agent.js";
-import { EdgeError, ErrorCode } from "../errors.js";
+import { EdgeError, ErrorCode } from "../../core/errors.js";
 import type { HistoryRow, SenmlRecord, StoredRecord } from "../store/index.js";
 import { VERSION } from "../version.js";
 import type {

@@ -4,7 +4,7 @@
  * may not use the socket (permission denied). Protocol: see protocol.ts.
  */
 import { type Socket, connect } from "node:net";
-import { EdgeError, ErrorCode } from "../errors.js";
+import { EdgeError, ErrorCode } from "../../core/errors.js";
 import {
   type ControlRequest,
   type ServerFrame,

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { DeviceInfo, Value } from "../../drivers/driver.js";
-import { EdgeError, ErrorCode } from "../errors.js";
+import { EdgeError, ErrorCode } from "../../core/errors.js";
 import { VERSION } from "../version.js";
 import type { ControlBackend, StoredReading, TailItem } from "./backend.js";
 import { PROTOCOL_VERSION, param } from "./protocol.js";

@@ -6,7 +6,7 @@
 import type { Logger } from "pino";
 import type { Config } from "../../config/schema.js";
 import type { Agent } from "../agent.js";
-import { describeError } from "../errors.js";
+import { describeError } from "../../core/errors.js";
 import { AgentBackend, type LocalWriter } from "./agent-backend.js";
 import type { LogRing } from "./logring.js";
 import { ControlServer } from "./server.js";

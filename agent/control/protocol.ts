@@ -20,7 +20,7 @@ import {
   type ErrorCodeValue,
   describeError,
   isEdgeError,
-} from "../errors.js";
+} from "../../core/errors.js";
 
 export const PROTOCOL_VERSION = 1;
 

@@ -8,7 +8,7 @@ import { chmodSync, existsSync, mkdirSync, unlinkSync } from "node:fs";
 import { type Server, type Socket, connect, createServer } from "node:net";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
-import { EdgeError, ErrorCode, describeError } from "../errors.js";
+import { EdgeError, ErrorCode, describeError } from "../../core/errors.js";
 import type { ControlBackend } from "./backend.js";
 import { type Stream, streaming, unary } from "./handlers.js";
 import {

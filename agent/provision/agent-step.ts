@@ -10,7 +10,7 @@
  */
 import type { Logger } from "pino";
 import type { Config, UplinkConfig } from "../../config/schema.js";
-import { describeError } from "../errors.js";
+import { describeError } from "../../core/errors.js";
 import type { ProvisionContext } from "../hooks.js";
 import { ensureEnrolled } from "./enrol.js";
 import { loadEnrolment } from "./enrolment.js";

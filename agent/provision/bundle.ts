@@ -15,7 +15,7 @@ import { location, topicSegment } from "../../config/common.js";
 import { type ConfigProblem, formatIssues } from "../../config/issues.js";
 import { configError } from "../../config/load.js";
 import { allowedKeysAt } from "../../config/walk.js";
-import { EdgeError, ErrorCode } from "../errors.js";
+import { EdgeError, ErrorCode } from "../../core/errors.js";
 
 export const BUNDLE_VERSION = 1;
 

@@ -16,7 +16,7 @@ import {
   verify,
 } from "node:crypto";
 import forge from "node-forge";
-import { EdgeError, ErrorCode } from "../errors.js";
+import { EdgeError, ErrorCode } from "../../core/errors.js";
 
 /** A fresh RSA-2048 private key, PKCS#8 PEM. */
 export function generatePrivateKeyPem(): string {

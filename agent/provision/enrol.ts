@@ -12,7 +12,7 @@
  */
 import { createHash, randomUUID } from "node:crypto";
 import type { Logger } from "pino";
-import { EdgeError, ErrorCode, describeError, isEdgeError } from "../errors.js";
+import { EdgeError, ErrorCode, describeError, isEdgeError } from "../../core/errors.js";
 import { VERSION } from "../version.js";
 import {
   type Bundle,

@@ -5,7 +5,7 @@
  */
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import type { Logger } from "pino";
-import { EdgeError, ErrorCode, describeError } from "../errors.js";
+import { EdgeError, ErrorCode, describeError } from "../../core/errors.js";
 import {
   type EnrollRequest,
   type EnrollResponse,

@@ -7,7 +7,7 @@
 import type { Logger } from "pino";
 import { stringify } from "yaml";
 import { validateConfigObject } from "../../config/load.js";
-import { describeError } from "../errors.js";
+import { describeError } from "../../core/errors.js";
 import type { Bundle } from "./bundle.js";
 import { provisionPaths, removeFile, writeFileAtomic } from "./files.js";
 

@@ -11,7 +11,7 @@ import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import mqtt from "mqtt";
 import type { Logger } from "pino";
-import { EdgeError, ErrorCode, describeError } from "../errors.js";
+import { EdgeError, ErrorCode, describeError } from "../../core/errors.js";
 import { VERSION } from "../version.js";
 import { checkpoint } from "./checkpoint.js";
 import {

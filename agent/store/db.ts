@@ -33,7 +33,7 @@
 import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import { EdgeError, ErrorCode, describeError } from "../errors.js";
+import { EdgeError, ErrorCode, describeError } from "../../core/errors.js";
 
 export type Db = Database.Database;
 export type Migration = string | ((db: Db) => void);

@@ -14,7 +14,7 @@
  */
 import type { Logger } from "pino";
 import type { DriverEvent, DriverState, Reading } from "../../drivers/driver.js";
-import { EdgeError, ErrorCode } from "../errors.js";
+import { EdgeError, ErrorCode } from "../../core/errors.js";
 import { type Db, migrateUserVersion, openDatabase, storeError } from "./db.js";
 import { KvState } from "./kv.js";
 import { type DropRange, Outbox } from "./outbox.js";

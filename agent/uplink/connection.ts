@@ -17,7 +17,7 @@ import mqtt, {
 } from "mqtt";
 import type { Logger } from "pino";
 import type { UplinkConfig } from "../../config/schema.js";
-import { EdgeError } from "../errors.js";
+import { EdgeError } from "../../core/errors.js";
 import { describeConnectError, loadTls, type TlsOptions } from "./tls.js";
 
 export interface ConnectionHandlers {

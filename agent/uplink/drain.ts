@@ -14,7 +14,7 @@ import type { Logger } from "pino";
 import { withNormalSync } from "../store/db.js";
 import { PRIORITIES, type Priority, withSeq } from "../store/records.js";
 import type { Store } from "../store/store.js";
-import { EdgeError, ErrorCode } from "../errors.js";
+import { EdgeError, ErrorCode } from "../../core/errors.js";
 
 interface Batch {
   prio: Priority;

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import type { UplinkConfig } from "../../config/schema.js";
-import { EdgeError, ErrorCode } from "../errors.js";
+import { EdgeError, ErrorCode } from "../../core/errors.js";
 
 export interface TlsOptions {
   ca?: Buffer;

@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { EdgeError, ErrorCode } from "../../agent/errors.js";
+import { EdgeError, ErrorCode } from "../../core/errors.js";
 import { CodecSandbox, type CodecLimits } from "./codec-host.js";
 
 /** drivers/lorawan/codecs/ from the sources (tests) or from dist/drivers/lorawan/ (installed). */

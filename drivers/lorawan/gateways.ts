@@ -8,7 +8,7 @@
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 import { randomInt } from "node:crypto";
 import type { Logger } from "pino";
-import { EdgeError, ErrorCode } from "../../agent/errors.js";
+import { EdgeError, ErrorCode } from "../../core/errors.js";
 import {
   MalformedDatagram,
   build,

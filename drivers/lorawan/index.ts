@@ -3,7 +3,7 @@
  * (EU868, LoRaWAN 1.0.x) and sandboxed TTN/ChirpStack codecs. See README.md.
  */
 import { randomUUID } from "node:crypto";
-import { EdgeError, ErrorCode } from "../../agent/errors.js";
+import { EdgeError, ErrorCode } from "../../core/errors.js";
 import type {
   DeviceInfo,
   DeviceStatus,

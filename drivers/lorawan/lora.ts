@@ -2,7 +2,7 @@
  * LoRaWAN 1.0.x frame security on top of lora-packet: 32-bit frame counter reconstruction, MIC
  * verification, FRMPayload decryption, downlink and Join Accept construction, session keys.
  *
- * Pitfalls of lora-packet 0.9 (see ../shared/vectors/lorawan.json "pitfalls"):
+ * Pitfalls of lora-packet 0.9 (see testcases/lorawan.json "pitfalls"):
  *  - DevAddr/FCnt/EUIs are exposed big-endian, but the `FCntMSBytes` argument (upper 16 bits of
  *    the 32-bit counter) must be given little-endian, as it is copied verbatim into the B0/Ai
  *    blocks (LoRaWAN 1.0.4 §4.4, §4.3.3.1).

@@ -4,7 +4,7 @@
  * EN 1434-3). Decoding is pure: a record that cannot be decoded carries `error`; a structure
  * that cannot be walked (truncated record, too many extensions) throws EdgeError DeviceFrame.
  */
-import { EdgeError, ErrorCode } from "../../agent/errors.js";
+import { EdgeError, ErrorCode } from "../../core/errors.js";
 import type { MbusFrame } from "./frame.js";
 import { toHex } from "./frame.js";
 import { parseFixed } from "./fixed.js";

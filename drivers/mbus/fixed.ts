@@ -2,7 +2,7 @@
  * The fixed data structure (CI 73h/77h, EN 1434-3 and EN 13757-3 annex): identification,
  * access number, status, medium/unit bytes and two 4-byte counters (BCD or binary).
  */
-import { EdgeError, ErrorCode } from "../../agent/errors.js";
+import { EdgeError, ErrorCode } from "../../core/errors.js";
 import { toHex } from "./frame.js";
 import { type MbusData, type MbusHeader, type MbusRecord, bcd, bcdString } from "./data.js";
 import { mediumName, pow10 } from "./vif.js";

@@ -3,7 +3,7 @@
  * control and long frames (68 L L 68 C A CI data CS 16). Checksum = arithmetic sum of C..data
  * modulo 256. Pure functions plus a streaming scanner; no I/O here.
  */
-import { EdgeError, ErrorCode } from "../../agent/errors.js";
+import { EdgeError, ErrorCode } from "../../core/errors.js";
 
 export const ACK = 0xe5;
 /** Control field values (EN 13757-2 §5.4, master → slave have bit 6 set). */

@@ -3,7 +3,7 @@
  * meters polled on their schedules by primary or secondary address. A bad or missing answer is
  * an error reading (quality frame_error/timeout) for the device's points, never a crash.
  */
-import { EdgeError, ErrorCode, describeError, isEdgeError } from "../../agent/errors.js";
+import { EdgeError, ErrorCode, describeError, isEdgeError } from "../../core/errors.js";
 import type {
   DeviceInfo,
   DeviceStatus,

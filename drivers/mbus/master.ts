@@ -4,7 +4,7 @@
  * on a retry (so the slave repeats its last telegram), multi-telegram reads (DIF 1Fh), secondary
  * addressing (SND_UD CI 52h, wildcard F digits) and scans of both address spaces.
  */
-import { EdgeError, ErrorCode } from "../../agent/errors.js";
+import { EdgeError, ErrorCode } from "../../core/errors.js";
 import { type MbusData, parseUserData } from "./data.js";
 import {
   ACK,

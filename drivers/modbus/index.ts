@@ -3,8 +3,8 @@
  * server). Devices are polled on their own schedules; each endpoint has one queue (link.ts);
  * writes go before polls. See README.md for the configuration and the profile guide.
  */
-import { EdgeError, ErrorCode } from "../../agent/errors.js";
-import type { DriverConfig } from "../../config/schema.js";
+import { EdgeError, ErrorCode } from "../../core/errors.js";
+import type { DriverConfig } from "../schemas.js";
 import type {
   DeviceInfo,
   Driver,

@@ -8,7 +8,7 @@
  * "write multiple registers"); wider values always with FC 16. A `bit` point is a
  * read-modify-write of its register (FC 3 then FC 6/16).
  */
-import { EdgeError, ErrorCode } from "../../agent/errors.js";
+import { EdgeError, ErrorCode } from "../../core/errors.js";
 import type { Value, WriteRequest, WriteResult } from "../driver.js";
 import {
   EncodeError,

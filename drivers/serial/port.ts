@@ -11,7 +11,7 @@
  * a line mistakenly opened as 8N1 against a 7E1 meter.
  */
 import { SerialPort } from "serialport";
-import { EdgeError, ErrorCode, describeError } from "../../agent/errors.js";
+import { EdgeError, ErrorCode, describeError } from "../../core/errors.js";
 
 export interface SerialOptions {
   path: string;

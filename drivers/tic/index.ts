@@ -4,7 +4,7 @@
  * Historic (1200 7E1) or standard (9600 7E1) mode, configured or detected: in `auto` the driver
  * switches speed whenever `no_frame_timeout` passes without a valid frame.
  */
-import { EdgeError, ErrorCode } from "../../agent/errors.js";
+import { EdgeError, ErrorCode } from "../../core/errors.js";
 import type {
   DeviceInfo,
   DeviceStatus,

@@ -5,7 +5,7 @@
  */
 import { createPrivateKey, randomBytes } from "node:crypto";
 import forge from "node-forge";
-import { EdgeError, ErrorCode } from "../../agent/errors.js";
+import { EdgeError, ErrorCode } from "../../core/errors.js";
 
 export interface SigningCa {
   cert: forge.pki.Certificate;

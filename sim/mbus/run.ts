@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import type { SimLog } from "../tic/run.js";
-import { EdgeError, ErrorCode } from "../../agent/errors.js";
+import { EdgeError, ErrorCode } from "../../core/errors.js";
 import { hexToBytes } from "../../drivers/mbus/frame.js";
 import { type SerialFactory, ReconnectingPort } from "../../drivers/serial/port.js";
 import { heatMeter, waterMeter } from "./meters.js";

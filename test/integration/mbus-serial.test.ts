@@ -15,7 +15,7 @@ import { FixedPtyPair, recordingContext } from "./serial-pty.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const corpusFrame = (n: string) =>
-  join(repoRoot, "..", "shared", "vectors", "mbus-libmbus", `${n}.hex`);
+  join(repoRoot, "drivers", "mbus", "testcases", "libmbus", `${n}.hex`);
 
 const cleanups: (() => Promise<unknown> | void)[] = [];
 afterEach(async () => {

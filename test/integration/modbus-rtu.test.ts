@@ -1,5 +1,5 @@
 /**
- * RTU framing: the Eastron worked frames (shared vectors) on the wire in both directions, the
+ * RTU framing: the Eastron worked frames (drivers/modbus/testcases) on the wire in both directions, the
  * driver on a real pty (socat) and over RTU-over-TCP against the simulator, with CRC errors,
  * foreign unit ids, silence and recovery on a shared line.
  */
@@ -14,7 +14,7 @@ import { PtyPair } from "../helpers/socat.js";
 import { driverConfig, recorder } from "./modbus-helpers.js";
 
 const vectors = readFileSync(
-  new URL("../../../shared/vectors/eastron-sdm630.md", import.meta.url),
+  new URL("../../drivers/modbus/testcases/eastron-sdm630.md", import.meta.url),
   "utf8",
 );
 const hex = (re: RegExp) => Buffer.from(re.exec(vectors)![1]!.replace(/ /g, ""), "hex");

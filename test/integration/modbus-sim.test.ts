@@ -4,7 +4,7 @@
  * writes with read-back.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { isEdgeError } from "../../agent/errors.js";
+import { isEdgeError } from "../../core/errors.js";
 import type { Driver } from "../../drivers/driver.js";
 import { createModbusDriver } from "../../drivers/modbus/index.js";
 import { addSimDevice, ModbusSimulator, parseFault } from "../../sim/modbus/index.js";

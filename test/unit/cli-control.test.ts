@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ControlClient } from "../../agent/control/client.js";
 import { ControlServer } from "../../agent/control/server.js";
-import { isEdgeError } from "../../agent/errors.js";
+import { isEdgeError } from "../../core/errors.js";
 import { waitFor } from "../helpers/ports.js";
 import { FakeBackend, NOW } from "./cli-fixtures.js";
 

@@ -16,7 +16,7 @@ import type {
   WriteOutcome,
 } from "../../agent/control/backend.js";
 import { LogRing } from "../../agent/control/logring.js";
-import { EdgeError, ErrorCode } from "../../agent/errors.js";
+import { EdgeError, ErrorCode } from "../../core/errors.js";
 
 export const NOW = Date.UTC(2026, 10, 25, 12, 0, 0);
 

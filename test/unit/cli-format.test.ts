@@ -13,7 +13,7 @@ import { sameBus } from "../../agent/cli/bus-owner.js";
 import { ago, bytes, duration, parseTime, table } from "../../agent/cli/format.js";
 import { parseEndpoint, parseRegisterRequest } from "../../agent/cli/modbus-args.js";
 import { measuredTimeout, progressLine } from "../../agent/cli/modbus-scan.js";
-import { isEdgeError } from "../../agent/errors.js";
+import { isEdgeError } from "../../core/errors.js";
 
 const bus = { baud: "9600", parity: "none", dataBits: "8", stopBits: "1", timeout: "1000" };
 const reg = { ...bus, unit: "1", table: "holding", address: "0", count: "1", order: "ABCD" };

@@ -17,7 +17,8 @@ import {
   responseSchema,
   resultSchemas,
 } from "../../agent/commands/schemas.js";
-import { SignatureVerifier, parsePublicKey } from "../../agent/commands/signing.js";
+import { parsePublicKey } from "../../config/ed25519.js";
+import { SignatureVerifier } from "../../agent/commands/signing.js";
 import type { DriverEvent } from "../../drivers/driver.js";
 import { TempDb } from "./commands-helpers.js";
 

@@ -1,8 +1,9 @@
 import { generateKeyPairSync, sign } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { commandsConfigSchema } from "../../agent/commands/config-schema.js";
+import { commandsConfigSchema } from "../../config/commands.js";
 import { canonicalJson } from "../../config/canonical.js";
-import { SignatureVerifier, parsePublicKey, signingInput } from "../../agent/commands/signing.js";
+import { parsePublicKey } from "../../config/ed25519.js";
+import { SignatureVerifier, signingInput } from "../../agent/commands/signing.js";
 import { TempDb } from "./commands-helpers.js";
 
 const hyper = generateKeyPairSync("ed25519");

@@ -1,4 +1,4 @@
-/** LoRaWAN frame security against the shared vectors (../shared/vectors/lorawan.json). */
+/** LoRaWAN frame security against the published vectors in drivers/lorawan/testcases/lorawan.json. */
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import {
@@ -42,7 +42,7 @@ interface Vectors {
   fCntReconstruction: { cases: [number, number, number][] };
 }
 const vectors = JSON.parse(
-  readFileSync(new URL("../../../shared/vectors/lorawan.json", import.meta.url), "utf8"),
+  readFileSync(new URL("../../drivers/lorawan/testcases/lorawan.json", import.meta.url), "utf8"),
 ) as Vectors;
 const hex = (s: string) => Buffer.from(s, "hex");
 

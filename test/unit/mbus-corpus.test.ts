@@ -1,5 +1,5 @@
 /**
- * Acceptance: the libmbus test corpus (../shared/vectors/mbus-libmbus, BSD-3-Clause). Every
+ * Acceptance: the libmbus test corpus (drivers/mbus/testcases/libmbus, BSD-3-Clause). Every
  * NAME.hex frame is parsed and each record's value, unit and storage number are compared with
  * libmbus's normalised decoding NAME.norm.xml. Frames or records that we deliberately decode
  * differently are listed in `knownDifferences` below with the reason; everything else must match.
@@ -12,7 +12,7 @@ import { hexToBytes, parseFrame } from "../../drivers/mbus/frame.js";
 import { type MbusRecord, parseUserData } from "../../drivers/mbus/data.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const corpus = join(repoRoot, "..", "shared", "vectors", "mbus-libmbus");
+const corpus = join(repoRoot, "drivers", "mbus", "testcases", "libmbus");
 
 interface Expected {
   id?: string;

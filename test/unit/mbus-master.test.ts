@@ -21,7 +21,7 @@ import { MbusSlaveSim, type SimMeter, meterFromFrames } from "../../sim/mbus/sla
 import { dib } from "../../sim/mbus/telegram.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const corpus = join(repoRoot, "..", "shared", "vectors", "mbus-libmbus");
+const corpus = join(repoRoot, "drivers", "mbus", "testcases", "libmbus");
 const frame = (name: string) => hexToBytes(readFileSync(join(corpus, `${name}.hex`), "utf8"));
 
 /** Master and slaves wired back to back; `tap` sees (and may drop) every slave answer. */

@@ -248,7 +248,7 @@ describe("modbus codec: golden type × order", () => {
 
   it("decodes the Eastron SDM630 worked answer frame (shared vector) to 230.0 V", () => {
     const md = readFileSync(
-      new URL("../../../shared/vectors/eastron-sdm630.md", import.meta.url),
+      new URL("../../drivers/modbus/testcases/eastron-sdm630.md", import.meta.url),
       "utf8",
     );
     const m = /a 230\.0 V answer is `([0-9A-F ]+)`/.exec(md);

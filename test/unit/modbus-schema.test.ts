@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { isEdgeError } from "../../agent/errors.js";
+import { isEdgeError } from "../../core/errors.js";
 import { validateConfigObject } from "../../config/load.js";
 import { listProfiles, loadProfile } from "../../drivers/modbus/profiles.js";
 

@@ -12,7 +12,7 @@ import {
   withoutToken,
 } from "../../agent/provision/bundle.js";
 import { matchStateDirOwner, writeFileAtomic } from "../../agent/provision/files.js";
-import { EdgeError, ErrorCode } from "../../agent/errors.js";
+import { EdgeError, ErrorCode } from "../../core/errors.js";
 
 let dir: string;
 let caPem: string;

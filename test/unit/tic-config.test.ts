@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { validateConfigObject } from "../../config/load.js";
-import type { EdgeError } from "../../agent/errors.js";
+import type { EdgeError } from "../../core/errors.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const ctx = { env: { ECLOR_MQTT_PASSWORD: "x" }, baseDir: repoRoot };

@@ -1,5 +1,5 @@
 /**
- * TIC framing and groups against ../shared/vectors/tic.json: every group verifies, corrupting any
+ * TIC framing and groups against drivers/tic/testcases/tic.json: every group verifies, corrupting any
  * byte of a group is detected, and a stream split at random byte boundaries yields the same frames.
  */
 import { readFileSync } from "node:fs";
@@ -18,7 +18,7 @@ import { decodeGroup, parseHorodate } from "../../drivers/tic/labels.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const vectors = JSON.parse(
-  readFileSync(join(repoRoot, "..", "shared", "vectors", "tic.json"), "utf8"),
+  readFileSync(join(repoRoot, "drivers", "tic", "testcases", "tic.json"), "utf8"),
 ) as {
   historicGroups: string[];
   standardGroups: string[];

@@ -4,7 +4,7 @@
  * uplink then uses <state_dir>/provision/{ca,cert,key}.pem instead of uplink.tls.ca/cert/key.
  */
 import { z } from "zod";
-import { duration } from "../../config/common.js";
+import { duration } from "./common.js";
 
 export const provisioningConfigSchema = z.strictObject({
   bundle: z

@@ -3,8 +3,8 @@
  * and optional Ed25519 signing. Defaults are declared here once (see docs/mqtt-api.md, "Commands").
  */
 import { z } from "zod";
-import { duration, intRange } from "../../config/common.js";
-import { parsePublicKey } from "./signing.js";
+import { duration, intRange } from "./common.js";
+import { parsePublicKey } from "./ed25519.js";
 
 const signing = z.strictObject({
   public_key: z
