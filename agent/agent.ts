@@ -6,11 +6,12 @@
  *   driver.state <──> Store kv (namespace `driver:<id>`)
  *
  * `Agent` is usable in-process (tests, the demo, the control API): construct, `start()`, use the
- * accessors, `stop()`. `runAgent` is the `eclor-edge run` daemon around it (signals, hooks).
+ * accessors, `stop()`. The `eclor-edge run` daemon around it (signals, hooks, control socket,
+ * command router) is daemon.ts.
  */
-import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type { Logger } from "pino";
+import { configHash, gatewayFacts } from "../config/facts.js";
 import type { Config } from "../config/schema.js";
 import { createDriver } from "../drivers/index.js";
 import type {
@@ -23,19 +24,12 @@ import type {
   WriteResult,
 } from "../drivers/driver.js";
 import { EdgeError, ErrorCode, describeError } from "../core/errors.js";
-import { loadNotifier, loadProvisioner, type Notifier, type ProvisionStep } from "./hooks.js";
+import { loadProvisioner, type ProvisionStep } from "./hooks.js";
 import { createLogger } from "./log.js";
 import { Pipeline, rulesFromConfig, type Stage } from "./pipeline/index.js";
 import { Store, type StoredListener } from "./store/index.js";
-import { Uplink, type CommandHandler, type UplinkIdentity } from "./uplink/index.js";
+import { Uplink, type CommandHandler } from "./uplink/index.js";
 import { VERSION } from "./version.js";
-import { attachWhenReady } from "./commands/control-plane.js";
-import { resolveStartupConfig } from "./commands/startup.js";
-import { LogRing, startControl } from "./control/index.js";
-
-export interface RunOptions {
-  configPath: string;
-}
 
 export interface AgentOptions {
   configPath?: string;
@@ -49,22 +43,6 @@ export interface AgentOptions {
   provision?: ProvisionStep;
   /** Clock for the store (tests). */
   now?: () => number;
-}
-
-/** Short stable hash of a configuration, for `config_version` in the state message. */
-export function configHash(config: Config): string {
-  return createHash("sha256").update(JSON.stringify(config)).digest("hex").slice(0, 12);
-}
-
-/** The gateway block of the inventory message. */
-export function gatewayFacts(config: Config): UplinkIdentity["gateway"] {
-  const g = config.gateway;
-  return {
-    id: g.id,
-    ...(g.name !== undefined ? { name: g.name } : {}),
-    ...(g.commune !== undefined ? { commune: g.commune } : {}),
-    ...(g.location !== undefined ? { location: g.location } : {}),
-  };
 }
 
 export class Agent {
@@ -317,62 +295,4 @@ export class Agent {
       : `STORE UNAVAILABLE (${st.buffered} in memory)`;
     return `${up}, ${store}, ${this.driverList.length} drivers`;
   }
-}
-
-/** The `eclor-edge run` daemon: start, notify, stop cleanly on SIGTERM/SIGINT, exit 0. */
-export async function runAgent(fileConfig: Config, opts: RunOptions): Promise<void> {
-  // The control API serves the recent lines to `eclor-edge logs` (agent/control/logring.ts).
-  const logRing = new LogRing();
-  const logger = createLogger({ level: fileConfig.log.level, tee: logRing });
-  const notifier: Notifier = await loadNotifier(logger.child({ component: "systemd" }));
-  // The local file or the last remote configuration (precedence: agent/commands/config-versions.ts).
-  const startup = resolveStartupConfig(opts.configPath, fileConfig, { record: true, logger });
-  logger.info({ source: startup.source, config_version: startup.version?.version }, startup.reason);
-  const config = startup.config;
-  const agent = new Agent(config, { configPath: opts.configPath, logger });
-  await agent.start();
-  const control = await startControl(agent, config, { logs: logRing, logger });
-  const stopCommands = attachWhenReady(
-    agent,
-    {
-      config,
-      raw: startup.raw,
-      configPath: opts.configPath,
-      fileHash: startup.fileHash,
-      logger,
-    },
-    (cp) => control.setWriter(cp),
-  );
-  notifier.ready();
-  let last = "";
-  const tick = (): void => {
-    const s = agent.summary();
-    if (s !== last) notifier.status(s);
-    last = s;
-  };
-  tick();
-  const statusTimer = setInterval(tick, 5000);
-  const forceStatus = setInterval(() => notifier.status(agent.summary()), 30_000);
-  await new Promise<void>((resolve) => {
-    const onSignal = (sig: NodeJS.Signals): void => {
-      logger.info({ signal: sig }, `received ${sig}, stopping`);
-      notifier.stopping();
-      resolve();
-    };
-    process.once("SIGTERM", onSignal);
-    process.once("SIGINT", onSignal);
-  });
-  clearInterval(statusTimer);
-  clearInterval(forceStatus);
-  const hard = setTimeout(() => {
-    logger.error("clean stop took longer than 8 s; exiting anyway (committed readings are safe)");
-    logger.flush();
-    process.exit(1);
-  }, 8000);
-  stopCommands();
-  await control.close();
-  await agent.stop();
-  clearTimeout(hard);
-  logger.flush();
-  process.exit(0);
 }

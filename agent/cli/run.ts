@@ -12,7 +12,7 @@ export function registerRunCommand(program: Command): void {
       try {
         const { loadConfigFile } = await import("../../config/load.js");
         const config = loadConfigFile(opts.config);
-        const { runAgent } = await import("../agent.js");
+        const { runAgent } = await import("../daemon.js");
         await runAgent(config, { configPath: opts.config });
       } catch (e) {
         fail(e);

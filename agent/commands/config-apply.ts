@@ -9,7 +9,8 @@
  *   waits for the connection and, failing that, applies the previous configuration the same way.
  */
 import type { Config } from "../../config/schema.js";
-import { type Agent, configHash, gatewayFacts } from "../agent.js";
+import { configHash, gatewayFacts } from "../../config/facts.js";
+import type { Agent } from "../agent.js";
 import { rulesFromConfig } from "../pipeline/index.js";
 import type { ApplyPlan, ApplyReport, Reconfigured } from "./config-plan.js";
 

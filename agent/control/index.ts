@@ -1,5 +1,5 @@
 /**
- * The local control API of the running agent (issue 8): started by `runAgent` after the agent,
+ * The local control API of the running agent (issue 8): started by `runAgent` (agent/daemon.ts) after the agent,
  * stopped before it. A socket that cannot be created (no /run/eclor-edge, no permission) is
  * logged and the agent runs on without it: acquisition matters more than the technician's CLI.
  */
