@@ -24,6 +24,7 @@ import type {
   WriteResult,
 } from "../drivers/driver.js";
 import { EdgeError, ErrorCode, describeError } from "../core/errors.js";
+import { HealthMonitor } from "./health/monitor.js";
 import { loadProvisioner, type ProvisionStep } from "./hooks.js";
 import { createLogger } from "./log.js";
 import { Pipeline, rulesFromConfig, type Stage } from "./pipeline/index.js";
@@ -50,8 +51,13 @@ export class Agent {
   readonly store: Store;
   readonly pipeline: Pipeline;
   readonly uplink: Uplink;
+  /** The one health model (agent/health/): watchdog, status, `state`. */
+  readonly health: HealthMonitor;
+  readonly startedAt = Date.now();
   private readonly driverList: Driver[] = [];
-  private readonly startedAt = Date.now();
+  /** Drivers that could not be created or started, until they start (health model). */
+  private readonly failures = new Map<string, { kind: string; reason: string }>();
+  private offHealth?: () => void;
   private started = false;
 
   constructor(
@@ -86,6 +92,14 @@ export class Agent {
       () => this.inventory(),
       this.logger.child({ component: "uplink" }),
     );
+    this.health = new HealthMonitor({
+      store: this.store,
+      uplink: this.uplink,
+      drivers: () => this.driverStatus(),
+      failures: () => this.failures,
+      retryMs: s.retry_ms,
+    });
+    this.uplink.setHealth(() => this.health.summary());
   }
 
   private context(driverId: string): DriverContext {
@@ -131,7 +145,7 @@ export class Agent {
       try {
         this.driverList.push(await createDriver(dc, this.context(dc.id)));
       } catch (err) {
-        this.driverFailed(dc.id, err);
+        this.driverFailed(dc.id, dc.driver, err);
       }
     }
     for (const extra of this.opts.extraDrivers ?? []) {
@@ -142,18 +156,23 @@ export class Agent {
         try {
           await d.start();
         } catch (err) {
-          this.driverFailed(d.id, err);
+          this.driverFailed(d.id, d.kind, err);
         }
       }),
     );
     this.uplink.start();
+    this.health.start();
+    // The retained state carries the health: say it again when it changes.
+    this.offHealth = this.health.onChange(() => {
+      if (this.uplink.connected) this.uplink.publishState();
+    });
     this.logger.info(
       { drivers: this.driverList.map((d) => d.id), store: this.store.stats().path },
       `agent started (${this.driverList.length} drivers)`,
     );
   }
 
-  private driverFailed(id: string, err: unknown): void {
+  private driverFailed(id: string, kind: string, err: unknown): void {
     const e =
       err instanceof EdgeError
         ? err
@@ -164,6 +183,7 @@ export class Agent {
             { cause: err },
           );
     this.logger.error({ err: e, driver: id }, e.message);
+    this.failures.set(id, { kind, reason: e.message });
     this.store.appendEvent({
       ts: Date.now(),
       type: "driver_start_failed",
@@ -177,6 +197,8 @@ export class Agent {
   async stop(): Promise<void> {
     if (!this.started) return;
     this.started = false;
+    this.offHealth?.();
+    this.health.stop();
     await Promise.all(
       this.driverList.map((d) =>
         Promise.race([
@@ -259,6 +281,7 @@ export class Agent {
       ),
     );
     for (const d of leaving) this.driverList.splice(this.driverList.indexOf(d), 1);
+    for (const id of [...ids.stop, ...ids.start]) this.failures.delete(id);
     const failed: { id: string; reason: string }[] = [];
     for (const dc of drivers.filter((x) => ids.start.includes(x.id) && x.enabled)) {
       this.pipeline.addRules(rulesFromConfig([dc]));
@@ -268,7 +291,7 @@ export class Agent {
         this.driverList.push(d);
         await d.start();
       } catch (err) {
-        this.driverFailed(dc.id, err);
+        this.driverFailed(dc.id, dc.driver, err);
         failed.push({ id: dc.id, reason: describeError(err) });
       }
     }
@@ -293,6 +316,8 @@ export class Agent {
     const store = st.available
       ? `backlog ${backlog}`
       : `STORE UNAVAILABLE (${st.buffered} in memory)`;
-    return `${up}, ${store}, ${this.driverList.length} drivers`;
+    const h = this.health.summary();
+    const health = h.status === "ok" ? "" : `; ${h.status.toUpperCase()}: ${h.reasons[0]!.message}`;
+    return `${up}, ${store}, ${this.driverList.length} drivers${health}`;
   }
 }

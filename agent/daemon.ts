@@ -40,7 +40,9 @@ export async function runAgent(fileConfig: Config, opts: RunOptions): Promise<vo
     },
     (cp) => control.setWriter(cp),
   );
-  notifier.ready();
+  // Pings only while the health model allows (agent/health/monitor.ts `watchdogOk`); a frozen
+  // event loop stops them by itself, the ping being a timer on that loop.
+  notifier.ready(() => agent.health.watchdogOk());
   let last = "";
   const tick = (): void => {
     const s = agent.summary();

@@ -7,8 +7,8 @@
  *   uplink has been started — not "connected": a gateway with its broker down for a week is
  *   still doing its job and must not be restarted by systemd's start timeout. `status(text)` is
  *   called on every change of the one-line summary (uplink state, backlog) and at least every
- *   30 s; `stopping()` when SIGTERM/SIGINT arrives. A watchdog can hook `status` or run its own
- *   timer: the event loop is alive while status lines flow.
+ *   30 s; `stopping()` when SIGTERM/SIGINT arrives. `ready(healthy)` starts the watchdog pings,
+ *   each one sent only when `healthy()` says so (the health model, agent/health/monitor.ts).
  * - provisioning (issue 10): `loadProvisioner(config)` may return a step that runs after the store
  *   is open and before the uplink's first connection. It may enrol the gateway and return new TLS
  *   settings (paths of the CA, certificate, key) that replace `uplink.tls`; it may also call
@@ -19,7 +19,8 @@ import type { Config, UplinkConfig } from "../config/schema.js";
 import type { Store } from "./store/store.js";
 
 export interface Notifier {
-  ready(): void;
+  /** `healthy` is asked before each watchdog ping: false skips it (systemd then restarts us). */
+  ready(healthy?: () => boolean): void;
   status(text: string): void;
   stopping(): void;
 }
@@ -28,7 +29,7 @@ export const noopNotifier: Notifier = { ready() {}, status() {}, stopping() {} }
 
 /**
  * systemd sd_notify (agent/systemd/notify.ts): READY=1 also starts the WATCHDOG=1 pings (every
- * WatchdogSec/2 while the event loop runs). A no-op with one debug log line outside a Type=notify
+ * WatchdogSec/2 while the event loop runs and `healthy()` agrees). A no-op with one debug log line outside a Type=notify
  * unit or without the optional native helper `sd-notify`.
  */
 export async function loadNotifier(logger?: Pick<Logger, "debug" | "warn">): Promise<Notifier> {
@@ -36,9 +37,9 @@ export async function loadNotifier(logger?: Pick<Logger, "debug" | "warn">): Pro
   const n = createNotifier(logger ? { logger } : {});
   if (!n.active) return noopNotifier;
   return {
-    ready() {
+    ready(healthy) {
       n.ready();
-      n.watchdog.start();
+      n.watchdog.start(healthy);
     },
     status: (text) => n.status(text),
     stopping: () => n.stopping(),

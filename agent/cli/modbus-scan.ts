@@ -148,8 +148,8 @@ async function listThroughAgent(
     id: d.id,
     unit: addr.get(d.id),
     online: d.online,
-    lastGoodTs: d.lastGoodTs,
-    lastError: d.lastError,
+    lastGoodTs: d.last_good_ts !== undefined ? d.last_good_ts * 1000 : undefined,
+    lastError: d.last_error,
   }));
   process.stderr.write(
     `the agent owns ${describeBus(owner.bus)}: listing its devices on this bus instead of scanning (stop the agent to scan the bus)\n`,

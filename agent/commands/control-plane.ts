@@ -17,6 +17,7 @@ import { ConfigManager } from "./config-manager.js";
 import type { ApplyPlan, ApplyReport, ConfigHost } from "./config-plan.js";
 import { ConfigVersions } from "./config-versions.js";
 import { CommandDispatcher } from "./dispatcher.js";
+import { buildStatusView } from "../health/view.js";
 import { queryHistory, replayPayloads } from "./history.js";
 import { Journal } from "./journal.js";
 import { RateLimiter } from "./rate-limit.js";
@@ -110,7 +111,7 @@ export class ControlPlane {
     );
     const signing = cfg.commands.signing;
     this.service = new CommandService({
-      target: this.target(),
+      target: controlTarget(agent, () => this.current),
       router: this.router,
       config: this.configManager,
       verifier: signing
@@ -124,26 +125,7 @@ export class ControlPlane {
       timeoutMs: cfg.commands.timeout,
       logger,
     });
-    this.dispatcher = new CommandDispatcher({
-      // The prefix in force: config/set may change it.
-      prefix: () => agent.uplink.prefix,
-      gatewayId: cfg.gateway.id,
-      service: this.service,
-      publisher: {
-        publish: async (topic, payload, correlationData) => {
-          const ok = await agent.uplink.publish(topic, payload, {
-            qos: 1,
-            ...(correlationData ? { properties: { correlationData } } : {}),
-          });
-          if (!ok)
-            logger.warn(
-              { topic },
-              "response not delivered (uplink down): the hypervisor will repeat the request",
-            );
-        },
-      },
-      logger,
-    });
+    this.dispatcher = dispatcherFor(agent, cfg, this.service, logger);
   }
 
   /**
@@ -152,15 +134,7 @@ export class ControlPlane {
    */
   static attach(agent: Agent, opts: ControlPlaneOptions): ControlPlane {
     const cp = new ControlPlane(agent, opts);
-    agent.onCommand("*", (m) =>
-      cp.dispatcher.handle({
-        topic: m.topic,
-        payload: m.payload,
-        responseTopic: m.responseTopic,
-        correlationData: m.correlationData,
-        retain: m.retain ?? false,
-      }),
-    );
+    listen(agent, cp.dispatcher);
     return cp;
   }
 
@@ -206,48 +180,6 @@ export class ControlPlane {
     };
   }
 
-  private target(): ControlTarget {
-    const agent = this.agent;
-    return {
-      version: VERSION,
-      // The agent's start time, as announced in its retained state message.
-      startedAt: Date.parse(agent.uplink.statePayload(true).started_at),
-      inventory: () => agent.inventory(),
-      write: (r) => agent.write(r),
-      read: (device, points) => agent.read(device, points),
-      status: () => ({
-        uplink: agent.uplink.status(),
-        store: agent.store.stats(),
-        drivers: agent.driverStatus(),
-        config: this.configManager.get().version,
-      }),
-      history: (q) => queryHistory(agent.store.db, q),
-      replay: async (from, to) => {
-        agent.store.flush();
-        const batches = replayPayloads(agent.store.db, from, to, this.current.uplink.batch_size);
-        let count = 0;
-        for (const b of batches) {
-          const ok = await agent.uplink.publish(agent.uplink.topics.stream(b.stream), b.payload, {
-            qos: 1,
-          });
-          if (!ok) {
-            throw new EdgeError(
-              ErrorCode.UplinkConnect,
-              `replay interrupted after ${count} records: the uplink is not connected — repeat the replay`,
-              { published: count },
-            );
-          }
-          count += b.count;
-        }
-        return { from_seq: from, to_seq: to, count, missing: to - from + 1 - count };
-      },
-      resync: async () => {
-        agent.uplink.resync();
-        return [agent.uplink.topics.state, agent.uplink.topics.inventory];
-      },
-    };
-  }
-
   private async apply(next: Config, plan: ApplyPlan): Promise<ApplyReport> {
     const r = await applyToAgent(this.agent, this.current, next, plan);
     this.startFailures = r.failures;
@@ -278,9 +210,112 @@ export class ControlPlane {
   }
 }
 
+/** What the commands read and do on the agent (service.ts `ControlTarget`). */
+function controlTarget(agent: Agent, current: () => Config): ControlTarget {
+  return {
+    version: VERSION,
+    // The agent's start time, as announced in its retained state message.
+    startedAt: agent.startedAt,
+    inventory: () => agent.inventory(),
+    write: (r) => agent.write(r),
+    read: (device, points) => agent.read(device, points),
+    status: () => buildStatusView(agent),
+    history: (q) => queryHistory(agent.store.db, q),
+    replay: async (from, to) => {
+      agent.store.flush();
+      const batches = replayPayloads(agent.store.db, from, to, current().uplink.batch_size);
+      let count = 0;
+      for (const b of batches) {
+        const ok = await agent.uplink.publish(agent.uplink.topics.stream(b.stream), b.payload, {
+          qos: 1,
+        });
+        if (!ok) {
+          throw new EdgeError(
+            ErrorCode.UplinkConnect,
+            `replay interrupted after ${count} records: the uplink is not connected — repeat the replay`,
+            { published: count },
+          );
+        }
+        count += b.count;
+      }
+      return { from_seq: from, to_seq: to, count, missing: to - from + 1 - count };
+    },
+    resync: async () => {
+      agent.uplink.resync();
+      return [agent.uplink.topics.state, agent.uplink.topics.inventory];
+    },
+  };
+}
+
+function dispatcherFor(
+  agent: Agent,
+  cfg: Config,
+  service: CommandService,
+  logger: Logger,
+): CommandDispatcher {
+  return new CommandDispatcher({
+    // The prefix in force: config/set may change it.
+    prefix: () => agent.uplink.prefix,
+    gatewayId: cfg.gateway.id,
+    service,
+    publisher: {
+      publish: async (topic, payload, correlationData) => {
+        const ok = await agent.uplink.publish(topic, payload, {
+          qos: 1,
+          ...(correlationData ? { properties: { correlationData } } : {}),
+        });
+        if (!ok)
+          logger.warn(
+            { topic },
+            "response not delivered (uplink down): the hypervisor will repeat the request",
+          );
+      },
+    },
+    logger,
+  });
+}
+
+/** Hand every command request of the uplink to `dispatcher` (replaces the previous one). */
+function listen(agent: Agent, dispatcher: CommandDispatcher): void {
+  agent.onCommand("*", (m) =>
+    dispatcher.handle({
+      topic: m.topic,
+      payload: m.payload,
+      responseTopic: m.responseTopic,
+      correlationData: m.correlationData,
+      retain: m.retain ?? false,
+    }),
+  );
+}
+
+/**
+ * While the store cannot be used (issue 15.3), the hypervisor must still be able to ask how the
+ * gateway is: `ping`, `status` and `resync` answer through the same service and schemas, without
+ * the journal; commands that need it (write, config, history, replay) get an error response
+ * naming the store's problem. Signatures are not checked in this mode: the verifier's nonces
+ * live in the store, and these three commands change nothing.
+ */
+function attachStoreless(agent: Agent, opts: ControlPlaneOptions, logger: Logger): void {
+  const unavailable = (): EdgeError => {
+    const why = agent.store.error?.message ?? "the store database is not open";
+    return new EdgeError(
+      ErrorCode.StoreUnavailable,
+      `refused while the store cannot be used (${why}): the command journal lives in it — ping, status and resync still answer`,
+    );
+  };
+  const service = new CommandService({
+    target: controlTarget(agent, () => opts.config),
+    unavailable,
+    timeoutMs: opts.config.commands.timeout,
+    logger,
+  });
+  listen(agent, dispatcherFor(agent, opts.config, service, logger));
+}
+
 /**
  * Attach the control plane once the agent's store is open, retrying while it is unavailable
- * (commands need the journal: until then the uplink answers every command with an error).
+ * (commands need the journal: until then only ping, status and resync answer, see
+ * `attachStoreless`).
  * Calls `onReady` with the control plane (the control socket uses it for `eclor-edge write`).
  */
 export function attachWhenReady(
@@ -291,6 +326,7 @@ export function attachWhenReady(
   const logger = opts.logger ?? agent.logger;
   let timer: NodeJS.Timeout | undefined;
   let cp: ControlPlane | undefined;
+  let storeless = false;
   const tryAttach = (): void => {
     try {
       cp = ControlPlane.attach(agent, opts);
@@ -299,8 +335,10 @@ export function attachWhenReady(
     } catch (err) {
       logger.error(
         { err },
-        "the command router cannot start (store unavailable): commands are refused; retrying in 10 s",
+        "the command router cannot start (store unavailable): only ping, status and resync answer; retrying in 10 s",
       );
+      if (!storeless) attachStoreless(agent, opts, logger.child({ component: "commands" }));
+      storeless = true;
       timer = setTimeout(tryAttach, 10_000);
       timer.unref();
     }

@@ -5,6 +5,7 @@
  * Requests are strict: an unknown field is an error (a typo must not be a silent no-op).
  */
 import { z } from "zod";
+import { statusViewSchema } from "../health/schema.js";
 
 const id = z
   .string({ error: "expected a command id: a string of 1-128 characters, unique per command" })
@@ -247,7 +248,8 @@ export const resultSchemas = {
     version: z.string(),
     uptime_s: z.number(),
   }),
-  status: z.record(z.string(), z.unknown()),
+  // The one status view, the same object as `eclor-edge status --json` (agent/health/schema.ts).
+  status: statusViewSchema,
   write: z.strictObject({ device: z.string(), results: z.array(pointWrite) }),
   read: z.strictObject({
     device: z.string(),

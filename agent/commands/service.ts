@@ -7,6 +7,7 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { Reading } from "../../drivers/driver.js";
+import type { StatusView } from "../health/schema.js";
 import { formatIssues } from "../../config/issues.js";
 import { EdgeError, ErrorCode } from "../../core/errors.js";
 import type { ConfigGetResult, ConfigManager } from "./config-manager.js";
@@ -39,7 +40,8 @@ export interface ControlTarget extends WriteTarget {
   readonly startedAt: number;
   /** Read now through the driver, bypassing schedules and the deadband. */
   read(device: string, points?: readonly string[]): Promise<Reading[]>;
-  status(): Record<string, unknown>;
+  /** The one status view (agent/health/view.ts). */
+  status(): StatusView;
   history(q: HistoryQuery): ResultOf<"history">;
   /** Publish the stored records of the seq range again. */
   replay(fromSeq: number, toSeq: number): Promise<ResultOf<"replay">>;
@@ -53,7 +55,12 @@ export interface Origin {
 
 export interface ServiceOptions {
   target: ControlTarget;
-  router: CommandRouter;
+  /**
+   * Absent while the store cannot be used (its journal holds the command ids): `ping`, `status`
+   * and `resync` still answer, writes and configuration are refused with `unavailable`'s words.
+   */
+  router?: CommandRouter | undefined;
+  unavailable?: () => EdgeError;
   config?: ConfigManager | undefined;
   /** Present when commands.signing is configured: hypervisor commands must be signed. */
   verifier?: SignatureVerifier | undefined;
@@ -138,7 +145,7 @@ export class CommandService {
         const values = r.values
           ? Object.entries(r.values).map(([point, value]) => ({ point, value }))
           : [{ point: r.point!, value: r.value! }];
-        const { id: _id, ...outcome } = await this.opts.router.write(
+        const { id: _id, ...outcome } = await this.router().write(
           { id: r.id, device: r.device, values, verify: r.verify, timeoutMs: r.timeout_ms },
           origin.who,
         );
@@ -182,7 +189,13 @@ export class CommandService {
     }
   }
 
+  private router(): CommandRouter {
+    if (this.opts.router) return this.opts.router;
+    throw this.opts.unavailable?.() ?? new EdgeError(ErrorCode.StoreUnavailable, "no router");
+  }
+
   private configManager(): ConfigManager {
+    if (!this.opts.config && this.opts.unavailable) throw this.opts.unavailable();
     if (!this.opts.config)
       throw new EdgeError(
         ErrorCode.CommandRefused,

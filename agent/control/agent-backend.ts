@@ -10,7 +10,7 @@ import type { Reading, Value } from "../../drivers/driver.js";
 import type { Agent } from "../agent.js";
 import { EdgeError, ErrorCode } from "../../core/errors.js";
 import type { HistoryRow, SenmlRecord, StoredRecord } from "../store/index.js";
-import { VERSION } from "../version.js";
+import { buildStatusView } from "../health/view.js";
 import type {
   BufferStats,
   BusInfo,
@@ -19,13 +19,11 @@ import type {
   PurgeQuery,
   PurgeResult,
   StatusView,
-  ProvisioningStatusView,
   StoredReading,
   TailItem,
   WriteOutcome,
 } from "./backend.js";
 import type { LogRing } from "./logring.js";
-import { describeProvisionStatus, readProvisionStatus } from "../provision/state.js";
 
 /** The control plane's local write (agent/commands/control-plane.ts `localWrite`). */
 export interface LocalWriter {
@@ -64,17 +62,6 @@ export function readingOfRow(
     quality: rec.q ?? "good",
     ...(rec.qd !== undefined ? { detail: rec.qd } : {}),
   };
-}
-
-function stripCredentials(url: string): string {
-  try {
-    const u = new URL(url);
-    u.username = "";
-    u.password = "";
-    return u.toString().replace(/\/$/, "");
-  } catch {
-    return url.replace(/\/\/[^@/]*@/, "//");
-  }
 }
 
 export function busesOf(config: Config): BusInfo[] {
@@ -147,46 +134,7 @@ export class AgentBackend implements ControlBackend {
   }
 
   status(): StatusView {
-    const st = this.agent.store.stats();
-    const up = this.agent.uplink.status();
-    const backlog = st.pending.event + st.pending.live + st.pending.backfill + st.buffered;
-    const started = Date.parse(this.agent.uplink.statePayload(true).started_at);
-    return {
-      gateway: {
-        id: this.config.gateway.id,
-        ...(this.config.gateway.name ? { name: this.config.gateway.name } : {}),
-      },
-      ...(this.config.provisioning
-        ? { provisioning: provisioningView(this.config.state_dir) }
-        : {}),
-      version: VERSION,
-      pid: process.pid,
-      startedAt: started,
-      now: Date.now(),
-      uplink: {
-        connected: up.connected,
-        broker: stripCredentials(up.url),
-        ...(up.last_publish_ts ? { lastPublishTs: up.last_publish_ts } : {}),
-        ...(up.last_error ? { lastError: up.last_error } : {}),
-        backlog,
-        ...(st.oldest_pending_ts !== undefined ? { backlogOldestTs: st.oldest_pending_ts } : {}),
-      },
-      store: {
-        path: st.path,
-        bytes: st.bytes,
-        maxBytes: st.max_bytes,
-        unsent: backlog,
-        ...(st.oldest_pending_ts !== undefined ? { oldestUnsentTs: st.oldest_pending_ts } : {}),
-        gaps: this.gaps,
-        droppedReadings: st.dropped_total,
-        ...(st.error
-          ? { error: st.error }
-          : !st.available
-            ? { error: "the store is not available" }
-            : {}),
-      },
-      drivers: this.agent.driverStatus(),
-    };
+    return buildStatusView(this.agent);
   }
 
   inventory() {
@@ -338,13 +286,4 @@ export class AgentBackend implements ControlBackend {
   buses(): BusInfo[] {
     return busesOf(this.config);
   }
-}
-
-function provisioningView(stateDir: string): ProvisioningStatusView {
-  const p = readProvisionStatus(stateDir);
-  return {
-    status: p.status,
-    summary: describeProvisionStatus(p),
-    attention: p.status === "failed" || p.status === "expired" || p.renewal?.status === "failed",
-  };
 }

@@ -4,61 +4,12 @@
  * one. The shapes here are what the CLI prints and what `--json` returns, so they are part of
  * the technician-facing contract (docs/operations.md).
  */
-import type {
-  DeviceInfo,
-  DriverEvent,
-  DriverStatus,
-  Reading,
-  Value,
-  WriteResult,
-} from "../../drivers/driver.js";
+import type { DeviceInfo, DriverEvent, Reading, Value, WriteResult } from "../../drivers/driver.js";
+import type { StatusView } from "../health/schema.js";
 import type { LogRing } from "./logring.js";
 
-export interface UplinkStatusView {
-  connected: boolean;
-  /** Broker URL without credentials. */
-  broker: string;
-  lastPublishTs?: number;
-  lastError?: string;
-  /** Records waiting to be sent, and the acquisition time of the oldest. */
-  backlog: number;
-  backlogOldestTs?: number;
-}
-
-export interface StoreStatusView {
-  path: string;
-  bytes: number;
-  maxBytes: number;
-  unsent: number;
-  oldestUnsentTs?: number;
-  /** Readings dropped because the store was full (each also sent upstream as a gap event). */
-  gaps: number;
-  droppedReadings: number;
-  /** Plain-words problem with the database file, when there is one. */
-  error?: string;
-}
-
-/** Zero-touch enrolment (issue 10), present when the config has a `provisioning:` block. */
-export interface ProvisioningStatusView {
-  /** none | enrolling | failed | enrolled | expired (agent/provision/state.ts). */
-  status: string;
-  /** One line in plain words, with the last error and the next retry when there is one. */
-  summary: string;
-  /** True when a person must act (refused token, expired certificate, failed renewal). */
-  attention: boolean;
-}
-
-export interface StatusView {
-  gateway: { id: string; name?: string };
-  provisioning?: ProvisioningStatusView;
-  version: string;
-  pid: number;
-  startedAt: number;
-  now: number;
-  uplink: UplinkStatusView;
-  store: StoreStatusView;
-  drivers: DriverStatus[];
-}
+/** The one status view (agent/health/schema.ts), shared with the MQTT `status` command. */
+export type { StatusView } from "../health/schema.js";
 
 /** A stored reading with its outbox sequence number (when it went through the store). */
 export type StoredReading = Reading & { seq?: number };

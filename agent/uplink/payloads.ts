@@ -6,6 +6,7 @@
 import { z } from "zod";
 import { senmlUnit } from "../../config/common.js";
 import type { DeviceInfo } from "../../drivers/driver.js";
+import { healthReasonSchema, healthStatusSchema } from "../health/schema.js";
 
 const quality = z.enum([
   "uncertain",
@@ -83,6 +84,10 @@ export const statePayloadSchema = z.strictObject({
   version: z.string(),
   config_version: z.string(),
   started_at: z.iso.datetime(),
+  status: healthStatusSchema
+    .optional()
+    .describe("The health (agent/health/); present when online is true."),
+  reasons: z.array(healthReasonSchema).optional().describe("Why the status is not ok."),
 });
 export type StatePayload = z.infer<typeof statePayloadSchema>;
 

@@ -12,6 +12,7 @@ import type { DeviceInfo } from "../../drivers/driver.js";
 import type { Store } from "../store/store.js";
 import { Connection } from "./connection.js";
 import { type DrainOptions, Drainer } from "./drain.js";
+import type { HealthSummary } from "../health/schema.js";
 import type { InventoryPayload, StatePayload } from "./payloads.js";
 import { topicsFor, type Topics } from "./topics.js";
 
@@ -66,6 +67,7 @@ export class Uplink {
   private readonly handlers = new Map<string, CommandHandler>();
   private fallback?: CommandHandler;
   private readonly connectWaiters = new Set<() => void>();
+  private health?: () => HealthSummary;
 
   constructor(
     cfg: UplinkConfig,
@@ -167,6 +169,17 @@ export class Uplink {
     return new Promise((resolve) => this.connectWaiters.add(resolve));
   }
 
+  /** Where the online `state` takes its health (agent/health/monitor.ts). */
+  setHealth(fn: () => HealthSummary): void {
+    this.health = fn;
+  }
+
+  /**
+   * The retained state. When online it carries the health (`status`, `reasons`): published
+   * directly, not through the outbox, so a store that cannot be written is still reported
+   * (issue 15.3). The offline messages (Last Will, shutdown) carry none: they are written
+   * before the fact.
+   */
   statePayload(online: boolean, reason?: StatePayload["reason"]): StatePayload {
     return {
       online,
@@ -175,7 +188,13 @@ export class Uplink {
       version: this.id.version,
       config_version: this.id.configVersion,
       started_at: new Date(this.id.startedAt).toISOString(),
+      ...(online && this.health ? this.health() : {}),
     };
+  }
+
+  /** Republish the retained state (the health changed). */
+  publishState(): void {
+    this.publishRetained(this.topicSet.state, this.statePayload(true));
   }
 
   inventoryPayload(): InventoryPayload {

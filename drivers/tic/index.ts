@@ -83,6 +83,11 @@ export class TicDriver implements Driver {
           if (state === "open") this.restartWindow();
           if (state === "waiting") {
             this.status_.online = false;
+            // The port's problem is the meter's: the health model (agent/health/) reads a driver
+            // whose every device is offline with an error as failed.
+            this.status_.errorCount++;
+            this.status_.lastError = detail;
+            this.status_.lastErrorTs = Date.now();
             ctx.event({
               ts: Date.now(),
               type: "port_unavailable",

@@ -25,6 +25,8 @@ export class FakeBackend implements ControlBackend {
   readonly logs = new LogRing(50);
   writes: { device: string; point: string; value: unknown; commandId: string }[] = [];
   stored: StoredReading[] = [];
+  /** What `status` reports as the health (tests set a degraded one). */
+  health: Pick<StatusView, "status" | "reasons"> = { status: "ok", reasons: [] };
   readonly inv: DeviceInfo[] = [
     {
       id: "lamp-1",
@@ -68,44 +70,49 @@ export class FakeBackend implements ControlBackend {
   }
 
   status(): StatusView {
+    const sec = (ms: number) => ms / 1000;
     return {
       gateway: { id: "gw-test", name: "Test" },
       version: "0.1.0",
       pid: 4242,
-      startedAt: NOW - 3_600_000,
-      now: NOW,
+      started_at: new Date(NOW - 3_600_000).toISOString(),
+      now: sec(NOW),
+      status: this.health.status,
+      reasons: this.health.reasons,
+      event_loop: { lag_p99_ms: 10.5, lag_max_ms: 12 },
       uplink: {
         connected: false,
         broker: "mqtt://127.0.0.1:1",
-        lastPublishTs: NOW - 120_000,
-        lastError: "connection refused",
+        last_publish_ts: sec(NOW - 120_000),
+        last_error: "connection refused",
         backlog: 17,
-        backlogOldestTs: NOW - 90_000,
+        backlog_oldest_ts: sec(NOW - 90_000),
       },
       store: {
+        writable: true,
         path: "/tmp/store.db",
         bytes: 5 * 1024 * 1024,
-        maxBytes: 512 * 1024 * 1024,
+        max_bytes: 512 * 1024 * 1024,
         unsent: 17,
-        oldestUnsentTs: NOW - 90_000,
+        oldest_unsent_ts: sec(NOW - 90_000),
         gaps: 0,
-        droppedReadings: 0,
+        dropped_readings: 0,
       },
       drivers: [
         {
           id: "bus1",
           kind: "modbus",
-          running: true,
+          state: "started",
           detail: "connected to 127.0.0.1:5020",
           devices: [
-            { id: "lamp-1", online: true, lastGoodTs: NOW - 2000, errorCount: 0 },
+            { id: "lamp-1", online: true, last_good_ts: sec(NOW - 2000), error_count: 0 },
             {
               id: "meter-2",
               online: false,
-              lastGoodTs: NOW - 600_000,
-              errorCount: 12,
-              lastError: "timeout: no answer from unit 2",
-              lastErrorTs: NOW - 5000,
+              last_good_ts: sec(NOW - 600_000),
+              error_count: 12,
+              last_error: "timeout: no answer from unit 2",
+              last_error_ts: sec(NOW - 5000),
             },
           ],
         },

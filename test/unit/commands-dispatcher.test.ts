@@ -1,3 +1,4 @@
+import type { StatusView } from "../../agent/health/schema.js";
 import { generateKeyPairSync, sign } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { CommandDispatcher, type InboundMessage } from "../../agent/commands/dispatcher.js";
@@ -24,8 +25,28 @@ class Target extends FakeTarget implements ControlTarget {
       })),
     );
   }
-  status() {
-    return { uplink: { connected: true } };
+  status(): StatusView {
+    return {
+      gateway: { id: "gw" },
+      version: "0.1.0",
+      pid: 1,
+      started_at: "2026-11-25T12:00:00.000Z",
+      now: 1795_000_000,
+      status: "ok",
+      reasons: [],
+      event_loop: { lag_p99_ms: 1, lag_max_ms: 2 },
+      uplink: { connected: true, broker: "mqtt://127.0.0.1:1883", backlog: 0 },
+      store: {
+        writable: true,
+        path: "/tmp/s.db",
+        bytes: 0,
+        max_bytes: 1,
+        unsent: 0,
+        gaps: 0,
+        dropped_readings: 0,
+      },
+      drivers: [],
+    };
   }
   history() {
     return { records: [{ seq: 1, n: "lamp-1/dim", t: 1, v: 2 }], next_after_seq: null };
