@@ -195,7 +195,7 @@ export class HealthMonitor {
       reasons.push({
         component: "store",
         severity: "failed",
-        message: `the store cannot be written: ${store.error} — readings are held in memory only`,
+        message: `the store cannot be written: ${store.error}`,
       });
     const drivers: DriverHealth[] = [];
     const running = new Set<string>();

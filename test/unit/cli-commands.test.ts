@@ -70,6 +70,7 @@ describe("status", () => {
     const r = await cli(["status"]);
     expect(r.code).toBe(0);
     const out = r.stdout;
+    expect(out).toContain("Health   OK");
     expect(out).toContain("Gateway  gw-test (Test) · agent 0.1.0 · pid 4242 · up 1 h");
     expect(out).toContain(
       "Uplink   DISCONNECTED from mqtt://127.0.0.1:1 · last publish 2 min ago · backlog 17 (oldest 1 min 30 s ago)",
@@ -91,6 +92,32 @@ describe("status", () => {
       uplink: { connected: false, backlog: 17 },
       drivers: [{ id: "bus1" }],
     });
+  });
+
+  it("exits 1 when degraded, with the reason in words (the container HEALTHCHECK)", async () => {
+    backend.health = {
+      status: "degraded",
+      reasons: [
+        {
+          component: "driver",
+          driver: "lora",
+          severity: "degraded",
+          message: 'driver "lora" (lorawan) failed: EE0401 codec "am103" cannot be read',
+        },
+      ],
+    };
+    try {
+      const [r, j] = await Promise.all([cli(["status"]), cli(["status", "--json"])]);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toContain("Health   DEGRADED");
+      expect(r.stdout).toContain(
+        'driver "lora" (lorawan) failed: EE0401 codec "am103" cannot be read',
+      );
+      expect(j.code).toBe(1);
+      expect(json(j)).toMatchObject({ status: "degraded", reasons: [{ driver: "lora" }] });
+    } finally {
+      backend.health = { status: "ok", reasons: [] };
+    }
   });
 
   it("colours only on a TTY: never when piped, even without NO_COLOR", async () => {
