@@ -5,7 +5,8 @@
  * command. Two faults: drivers that cannot start (a LoRaWAN codec file that does not exist, a
  * TIC serial port that does not exist), and a store database file that is corrupt.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -156,7 +157,6 @@ describe("a corrupt store database (issue 15.3)", () => {
 
   beforeAll(async () => {
     env = setup(gw, "");
-    const { mkdirSync } = await import("node:fs");
     mkdirSync(join(env.dir, "state"), { recursive: true });
     // Not a database: what a torn SD card write or a stray copy leaves behind.
     writeFileSync(join(env.dir, "state", "store.db"), Buffer.alloc(8192, 0x5a));
@@ -201,4 +201,42 @@ describe("a corrupt store database (issue 15.3)", () => {
     expect(r.stdout).toContain("Health   FAILED");
     expect(r.stdout).toMatch(/the store cannot be written: .*store\.db/);
   });
+});
+
+describe("a store that stops taking writes while the agent runs (issue 15.3)", () => {
+  const gw = "health-unwritable";
+  let daemon: Daemon;
+  let env: ReturnType<typeof setup>;
+  let hv: Hypervisor;
+
+  beforeAll(async () => {
+    env = setup(gw, "");
+    hv = await Hypervisor.connect(broker.url, gw);
+    daemon = Daemon.start(env.config);
+    await hv.waitReady();
+  }, 60_000);
+  afterAll(async () => {
+    await daemon?.stop();
+    await hv?.close();
+  });
+
+  it("the retained state turns from ok to failed, and ping still answers", async () => {
+    await waitFor(() => lastState(hv, gw)?.status === "ok", 20_000, "an ok state");
+    // Every write to a file fails with EFBIG from now on (the database, its WAL): what a device
+    // that went read-only or full looks like to SQLite, without touching the machine's disks.
+    execFileSync("prlimit", ["--pid", String(daemon.pid), "--fsize=0:unlimited"]);
+    const s = await waitFor(
+      () => {
+        const st = lastState(hv, gw);
+        return st?.status === "failed" ? st : undefined;
+      },
+      60_000,
+      "a failed state",
+    );
+    expect(s.online).toBe(true);
+    expect(s.reasons![0]).toMatchObject({ component: "store", severity: "failed" });
+    expect(s.reasons![0]!.message).toMatch(/the store cannot be written: write probe failed/);
+    const ping = await hv.request("ping", { id: "p-2" });
+    expect(ping.ok).toBe(true);
+  }, 90_000);
 });
