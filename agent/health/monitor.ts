@@ -56,6 +56,9 @@ export interface HealthMonitorOptions {
   intervalMs?: number;
   /** Probe the store when nothing was committed for this long (ms). */
   probeIdleMs?: number;
+  /** Event-loop delays that degrade (ms); defaults LAG_P99_DEGRADED_MS, LAG_MAX_DEGRADED_MS. */
+  lagP99Ms?: number;
+  lagMaxMs?: number;
   now?: () => number;
 }
 
@@ -94,6 +97,7 @@ export class HealthMonitor {
   private readonly now: () => number;
   private readonly intervalMs: number;
   private readonly probeIdleMs: number;
+  private readonly lagLimits: { p99: number; max: number };
 
   constructor(
     private readonly src: HealthSources,
@@ -102,6 +106,10 @@ export class HealthMonitor {
     this.now = opts.now ?? Date.now;
     this.intervalMs = opts.intervalMs ?? 5000;
     this.probeIdleMs = opts.probeIdleMs ?? PROBE_IDLE_MS;
+    this.lagLimits = {
+      p99: opts.lagP99Ms ?? LAG_P99_DEGRADED_MS,
+      max: opts.lagMaxMs ?? LAG_MAX_DEGRADED_MS,
+    };
     this.lastCommit = this.now();
   }
 
@@ -230,7 +238,7 @@ export class HealthMonitor {
         message: `the uplink is not connected${up.lastError ? `: ${up.lastError}` : " (connecting; readings wait in the store)"}`,
       });
     const lag = this.lag;
-    if (lag.lagP99Ms > LAG_P99_DEGRADED_MS || lag.lagMaxMs > LAG_MAX_DEGRADED_MS)
+    if (lag.lagP99Ms > this.lagLimits.p99 || lag.lagMaxMs > this.lagLimits.max)
       reasons.push({
         component: "event_loop",
         severity: "degraded",

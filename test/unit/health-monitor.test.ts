@@ -11,6 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { HealthMonitor, driverHealth, type HealthSources } from "../../agent/health/monitor.js";
 import { Store } from "../../agent/store/index.js";
 import type { DriverStatus } from "../../drivers/driver.js";
+import { waitFor } from "../helpers/ports.js";
 
 let dir: string;
 const stores: Store[] = [];
@@ -39,7 +40,7 @@ function store(path = join(dir, "store.db")): Store {
   return s;
 }
 
-function rig(over: Partial<HealthSources> = {}) {
+function rig(over: Partial<HealthSources> = {}, opts: { lagMaxMs?: number } = {}) {
   let t = 1_000_000;
   const uplink = { connected: true, lastError: undefined as string | undefined };
   const drivers: DriverStatus[] = [];
@@ -52,7 +53,7 @@ function rig(over: Partial<HealthSources> = {}) {
     retryMs: 1000,
     ...over,
   };
-  const m = new HealthMonitor(src, { intervalMs: 60_000, probeIdleMs: 0, now: () => t });
+  const m = new HealthMonitor(src, { intervalMs: 60_000, probeIdleMs: 0, now: () => t, ...opts });
   return { m, uplink, drivers, failures, advance: (ms: number) => (t += ms) };
 }
 
@@ -175,6 +176,34 @@ describe("HealthMonitor", () => {
     r.drivers[0]!.devices[0]!.online = true;
     r.m.tick();
     expect(seen).toEqual(["degraded:linky", "ok:"]);
+    r.m.stop();
+  });
+
+  it("a blocked event loop shows as degraded, measured by monitorEventLoopDelay", async () => {
+    const r = rig({}, { lagMaxMs: 50 });
+    r.m.start();
+    // Block the loop well beyond the limit (the figure is not asserted, only the verdict).
+    await new Promise((res) => setTimeout(res, 50));
+    const until = performance.now() + 200;
+    while (performance.now() < until) {
+      /* busy: nothing else can run */
+    }
+    // The histogram's own timer records the delay when it next fires (a reset before that would
+    // drop it: Node's histogram restarts from its next sample): yield to the timers phase first.
+    await new Promise((res) => setTimeout(res, 1));
+    const h = await waitFor(
+      () => {
+        r.m.tick();
+        const x = r.m.check();
+        return x.status === "degraded" ? x : undefined;
+      },
+      5000,
+      "the blocked loop to be reported",
+    );
+    expect(h.reasons.map((x) => x.component)).toEqual(["event_loop"]);
+    expect(h.eventLoop.lagMaxMs).toBeGreaterThan(50);
+    // Calm windows: ok again.
+    await waitFor(() => (r.m.tick(), r.m.check().status === "ok"), 5000, "a calm window");
     r.m.stop();
   });
 });
