@@ -96,7 +96,7 @@ export class Agent {
       store: this.store,
       uplink: this.uplink,
       drivers: () => this.driverStatus(),
-      failures: () => this.failures,
+      failures: () => this.driverFailures(),
       retryMs: s.retry_ms,
     });
     this.uplink.setHealth(() => this.health.summary());
@@ -232,6 +232,11 @@ export class Agent {
         return [];
       }
     });
+  }
+
+  /** Drivers that could not be created or started (cleared when they start again). */
+  driverFailures(): ReadonlyMap<string, { kind: string; reason: string }> {
+    return this.failures;
   }
 
   driverStatus(): DriverStatus[] {

@@ -49,7 +49,6 @@ export class ControlPlane {
   readonly configManager: ConfigManager;
   readonly versions: ConfigVersions;
   private current: Config;
-  private startFailures: { id: string; reason: string }[] = [];
   private readonly pruneTimer: NodeJS.Timeout;
 
   private constructor(
@@ -182,7 +181,6 @@ export class ControlPlane {
 
   private async apply(next: Config, plan: ApplyPlan): Promise<ApplyReport> {
     const r = await applyToAgent(this.agent, this.current, next, plan);
-    this.startFailures = r.failures;
     this.current = next;
     return { reconfigured: r.reconfigured };
   }
@@ -193,7 +191,8 @@ export class ControlPlane {
    * since drivers do not fail `start()` for a device that is merely offline (drivers/driver.ts).
    */
   private health(): ReturnType<ConfigHost["health"]> {
-    const failed = [...this.startFailures];
+    // Start failures as the agent records them for the health model (agent/health/).
+    const failed = [...this.agent.driverFailures()].map(([id, f]) => ({ id, reason: f.reason }));
     for (const s of this.agent.driverStatus()) {
       if (failed.some((f) => f.id === s.id)) continue;
       if (!s.running) failed.push({ id: s.id, reason: s.detail || "not running" });
