@@ -59,6 +59,9 @@ const driverView = z.strictObject({
 export const statusViewSchema = z.strictObject({
   gateway: z.strictObject({ id: z.string(), name: z.string().optional() }),
   version: z.string(),
+  config_version: z
+    .string()
+    .describe("The configuration in force, as in the state message (a hash of it)."),
   pid: z.number().int(),
   started_at: z.iso.datetime(),
   now: z.number().describe("Time of this view."),

@@ -73,6 +73,7 @@ export function buildStatusView(agent: Agent): StatusView {
   return {
     gateway: { id: g.id, ...(g.name ? { name: g.name } : {}) },
     version: VERSION,
+    config_version: agent.uplink.configVersion,
     pid: process.pid,
     started_at: new Date(agent.startedAt).toISOString(),
     now: s(Date.now()),

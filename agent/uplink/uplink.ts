@@ -169,6 +169,11 @@ export class Uplink {
     return new Promise((resolve) => this.connectWaiters.add(resolve));
   }
 
+  /** `config_version` of the state message (the status view shows it too). */
+  get configVersion(): string {
+    return this.id.configVersion;
+  }
+
   /** Where the online `state` takes its health (agent/health/monitor.ts). */
   setHealth(fn: () => HealthSummary): void {
     this.health = fn;

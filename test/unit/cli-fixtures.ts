@@ -74,6 +74,7 @@ export class FakeBackend implements ControlBackend {
     return {
       gateway: { id: "gw-test", name: "Test" },
       version: "0.1.0",
+      config_version: "3f9a61c0d2b4",
       pid: 4242,
       started_at: new Date(NOW - 3_600_000).toISOString(),
       now: sec(NOW),

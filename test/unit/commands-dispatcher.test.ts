@@ -29,6 +29,7 @@ class Target extends FakeTarget implements ControlTarget {
     return {
       gateway: { id: "gw" },
       version: "0.1.0",
+      config_version: "3f9a61c0d2b4",
       pid: 1,
       started_at: "2026-11-25T12:00:00.000Z",
       now: 1795_000_000,
