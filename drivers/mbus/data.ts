@@ -146,8 +146,17 @@ function parseHeader(d: Buffer, ci: number): MbusHeader {
     mediumName: mediumName(d[7]!),
     accessNumber: d[8]!,
     status: d[9]!,
-    signature: d.readUInt16LE(10),
+    signature: ci === 0x76 ? d.readUInt16BE(10) : d.readUInt16LE(10),
   };
+}
+
+/**
+ * CI 76h/77h ("mode 2", EN 13757-3:2018 §5 and table 2): every multi-byte field is sent most
+ * significant byte first. Reversing a record's data bytes gives the least-significant-first
+ * layout the decoders below read, so one decoder serves both modes.
+ */
+export function lsbFirst(data: Buffer, msbFirst: boolean): Buffer {
+  return msbFirst ? Buffer.from(data).reverse() : data;
 }
 
 /** Parse the payload of a long RSP_UD frame. */
@@ -159,7 +168,7 @@ export function parseUserData(frame: MbusFrame): MbusData {
   if ((frame.control & 0x4f) !== 0x08)
     throw frameError(`control field 0x${frame.control.toString(16)} is not RSP_UD (08h)`);
   if (frame.ci === 0x72 || frame.ci === 0x76) return parseVariable(frame.data, frame.ci);
-  if (frame.ci === 0x73 || frame.ci === 0x77) return parseFixed(frame.data);
+  if (frame.ci === 0x73 || frame.ci === 0x77) return parseFixed(frame.data, frame.ci === 0x77);
   throw frameError(
     `CI field 0x${frame.ci.toString(16)} is not a supported response (72h, 76h variable; 73h fixed)`,
   );
@@ -255,7 +264,11 @@ function parseVariable(d: Buffer, ci: number): MbusData {
       throw frameError(
         `record ${records.length} at byte ${start}: ${len} data bytes announced, only ${d.length - i} left (premature end of telegram)`,
       );
-    const data = d.subarray(i, i + len);
+    // Manufacturer-specific data (data field Fh) is opaque: kept in the order it was sent.
+    const data =
+      (dif & 0x0f) === 0x0f
+        ? d.subarray(i, i + len)
+        : lsbFirst(d.subarray(i, i + len), ci === 0x76);
     i += len;
     records.push(decodeRecord(records.length, dif, dife, vif, vife, plain, data, lvar));
   }
