@@ -188,7 +188,13 @@ describe("M-Bus driver over a pty", { timeout: 120_000 }, () => {
   it("`eclor-edge mbus scan` finds the meters by primary and by secondary address", async () => {
     const p = await FixedPtyPair.open();
     cleanups.push(() => p.close());
-    const sim = runMbusSim({ serial: p.a, baud: 2400, meters: [`12=${corpusFrame("EDC")}`] });
+    // Three meters whose ids start with 1 (12345678, 11120895, 11155185): their ACKs to the
+    // masks 1FFFFFFF and 11FFFFFF overlap into one clean E5 on the line.
+    const sim = runMbusSim({
+      serial: p.a,
+      baud: 2400,
+      meters: [`12=${corpusFrame("EDC")}`, `13=${corpusFrame("itron_cf_51")}`],
+    });
     cleanups.push(() => sim.stop());
     const cli = (args: string[]) =>
       new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
@@ -218,10 +224,14 @@ describe("M-Bus driver over a pty", { timeout: 120_000 }, () => {
       { address: 1, id: "12345678", manufacturer: "ECL" },
       { address: 2, id: "87654321" },
       { address: 12, id: "11120895", manufacturer: "EDC" },
+      { address: 13, id: "11155185", manufacturer: "ACW" },
     ]);
     const sec = await cli(["--secondary", "--timeout", "400"]);
     expect(sec.code, sec.err).toBe(0);
+    expect(sim.slave.stats.collisions).toBeGreaterThan(0);
+    expect(sec.out).not.toMatch(/collision|error/i);
     expect(sec.out).toMatch(/secondary 11120895: EDC 11120895/);
+    expect(sec.out).toMatch(/secondary 11155185: ACW 11155185/);
     expect(sec.out).toMatch(/secondary 12345678: ECL 12345678 Heat \(outlet\)/);
     expect(sec.out).toMatch(/secondary 87654321: ECL 87654321 Water/);
     const bad = await cli(["--baud", "2401"]);

@@ -5,6 +5,8 @@
  */
 import mqtt from "mqtt";
 import { rmSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Agent } from "../../agent/agent.js";
 import { telemetryPayloadSchema } from "../../agent/uplink/payloads.js";
@@ -14,6 +16,12 @@ import { Mosquitto } from "../helpers/mosquitto.js";
 import { waitFor } from "../helpers/ports.js";
 import { PtyPair } from "../helpers/socat.js";
 import { testConfig } from "./uplink-fixtures.js";
+
+/** CI 76h golden frame (m-bus-parser test suite, see drivers/mbus/testcases/SOURCE.md). */
+const ci76 = join(
+  resolve(dirname(fileURLToPath(import.meta.url)), "..", ".."),
+  "drivers/mbus/testcases/m-bus-parser/ci76_lsb_frame.hex",
+);
 
 let broker: Mosquitto;
 const cleanups: (() => Promise<unknown> | void)[] = [];
@@ -40,7 +48,7 @@ describe("serial meters end to end", { timeout: 120_000 }, () => {
       intervalMs: 200,
       meterId: "041876097467",
     });
-    const mbusSim = runMbusSim({ serial: mbus.a, baud: 2400, meters: [] });
+    const mbusSim = runMbusSim({ serial: mbus.a, baud: 2400, meters: [`3=${ci76}`] });
     cleanups.push(
       () => ticSim.stop(),
       () => mbusSim.stop(),
@@ -77,6 +85,7 @@ describe("serial meters end to end", { timeout: 120_000 }, () => {
           devices: [
             { id: "heat", address: 1 },
             { id: "water", secondary: "87654321" },
+            { id: "heat76", address: 3 },
           ],
         },
       ],
@@ -99,6 +108,7 @@ describe("serial meters end to end", { timeout: 120_000 }, () => {
           "heat/energy",
           "heat/flow_temperature",
           "water/volume",
+          "heat76/flow_temperature",
         ].every(find),
       45_000,
       "telemetry from both drivers",
@@ -114,12 +124,15 @@ describe("serial meters end to end", { timeout: 120_000 }, () => {
     expect(find("heat/flow_temperature")).toMatchObject({ u: "Cel", v: 65.2 });
     expect(find("heat/volume")).toMatchObject({ u: "m3" });
     expect(find("water/volume")).toMatchObject({ u: "m3" });
+    // CI 76h: MSB-first data (71.8 °C; read least significant byte first it was 180.7 °C).
+    expect(find("heat76/flow_temperature")).toMatchObject({ u: "Cel", v: 71.8 });
+    expect(find("heat76/return_temperature")).toMatchObject({ u: "Cel", v: 65.3 });
     expect(
       agent
         .inventory()
         .map((d) => d.id)
         .sort(),
-    ).toEqual(["heat", "linky", "water"]);
+    ).toEqual(["heat", "heat76", "linky", "water"]);
     expect(agent.driverStatus().find((s) => s.id === "tic1")!.detail).toMatch(
       /meter 041876097467 in standard mode/,
     );
