@@ -4,14 +4,8 @@
  */
 import { EdgeError, ErrorCode } from "../../core/errors.js";
 import { toHex } from "./frame.js";
-import {
-  type MbusData,
-  type MbusHeader,
-  type MbusRecord,
-  bcd,
-  bcdString,
-  lsbFirst,
-} from "./data.js";
+import type { MbusData, MbusHeader, MbusRecord } from "./data.js";
+import { bcd, bcdString, lsbFirst } from "./fields.js";
 import { mediumName, pow10 } from "./vif.js";
 
 /** Fixed data structure, EN 1434-3 / EN 13757-3 annex: two counters with unit codes. */
