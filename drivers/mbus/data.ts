@@ -95,18 +95,59 @@ export function parseUserData(frame: MbusFrame): MbusData {
     );
   if ((frame.control & 0x4f) !== 0x08)
     throw frameError(`control field 0x${frame.control.toString(16)} is not RSP_UD (08h)`);
-  if (frame.ci === 0x72 || frame.ci === 0x76) return parseVariable(frame.data, frame.ci);
+  if (frame.ci === 0x72 || frame.ci === 0x76 || frame.ci === 0x78)
+    return parseVariable(frame.data, frame.ci);
   if (frame.ci === 0x73 || frame.ci === 0x77) return parseFixed(frame.data, frame.ci === 0x77);
+  if (frame.ci === 0x70) throw applicationError(frame.data);
   throw frameError(
-    `CI field 0x${frame.ci.toString(16)} is not a supported response (72h, 76h variable; 73h fixed)`,
+    `CI field 0x${frame.ci.toString(16)} is not a supported response (72h, 76h, 78h variable; 73h, 77h fixed; 70h application error)`,
   );
 }
 
+/** Application error codes of a CI 70h telegram (EN 13757-3:2018 table 26, libmbus's wording). */
+const appErrors = [
+  "unspecified error",
+  "unimplemented CI-field",
+  "buffer too long, truncated",
+  "too many records",
+  "premature end of record",
+  "more than 10 DIFEs",
+  "more than 10 VIFEs",
+  "reserved",
+  "application busy",
+  "too many readouts",
+];
+
+/**
+ * CI 70h: the meter answers with an application error instead of data (an empty telegram is an
+ * unspecified error). It is the meter speaking, not a broken frame: DeviceException, so the
+ * readings get quality `exception` with the meter's reason.
+ */
+function applicationError(d: Buffer): EdgeError {
+  const code = d.length > 0 ? d[0]! : 0;
+  const name = appErrors[code] ?? "reserved";
+  return new EdgeError(
+    ErrorCode.DeviceException,
+    `the meter reports an application error: ${name} (CI 70h, code ${code})`,
+  );
+}
+
+/** CI 78h: variable data with no header (EN 13757-3:2018 §7.2): the telegram carries no id. */
+const noHeader: MbusHeader = {
+  id: "",
+  manufacturer: "",
+  version: 0,
+  medium: 0x0f,
+  mediumName: "Unknown (CI 78h, no header)",
+  accessNumber: 0,
+  status: 0,
+};
+
 function parseVariable(d: Buffer, ci: number): MbusData {
-  const header = parseHeader(d, ci);
+  const header = ci === 0x78 ? { ...noHeader } : parseHeader(d, ci);
   const records: MbusRecord[] = [];
   let moreRecordsFollow = false;
-  let i = 12;
+  let i = ci === 0x78 ? 0 : 12;
   while (i < d.length) {
     const start = i;
     const dif = d[i++]!;

@@ -265,10 +265,12 @@ export class MbusMaster {
     if (!("frame" in last)) return { r: "none" }; // acknowledged, then silent: as libmbus
     this.fcb.set(ADDR_SELECTED, 0);
     const data = parseUserData(last.frame);
+    // CI 78h telegrams carry no id: nothing to compare.
     const want = mask.id.toUpperCase();
     const got = data.header.id.padStart(8, "0");
-    for (let k = 0; k < 8; k++)
-      if (want[k] !== "F" && want[k] !== got[k]) return { r: "collision" };
+    if (data.header.id !== "")
+      for (let k = 0; k < 8; k++)
+        if (want[k] !== "F" && want[k] !== got[k]) return { r: "collision" };
     return { r: "selected", data };
   }
 
@@ -339,7 +341,7 @@ export class MbusMaster {
           await walk(p);
           continue;
         }
-        if (r.r === "selected") found.push({ id: r.data.header.id, data: r.data });
+        if (r.r === "selected") found.push({ id: r.data.header.id || mask, data: r.data });
         else found.push({ id: mask, error: "collision on a full address" });
       }
     };

@@ -36,10 +36,15 @@ export interface SimMeter {
 export function meterFromFrames(address: number, frames: Buffer[]): SimMeter {
   const parsed = frames.map(simParseLong);
   const ci = parsed[0]!.ci;
-  if (ci !== 0x72 && ci !== 0x76)
-    throw new Error(`a replayed frame must have CI 72h or 76h (variable data), not ${ci}`);
+  if (![0x70, 0x72, 0x76, 0x78].includes(ci))
+    throw new Error(
+      `a replayed frame must have CI 72h, 76h, 78h (variable data) or 70h (application error), not ${ci.toString(16)}h`,
+    );
   if (parsed.some((p) => p.ci !== ci)) throw new Error("replayed frames of one meter mix CIs");
   const datas = parsed.map((p) => p.data);
+  // CI 70h and 78h carry no header: such a meter is reachable by primary address only.
+  if (ci === 0x70 || ci === 0x78)
+    return { address, ci, telegrams: () => datas, id: "", manufacturer: 0, version: 0, medium: 0 };
   const h = datas[0]!;
   // CI 76h sends the header most significant byte first (EN 13757-3 §5).
   const msb = ci === 0x76;
@@ -187,7 +192,7 @@ export class MbusSlaveSim {
 
 /** Secondary selection: BCD id with F wildcard nibbles, FFFFh / FFh wildcards for the rest. */
 function matches(m: SimMeter, d: Buffer): boolean {
-  if (d.length < 8) return false;
+  if (d.length < 8 || m.id === "") return false;
   const mask = Buffer.from(d.subarray(0, 4)).reverse().toString("hex").toUpperCase();
   const id = m.id.padStart(8, "0");
   for (let k = 0; k < 8; k++) if (mask[k] !== "F" && mask[k] !== id[k]) return false;

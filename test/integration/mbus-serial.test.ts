@@ -14,8 +14,8 @@ import { waitFor } from "../helpers/ports.js";
 import { FixedPtyPair, recordingContext } from "./serial-pty.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const corpusFrame = (n: string) =>
-  join(repoRoot, "drivers", "mbus", "testcases", "libmbus", `${n}.hex`);
+const corpusFrame = (n: string, dir = "libmbus") =>
+  join(repoRoot, "drivers", "mbus", "testcases", dir, `${n}.hex`);
 
 const cleanups: (() => Promise<unknown> | void)[] = [];
 afterEach(async () => {
@@ -75,17 +75,34 @@ describe("M-Bus driver over a pty", { timeout: 120_000 }, () => {
             { id: "power_max", quantity: "Power", function: "maximum" },
           ],
         },
+        { id: "busy", address: 6 },
+        { id: "th", address: 7 },
       ],
-      ["--meter", `5=${corpusFrame("EDC")}`],
+      [
+        "--meter",
+        `5=${corpusFrame("EDC")}`,
+        // libmbus's CI 70h "application busy" frame and a CI 78h (no header) telegram.
+        "--meter",
+        `6=${corpusFrame("application_busy", "libmbus-errors")}`,
+        "--meter",
+        `7=${corpusFrame("lansenth_ci78", "wmbusmeters")}`,
+      ],
     );
     await waitFor(
       () =>
-        ["heat", "water", "edc"].every((dev) =>
+        ["heat", "water", "edc", "th"].every((dev) =>
           readings.some((r) => r.device === dev && r.quality === "good"),
-        ),
+        ) && readings.some((r) => r.device === "busy"),
       30_000,
-      "good readings from the three meters",
+      "good readings from four meters, an exception from the busy one",
     );
+    expect(readings.find((r) => r.device === "busy")).toMatchObject({
+      quality: "exception",
+      detail: expect.stringMatching(/application error: application busy \(CI 70h, code 8\)/),
+    });
+    expect(
+      readings.find((r) => r.device === "th" && r.point === "relative_humidity"),
+    ).toMatchObject({ unit: "%RH", value: 43, quality: "good" });
     const one = (dev: string, pt: string) =>
       readings.find((r) => r.device === dev && r.point === pt)!;
     expect(one("heat", "energy")).toMatchObject({ unit: "Wh", quality: "good" });
@@ -107,13 +124,18 @@ describe("M-Bus driver over a pty", { timeout: 120_000 }, () => {
         .filter((e) => e.type === "device_online")
         .map((e) => e.device)
         .sort(),
-    ).toEqual(["edc", "heat", "water"]);
+    ).toEqual(["edc", "heat", "th", "water"]);
     const inv = d.inventory().find((x) => x.id === "heat")!;
     expect(inv.points.find((p) => p.id === "energy")).toMatchObject({
       unit: "Wh",
       writable: false,
     });
-    expect(d.status().devices.every((x) => x.online)).toBe(true);
+    expect(
+      d
+        .status()
+        .devices.filter((x) => !x.online)
+        .map((x) => x.id),
+    ).toEqual(["busy"]);
     const now = await d.read("edc", ["energy"]);
     expect(now).toMatchObject([{ point: "energy", quality: "good", unit: "Wh" }]);
   });
