@@ -53,6 +53,11 @@ export const ticDriverSchema = z.strictObject({
     .describe(
       "Diagnose the line (event, status) when no valid frame arrived for this long; auto mode then tries the other speed.",
     ),
+  no_frame_repeat: duration
+    .prefault("6h")
+    .describe(
+      "While the line stays bad, repeat the tic_no_valid_frame event at most this often (one event per cause: silence or garbage).",
+    ),
   reconnect_min: duration
     .prefault("1s")
     .describe("First delay before reopening a missing port; doubles each attempt."),

@@ -88,9 +88,16 @@ describe("TIC groups from tic.json", () => {
     expect(parseHorodate("H181224235959")).toEqual({
       iso: "2018-12-24T23:59:59+01:00",
       degraded: false,
+      season: "H",
     });
     expect(parseHorodate("e180716103423")).toEqual({
       iso: "2018-07-16T10:34:23+02:00",
+      degraded: true,
+      season: "E",
+    });
+    // A space: no season in this group; the driver decides from the frame's other dates.
+    expect(parseHorodate(" 180716103423")).toEqual({
+      iso: "2018-07-16T10:34:23",
       degraded: true,
     });
     expect(parseHorodate("E181316103423")).toBeUndefined();
