@@ -147,6 +147,44 @@ describe("TIC driver on a fake line", () => {
     await d.stop();
   });
 
+  it("a burst of forged frames: one event per cause, no phantom point", async () => {
+    vi.useFakeTimers();
+    const { d, line, readings, events } = rig({
+      mode: "historic",
+      devices: [{ id: "linky", meter_id: "021528603314" }],
+    });
+    await d.start();
+    await vi.advanceTimersByTimeAsync(100);
+    line.data!(historic(base));
+    const before = events.length;
+    for (let k = 0; k < 1000; k++) {
+      // Another meter, a standard-mode frame, and checksum-valid garbage labels, interleaved.
+      line.data!(historic([["ADCO", "999999999999"], ...base.slice(1)]));
+      line.data!(
+        standard([
+          ["ADSC", "021528603314"],
+          ["EAST", "000000001"],
+        ]),
+      );
+      line.data!(
+        historic([
+          ["X" + String(k % 10), "1"],
+          ["PTEC", "HPIS"],
+        ]),
+      );
+    }
+    const after = events.slice(before).map((e) => e.type);
+    expect(after.filter((t) => t === "tic_meter_mismatch")).toHaveLength(1);
+    expect(after.filter((t) => t === "tic_mode_mismatch")).toHaveLength(1);
+    expect(after.length).toBeLessThanOrEqual(4);
+    // The standard frame is the configured meter's: its EAST is real (with the mode warning).
+    const points = new Set(readings.map((r) => r.point));
+    for (const p of ["x0", "x5", "x9"]) expect(points.has(p)).toBe(false);
+    expect(readings.filter((r) => r.point === "ptec").map((r) => r.value)).toEqual(["HP.."]);
+    expect(d.status().counters!.unknownLabels).toBe(1000);
+    await d.stop();
+  });
+
   it("a space as season is not a degraded clock when the frame's other dates carry a season", async () => {
     vi.useFakeTimers();
     const { d, line, readings } = rig({ mode: "standard" });
