@@ -43,7 +43,7 @@ export interface MbusRecord {
   dife: number[];
   vif?: number;
   vife: number[];
-  /** Raw data bytes as hex, for diagnostics. */
+  /** Data bytes as hex in the order they were sent, for diagnostics. */
   raw: string;
 }
 
@@ -239,7 +239,9 @@ function parseVariable(d: Buffer, ci: number): MbusData {
         ? d.subarray(i, i + len)
         : lsbFirst(d.subarray(i, i + len), ci === 0x76);
     i += len;
-    records.push(decodeRecord(records.length, dif, dife, vif, vife, plain, data, lvar));
+    records.push(
+      decodeRecord(records.length, dif, dife, vif, vife, plain, data, lvar, d.subarray(i - len, i)),
+    );
   }
   return { header, records, moreRecordsFollow, fixed: false };
 }
@@ -282,6 +284,8 @@ function decodeRecord(
   plain: string | undefined,
   data: Buffer,
   lvar: number | undefined,
+  /** The data bytes in the order they were sent (CI 76h: most significant first). */
+  sent: Buffer,
 ): MbusRecord {
   const { info, modifiers } = vifInfo(vif, vife);
   const base = {
@@ -295,7 +299,7 @@ function decodeRecord(
     dife,
     vif,
     vife,
-    raw: toHex(data),
+    raw: toHex(sent),
   };
   const unit = plain === undefined ? info.unit : undefined;
   const withUnit = unit ? { unit } : {};

@@ -48,6 +48,7 @@ describe("CI 76h: data sent most significant byte first", () => {
     expect(rec(9)).toMatchObject({ q: "Power", unit: "W", v: 8000 });
     expect(rec(10)).toMatchObject({ q: "Flow temperature", unit: "Cel" });
     expect(rec(10).v).toBeCloseTo(71.8, 9);
+    expect(d.records[10]!.raw).toBe("07 18"); // diagnostics show the bytes as sent
     expect(rec(11)).toMatchObject({ q: "Return temperature", unit: "Cel" });
     expect(rec(11).v).toBeCloseTo(65.3, 9);
     expect(rec(12)).toMatchObject({ q: "On time", unit: "s", v: 160726 * 3600 });
