@@ -78,3 +78,29 @@ describe("CI 76h: data sent most significant byte first", () => {
     expect(l.records.map((r) => r.value)).toEqual(m.records.map((r) => r.value));
   });
 });
+
+describe("CI 77h: the fixed data structure sent most significant byte first", () => {
+  it("decodes as libmbus's CI 73h frame manual_frame2 with its multi-byte fields reversed", () => {
+    const lsb = parseFrame(
+      hexToBytes(
+        readFileSync(join(repoRoot, "drivers/mbus/testcases/libmbus/manual_frame2.hex"), "utf8"),
+      ),
+    );
+    if (lsb.kind !== "long") throw new Error("not a long frame");
+    const d = Buffer.from(lsb.data);
+    const msb = Buffer.concat([
+      Buffer.from(d.subarray(0, 4)).reverse(), // identification
+      d.subarray(4, 8), // access number, status, two unit bytes
+      Buffer.from(d.subarray(8, 12)).reverse(), // counter 1
+      Buffer.from(d.subarray(12, 16)).reverse(), // counter 2
+      d.subarray(16),
+    ]);
+    const a = parseUserData(lsb);
+    const b = parseUserData(parseFrame(longFrame(lsb.control, lsb.address, 0x77, msb)));
+    expect(b.fixed).toBe(true);
+    expect(b.header).toEqual(a.header);
+    expect(b.records.map((r) => [r.quantity, r.unit, r.value])).toEqual(
+      a.records.map((r) => [r.quantity, r.unit, r.value]),
+    );
+  });
+});
