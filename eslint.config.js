@@ -62,26 +62,15 @@ export default tseslint.config(
     ["agent/**/*.ts"],
     [forbid(["**/sim/**", "**/test/**"], "the agent never imports simulators or tests.")],
   ),
-  {
-    // Issue 19.8: these simulators still build frames with the drivers' code; the meters work
-    // gives them their own encoders and removes this exemption.
-    ...layer(
-      ["sim/**/*.ts"],
-      [
-        forbid(
-          ["**/drivers/*/codec*.js", "**/drivers/*/frame.js", "**/drivers/*/pdu.js"],
-          "simulators encode on their own, never with the drivers' codecs (a bug written twice is invisible).",
-        ),
-      ],
-    ),
-    ignores: [
-      "sim/mbus/run.ts",
-      "sim/mbus/slave.ts",
-      "sim/mbus/telegram.ts",
-      "sim/tic/meter.ts",
-      "sim/tic/run.ts",
+  layer(
+    ["sim/**/*.ts"],
+    [
+      forbid(
+        ["**/drivers/*/codec*.js", "**/drivers/*/frame.js", "**/drivers/*/pdu.js"],
+        "simulators encode on their own, never with the drivers' codecs (a bug written twice is invisible).",
+      ),
     ],
-  },
+  ),
   {
     files: ["test/**/*.ts", "**/*.test.ts", "bench/**/*.ts"],
     rules: {

@@ -24,7 +24,7 @@ export function registerSimMbusCommand(sim: Command): void {
     .option("--baud <n>", "line speed (8E1)", "2400")
     .option(
       "--meter <ADDR=FILE.hex>",
-      "serve these frames at primary address ADDR (repeatable; several files, comma-separated, form a multi-telegram answer)",
+      "serve these frames at primary address ADDR (repeatable; several files, comma-separated, form a multi-telegram answer); CI 72h, 76h (MSB first), 78h (no header) or 70h (application error)",
       (v: string, prev: string[]) => [...prev, v],
       [] as string[],
     )
@@ -78,7 +78,9 @@ export function registerSimMbusCommand(sim: Command): void {
           logger: log,
         });
         for (const m of run.meters)
-          process.stderr.write(`sim mbus: meter at address ${m.address}, id ${m.id}\n`);
+          process.stderr.write(
+            `sim mbus: meter at address ${m.address}, id ${m.id || "none (no header)"}\n`,
+          );
         await new Promise<void>((resolve) => {
           const stop = () => void run.stop().then(resolve);
           process.once("SIGINT", stop);

@@ -8,6 +8,7 @@ import { EdgeError, ErrorCode } from "../../core/errors.js";
 import type { MbusFrame } from "./frame.js";
 import { toHex } from "./frame.js";
 import { parseFixed } from "./fixed.js";
+import { bcd, bcdString, dateG, dateTime, lsbFirst, manufacturerCode } from "./fields.js";
 import { type VifInfo, fbVif, fdVif, mediumName, pow10, primaryVif } from "./vif.js";
 
 export interface MbusHeader {
@@ -42,7 +43,7 @@ export interface MbusRecord {
   dife: number[];
   vif?: number;
   vife: number[];
-  /** Raw data bytes as hex, for diagnostics. */
+  /** Data bytes as hex in the order they were sent, for diagnostics. */
   raw: string;
 }
 
@@ -64,74 +65,10 @@ function frameError(msg: string): EdgeError {
   return new EdgeError(ErrorCode.DeviceFrame, `invalid M-Bus data: ${msg}`);
 }
 
-/** BCD little-endian; an F in the most significant digit means negative (EN 13757-3 annex B). */
-export function bcd(b: Uint8Array): number {
-  let v = 0;
-  for (let i = b.length - 1; i >= 0; i--) {
-    const hi = b[i]! >> 4;
-    // The sign nibble (and any A–E error nibble) in the high position counts as 0, as libmbus does.
-    v = v * 10 + (hi < 10 ? hi : 0);
-    v = v * 10 + (b[i]! & 0x0f);
-  }
-  return b.length > 0 && b[b.length - 1]! >> 4 === 0x0f ? -v : v;
-}
-
-export function bcdString(b: Uint8Array): string {
-  let s = "";
-  for (let i = b.length - 1; i >= 0; i--) s += b[i]!.toString(16).padStart(2, "0");
-  return s.toUpperCase();
-}
-
 function int(b: Uint8Array): number {
   if (b.length === 0) return 0;
   if (b.length <= 6) return Buffer.from(b).readIntLE(0, b.length);
   return Number(Buffer.from(b).readBigInt64LE(0));
-}
-
-export function manufacturerCode(m: number): string {
-  return String.fromCharCode(((m >> 10) & 0x1f) + 64, ((m >> 5) & 0x1f) + 64, (m & 0x1f) + 64);
-}
-
-export function manufacturerNumber(code: string): number {
-  const c = code.toUpperCase();
-  if (!/^[A-Z]{3}$/.test(c))
-    throw new EdgeError(
-      ErrorCode.DriverConfig,
-      `manufacturer "${code}" is not a 3-letter FLAG code`,
-    );
-  return ((c.charCodeAt(0) - 64) << 10) | ((c.charCodeAt(1) - 64) << 5) | (c.charCodeAt(2) - 64);
-}
-
-const pad = (n: number, w = 2) => String(n).padStart(w, "0");
-
-/** Type G date (2 bytes) → "YYYY-MM-DD". */
-export function dateG(b: Uint8Array): string {
-  const day = b[0]! & 0x1f;
-  const month = b[1]! & 0x0f;
-  const year = fullYear(((b[0]! & 0xe0) >> 5) | ((b[1]! & 0xf0) >> 1));
-  return `${year}-${pad(month)}-${pad(day)}`;
-}
-
-/**
- * Two-digit years: 81–127 are 1981–2027 and 0–80 are 2000–2080, the window libmbus uses (the
- * hundred-year bits of EN 13757-3:2018 type F are not sent by the meters of its corpus).
- */
-function fullYear(y: number): number {
-  return y < 81 ? 2000 + y : 1900 + y;
-}
-
-/** Type F (4 bytes, minute resolution) or type I (6 bytes, with seconds) → "YYYY-MM-DDThh:mm:ss". */
-export function dateTime(b: Uint8Array): string {
-  const o = b.length === 6 ? 1 : 0;
-  // IV bit (bit 7 of the minute byte): the meter says its clock value is invalid.
-  if (b[o]! & 0x80) throw new Error("the meter flags this date/time as invalid (IV bit set)");
-  const sec = o ? b[0]! & 0x3f : 0;
-  const min = b[o]! & 0x3f;
-  const hour = b[o + 1]! & 0x1f;
-  const day = b[o + 2]! & 0x1f;
-  const month = b[o + 3]! & 0x0f;
-  const year = fullYear(((b[o + 2]! & 0xe0) >> 5) | ((b[o + 3]! & 0xf0) >> 1));
-  return `${year}-${pad(month)}-${pad(day)}T${pad(hour)}:${pad(min)}:${pad(sec)}`;
 }
 
 function parseHeader(d: Buffer, ci: number): MbusHeader {
@@ -146,7 +83,7 @@ function parseHeader(d: Buffer, ci: number): MbusHeader {
     mediumName: mediumName(d[7]!),
     accessNumber: d[8]!,
     status: d[9]!,
-    signature: d.readUInt16LE(10),
+    signature: ci === 0x76 ? d.readUInt16BE(10) : d.readUInt16LE(10),
   };
 }
 
@@ -158,18 +95,59 @@ export function parseUserData(frame: MbusFrame): MbusData {
     );
   if ((frame.control & 0x4f) !== 0x08)
     throw frameError(`control field 0x${frame.control.toString(16)} is not RSP_UD (08h)`);
-  if (frame.ci === 0x72 || frame.ci === 0x76) return parseVariable(frame.data, frame.ci);
-  if (frame.ci === 0x73 || frame.ci === 0x77) return parseFixed(frame.data);
+  if (frame.ci === 0x72 || frame.ci === 0x76 || frame.ci === 0x78)
+    return parseVariable(frame.data, frame.ci);
+  if (frame.ci === 0x73 || frame.ci === 0x77) return parseFixed(frame.data, frame.ci === 0x77);
+  if (frame.ci === 0x70) throw applicationError(frame.data);
   throw frameError(
-    `CI field 0x${frame.ci.toString(16)} is not a supported response (72h, 76h variable; 73h fixed)`,
+    `CI field 0x${frame.ci.toString(16)} is not a supported response (72h, 76h, 78h variable; 73h, 77h fixed; 70h application error)`,
   );
 }
 
+/** Application error codes of a CI 70h telegram (EN 13757-3:2018 table 26, libmbus's wording). */
+const appErrors = [
+  "unspecified error",
+  "unimplemented CI-field",
+  "buffer too long, truncated",
+  "too many records",
+  "premature end of record",
+  "more than 10 DIFEs",
+  "more than 10 VIFEs",
+  "reserved",
+  "application busy",
+  "too many readouts",
+];
+
+/**
+ * CI 70h: the meter answers with an application error instead of data (an empty telegram is an
+ * unspecified error). It is the meter speaking, not a broken frame: DeviceException, so the
+ * readings get quality `exception` with the meter's reason.
+ */
+function applicationError(d: Buffer): EdgeError {
+  const code = d.length > 0 ? d[0]! : 0;
+  const name = appErrors[code] ?? "reserved";
+  return new EdgeError(
+    ErrorCode.DeviceException,
+    `the meter reports an application error: ${name} (CI 70h, code ${code})`,
+  );
+}
+
+/** CI 78h: variable data with no header (EN 13757-3:2018 §7.2): the telegram carries no id. */
+const noHeader: MbusHeader = {
+  id: "",
+  manufacturer: "",
+  version: 0,
+  medium: 0x0f,
+  mediumName: "Unknown (CI 78h, no header)",
+  accessNumber: 0,
+  status: 0,
+};
+
 function parseVariable(d: Buffer, ci: number): MbusData {
-  const header = parseHeader(d, ci);
+  const header = ci === 0x78 ? { ...noHeader } : parseHeader(d, ci);
   const records: MbusRecord[] = [];
   let moreRecordsFollow = false;
-  let i = 12;
+  let i = ci === 0x78 ? 0 : 12;
   while (i < d.length) {
     const start = i;
     const dif = d[i++]!;
@@ -255,9 +233,15 @@ function parseVariable(d: Buffer, ci: number): MbusData {
       throw frameError(
         `record ${records.length} at byte ${start}: ${len} data bytes announced, only ${d.length - i} left (premature end of telegram)`,
       );
-    const data = d.subarray(i, i + len);
+    // Manufacturer-specific data (data field Fh) is opaque: kept in the order it was sent.
+    const data =
+      (dif & 0x0f) === 0x0f
+        ? d.subarray(i, i + len)
+        : lsbFirst(d.subarray(i, i + len), ci === 0x76);
     i += len;
-    records.push(decodeRecord(records.length, dif, dife, vif, vife, plain, data, lvar));
+    records.push(
+      decodeRecord(records.length, dif, dife, vif, vife, plain, data, lvar, d.subarray(i - len, i)),
+    );
   }
   return { header, records, moreRecordsFollow, fixed: false };
 }
@@ -300,6 +284,8 @@ function decodeRecord(
   plain: string | undefined,
   data: Buffer,
   lvar: number | undefined,
+  /** The data bytes in the order they were sent (CI 76h: most significant first). */
+  sent: Buffer,
 ): MbusRecord {
   const { info, modifiers } = vifInfo(vif, vife);
   const base = {
@@ -313,7 +299,7 @@ function decodeRecord(
     dife,
     vif,
     vife,
-    raw: toHex(data),
+    raw: toHex(sent),
   };
   const unit = plain === undefined ? info.unit : undefined;
   const withUnit = unit ? { unit } : {};

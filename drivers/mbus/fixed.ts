@@ -4,7 +4,8 @@
  */
 import { EdgeError, ErrorCode } from "../../core/errors.js";
 import { toHex } from "./frame.js";
-import { type MbusData, type MbusHeader, type MbusRecord, bcd, bcdString } from "./data.js";
+import type { MbusData, MbusHeader, MbusRecord } from "./data.js";
+import { bcd, bcdString, lsbFirst } from "./fields.js";
 import { mediumName, pow10 } from "./vif.js";
 
 /** Fixed data structure, EN 1434-3 / EN 13757-3 annex: two counters with unit codes. */
@@ -56,7 +57,8 @@ export function fixedUnit(code: number): { unit?: string; scale: number; label: 
   return fixedUnits[code & 0x3f]!;
 }
 
-export function parseFixed(d: Buffer): MbusData {
+/** `msbFirst`: CI 77h, identification and counters sent most significant byte first. */
+export function parseFixed(d: Buffer, msbFirst = false): MbusData {
   if (d.length < 16)
     throw new EdgeError(
       ErrorCode.DeviceFrame,
@@ -67,7 +69,7 @@ export function parseFixed(d: Buffer): MbusData {
   const u1 = d[7]!;
   const medium = ((u0 & 0xc0) >> 6) | ((u1 & 0xc0) >> 4);
   const header: MbusHeader = {
-    id: bcdString(d.subarray(0, 4)),
+    id: bcdString(lsbFirst(d.subarray(0, 4), msbFirst)),
     manufacturer: "",
     version: 0,
     medium,
@@ -78,7 +80,7 @@ export function parseFixed(d: Buffer): MbusData {
   // Status bit 7: counters in binary (1) or BCD (0); bit 6: historic (1) or actual (0) value.
   const binary = (status & 0x80) !== 0;
   const records = [0, 1].map((k): MbusRecord => {
-    const bytes = d.subarray(8 + 4 * k, 12 + 4 * k);
+    const bytes = lsbFirst(d.subarray(8 + 4 * k, 12 + 4 * k), msbFirst);
     const raw = binary ? bytes.readUInt32LE(0) : bcd(bytes);
     const u = fixedUnit(k === 0 ? u0 : u1);
     return {

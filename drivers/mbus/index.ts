@@ -213,7 +213,9 @@ export class MbusDriver implements Driver {
         ? "timeout"
         : e.code === ErrorCode.PortUnavailable
           ? "comm_error"
-          : "frame_error"
+          : e.code === ErrorCode.DeviceException
+            ? "exception" // CI 70h: the meter named its application error
+            : "frame_error"
       : "comm_error";
     const detail = describeError(e);
     const ids = d.points.size > 0 ? [...d.points.keys()] : ["status"];

@@ -243,22 +243,55 @@ export class MbusMaster {
     return this.unsolicited > before || this.buf.length > 0 ? "collision" : "selected";
   }
 
+  /**
+   * Select, then read the first telegram at address 253: libmbus's `mbus_probe_secondary_address`.
+   * Meters that acknowledge together send the same byte E5 at the same moment; on the line
+   * (a 0 bit wins, EN 13757-2 §4) that is one clean ACK, so only the read tells: their RSP_UDs
+   * overlap into bytes that form no valid frame, or the telegram carries an id outside the mask.
+   * Both are collisions.
+   */
+  private async probeNow(
+    mask: SecondaryMask,
+  ): Promise<{ r: "none" | "collision" } | { r: "selected"; data: MbusData }> {
+    const sel = await this.selectNow(mask);
+    if (sel !== "selected") return { r: sel };
+    this.fcb.set(ADDR_SELECTED, 1);
+    let last: Outcome = { timeout: true };
+    for (let t = 0; t <= this.o.retries; t++) {
+      last = await this.transact(shortFrame(C.REQ_UD2 | C.FCB, ADDR_SELECTED), "long");
+      if ("garbage" in last) return { r: "collision" };
+      if ("frame" in last) break;
+    }
+    if (!("frame" in last)) return { r: "none" }; // acknowledged, then silent: as libmbus
+    this.fcb.set(ADDR_SELECTED, 0);
+    const data = parseUserData(last.frame);
+    // CI 78h telegrams carry no id: nothing to compare.
+    const want = mask.id.toUpperCase();
+    const got = data.header.id.padStart(8, "0");
+    if (data.header.id !== "")
+      for (let k = 0; k < 8; k++)
+        if (want[k] !== "F" && want[k] !== got[k]) return { r: "collision" };
+    return { r: "selected", data };
+  }
+
   /** Read a meter by secondary address: select, then read at address 253, as one transaction. */
   readSecondary(id: string, maxTelegrams = 8): Promise<MbusData[]> {
     return this.exclusive(async () => {
-      const r = await this.selectNow(parseSecondary(id));
-      if (r === "none")
+      const p = await this.probeNow(parseSecondary(id));
+      if (p.r === "none")
         throw new EdgeError(
           ErrorCode.DeviceTimeout,
           `no meter acknowledged selection of secondary address ${id}`,
         );
-      if (r === "collision")
+      if (p.r !== "selected")
         throw new EdgeError(
           ErrorCode.DeviceFrame,
           `several meters answered secondary address ${id} (collision): use a full address`,
         );
-      this.fcb.set(ADDR_SELECTED, 1);
-      return this.readAllNow(ADDR_SELECTED, maxTelegrams, false);
+      const out = [p.data];
+      if (p.data.moreRecordsFollow && maxTelegrams > 1)
+        out.push(...(await this.readAllNow(ADDR_SELECTED, maxTelegrams - 1, false)));
+      return out;
     });
   }
 
@@ -295,21 +328,21 @@ export class MbusMaster {
         const p = prefix + String(digit);
         const mask = p.padEnd(8, "F");
         onProgress?.(mask);
-        const r = await this.select({ id: mask });
-        if (r === "none") continue;
-        if (r === "collision" && p.length < 8) {
+        let r: Awaited<ReturnType<MbusMaster["probeNow"]>>;
+        try {
+          r = await this.exclusive(() => this.probeNow({ id: mask }));
+        } catch (e) {
+          // One clean telegram that does not decode: a meter is there, its data is the problem.
+          found.push({ id: mask, error: (e as Error).message });
+          continue;
+        }
+        if (r.r === "none") continue;
+        if (r.r === "collision" && p.length < 8) {
           await walk(p);
           continue;
         }
-        if (r === "selected") {
-          try {
-            this.fcb.set(ADDR_SELECTED, 1);
-            const [d] = await this.readAll(ADDR_SELECTED, 1, false);
-            if (d) found.push({ id: d.header.id, data: d });
-          } catch (e) {
-            found.push({ id: mask, error: (e as Error).message });
-          }
-        } else found.push({ id: mask, error: "collision on a full address" });
+        if (r.r === "selected") found.push({ id: r.data.header.id || mask, data: r.data });
+        else found.push({ id: mask, error: "collision on a full address" });
       }
     };
     await walk("");

@@ -169,52 +169,62 @@ export function fdVif(code: number): VifInfo {
   return { quantity: "Reserved", scale: 1, kind: "number", special: "reserved" };
 }
 
-/** Second extension table (VIF = FBh), EN 13757-3 table 12. Non-SI units keep no SenML unit. */
+/**
+ * Second extension table (VIF = FBh), EN 13757-3:2018 table 14. Codes the 2018 table still lists
+ * as reserved keep their EN 13757-3:2004 meaning (US gallons, 22h and 24h–26h), as libmbus
+ * decodes them. Units SenML lacks (°F, calories, US gallons) stay without a unit.
+ */
 export function fbVif(code: number): VifInfo {
   const n1 = code & 0x01;
   const nn = code & 0x03;
-  if (code <= 0x01) return { quantity: "Energy", unit: "Wh", scale: pow10(n1 + 5), kind: "number" };
-  if (code >= 0x08 && code <= 0x09)
-    return { quantity: "Energy", unit: "J", scale: pow10(n1 + 8), kind: "number" };
-  if (code >= 0x10 && code <= 0x11)
-    return { quantity: "Volume", unit: "m3", scale: pow10(n1 + 2), kind: "number" };
-  if (code >= 0x18 && code <= 0x19)
-    return { quantity: "Mass", unit: "kg", scale: pow10(n1 + 5), kind: "number" };
-  if (code === 0x21) return { quantity: "Volume (feet^3)", scale: 0.1, kind: "number" };
-  if (code === 0x22 || code === 0x23)
-    return { quantity: "Volume (US gallon)", scale: pow10(n1 - 1), kind: "number" };
-  if (code === 0x24)
-    return { quantity: "Volume flow (US gallon/min)", scale: 1e-3, kind: "number" };
-  if (code === 0x25) return { quantity: "Volume flow (US gallon/min)", scale: 1, kind: "number" };
-  if (code === 0x26) return { quantity: "Volume flow (US gallon/h)", scale: 1, kind: "number" };
-  if (code >= 0x28 && code <= 0x29)
-    return { quantity: "Power", unit: "W", scale: pow10(n1 + 5), kind: "number" };
-  if (code >= 0x30 && code <= 0x31)
-    return { quantity: "Power", unit: "W", scale: pow10(n1 + 8) / 3600, kind: "number" };
-  if (code >= 0x58 && code <= 0x5b)
-    return { quantity: "Flow temperature (°F)", scale: pow10(nn - 3), kind: "number" };
-  if (code >= 0x5c && code <= 0x5f)
-    return { quantity: "Return temperature (°F)", scale: pow10(nn - 3), kind: "number" };
-  if (code >= 0x60 && code <= 0x63)
-    return { quantity: "Temperature difference (°F)", scale: pow10(nn - 3), kind: "number" };
-  if (code >= 0x64 && code <= 0x67)
-    return { quantity: "External temperature (°F)", scale: pow10(nn - 3), kind: "number" };
-  if (code >= 0x70 && code <= 0x73)
-    return { quantity: "Cold/warm temperature limit (°F)", scale: pow10(nn - 3), kind: "number" };
-  if (code >= 0x74 && code <= 0x77)
-    return {
-      quantity: "Cold/warm temperature limit",
-      unit: "Cel",
-      scale: pow10(nn - 3),
-      kind: "number",
-    };
-  if (code >= 0x78)
-    return {
-      quantity: "Cumulative count max power",
-      unit: "W",
-      scale: pow10((code & 0x07) - 3),
-      kind: "number",
-    };
+  const num = (quantity: string, scale: number, unit?: string): VifInfo => ({
+    quantity,
+    scale,
+    kind: "number",
+    ...(unit ? { unit } : {}),
+  });
+  if (code <= 0x01) return num("Energy", pow10(n1 + 5), "Wh"); // 10^(n-1) MWh
+  if (code <= 0x03) return num("Reactive energy", pow10(n1 + 3), "varh"); // 10^n kvarh
+  if (code <= 0x05) return num("Apparent energy", pow10(n1 + 3), "VAh"); // 10^n kVAh
+  if (code === 0x06) return num("Coefficient of performance", 0.1);
+  if (code >= 0x08 && code <= 0x09) return num("Energy", pow10(n1 + 8), "J"); // 10^(n-1) GJ
+  if (code >= 0x0c && code <= 0x0f) return num("Energy (cal)", pow10(nn + 5)); // 10^(nn-1) MCal
+  if (code >= 0x10 && code <= 0x11) return num("Volume", pow10(n1 + 2), "m3");
+  if (code >= 0x14 && code <= 0x17) return num("Reactive power", pow10(nn), "var"); // 10^(nn-3) kvar
+  if (code >= 0x18 && code <= 0x19) return num("Mass", pow10(n1 + 5), "kg"); // 10^(n+2) t
+  if (code >= 0x1a && code <= 0x1b) return num("Relative humidity", pow10(n1 - 1), "%RH");
+  if (code === 0x20) return num("Volume (feet^3)", 1);
+  if (code === 0x21) return num("Volume (feet^3)", 0.1);
+  if (code === 0x22) return num("Volume (US gallon)", 0.1);
+  if (code === 0x23) return num("Phase angle I-U", 0.1, "deg");
+  if (code === 0x24) return num("Volume flow (US gallon/min)", 1e-3);
+  if (code === 0x25) return num("Volume flow (US gallon/min)", 1);
+  if (code === 0x26) return num("Volume flow (US gallon/h)", 1);
+  if (code >= 0x28 && code <= 0x29) return num("Power", pow10(n1 + 5), "W"); // 10^(n-1) MW
+  if (code === 0x2a) return num("Phase angle U-U", 0.1, "deg");
+  if (code === 0x2b) return num("Phase angle U-I", 0.1, "deg");
+  if (code >= 0x2c && code <= 0x2f) return num("Frequency", pow10(nn - 3), "Hz");
+  if (code >= 0x30 && code <= 0x31) return num("Power", pow10(n1 + 8) / 3600, "W"); // GJ/h
+  if (code >= 0x34 && code <= 0x37) return num("Apparent power", pow10(nn), "VA"); // 10^(nn-3) kVA
+  if (code >= 0x58 && code <= 0x5b) return num("Flow temperature (°F)", pow10(nn - 3));
+  if (code >= 0x5c && code <= 0x5f) return num("Return temperature (°F)", pow10(nn - 3));
+  if (code >= 0x60 && code <= 0x63) return num("Temperature difference (°F)", pow10(nn - 3));
+  if (code >= 0x64 && code <= 0x67) return num("External temperature (°F)", pow10(nn - 3));
+  if (code >= 0x68 && code <= 0x6e) {
+    const names = [
+      "Resulting rating factor",
+      "Thermal output rating factor",
+      "Thermal coupling rating factor overall",
+      "Thermal coupling rating factor room side",
+      "Thermal coupling rating factor heating side",
+      "Low temperature rating factor",
+      "Display output scaling factor",
+    ];
+    return num(`${names[code - 0x68]!} (H.C.A.)`, 1);
+  }
+  if (code >= 0x70 && code <= 0x73) return num("Cold/warm temperature limit (°F)", pow10(nn - 3));
+  if (code >= 0x74 && code <= 0x77) return num("Cold/warm temperature limit", pow10(nn - 3), "Cel");
+  if (code >= 0x78) return num("Cumulative count max power", pow10((code & 0x07) - 3), "W");
   return { quantity: "Reserved", scale: 1, kind: "number", special: "reserved" };
 }
 

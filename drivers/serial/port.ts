@@ -5,10 +5,12 @@
  * Transports sit behind a factory (model: zwave-js `createNodeSerialPortFactory`), so the same
  * code runs on a real UART, on a socat pty in tests, or on serialport's mock binding.
  *
- * Note on 7E1 over a pty: a pty does not simulate baud rate or parity. We pass the configured
- * data bits/parity to the UART, which strips and checks the parity bit on real hardware; the
- * protocol layers above then reject any byte with bit 7 set as non-printable, which also catches
- * a line mistakenly opened as 8N1 against a 7E1 meter.
+ * Note on parity: we pass the configured data bits/parity to the UART, which generates the
+ * parity bit and strips it on input, but node-serialport sets only IGNPAR and leaves INPCK off
+ * (@serialport/bindings-cpp serialport_unix.cpp), with no option to enable it: received parity
+ * is NOT checked. The protocol layers protect the data (M-Bus: checksum and frame structure;
+ * TIC: group checksum, printable bytes, closed label sets and per-label formats). A pty
+ * simulates neither baud rate nor parity.
  */
 import { SerialPort } from "serialport";
 import { EdgeError, ErrorCode, describeError } from "../../core/errors.js";

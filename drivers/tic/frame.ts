@@ -207,20 +207,3 @@ export class TicStreamParser {
     this.onFrame({ mode: standard > historic ? "standard" : "historic", groups, dropped, errors });
   }
 }
-
-/** Encode groups into a frame (simulator, tests). */
-export function encodeGroup(mode: TicMode, label: string, data: string, horodate?: string): Buffer {
-  if (mode === "historic") {
-    const body = Buffer.from(`${label} ${data}`, "latin1");
-    return Buffer.concat([Buffer.from([LF]), body, Buffer.from([SP, checksum(body), CR])]);
-  }
-  const body = Buffer.from(
-    `${label}\t${horodate !== undefined ? `${horodate}\t` : ""}${data}\t`,
-    "latin1",
-  );
-  return Buffer.concat([Buffer.from([LF]), body, Buffer.from([checksum(body), CR])]);
-}
-
-export function encodeFrame(groups: Buffer[]): Buffer {
-  return Buffer.concat([Buffer.from([STX]), ...groups, Buffer.from([ETX])]);
-}

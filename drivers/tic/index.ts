@@ -38,7 +38,10 @@ export class TicDriver implements Driver {
   private lastValidFrameTs = 0;
   private diagnosed = false;
   private diagnosis: string | undefined;
-  private diagnosisKind: "silence" | "garbage" | undefined;
+  /** When each cause of a bad line was last reported (cleared by a valid frame). */
+  private readonly reportedAt = new Map<"silence" | "garbage", number>();
+  /** device_offline sent and no device_online since. */
+  private offlineReported = false;
   private bytesInWindow = 0;
   private readonly latest = new Map<string, Reading>();
   private meterId: string | undefined;
@@ -49,6 +52,8 @@ export class TicDriver implements Driver {
     validFrames: 0,
     rejectedFrames: 0,
     droppedGroups: 0,
+    /** Checksum-valid groups whose label the mode does not have: counted, never published. */
+    unknownLabels: 0,
     readings: 0,
     speedSwitches: 0,
   };
@@ -82,12 +87,9 @@ export class TicDriver implements Driver {
           ctx.logger.info({ state }, detail);
           if (state === "open") this.restartWindow();
           if (state === "waiting") {
-            this.status_.online = false;
             // The port's problem is the meter's: the health model (agent/health/) reads a driver
             // whose every device is offline with an error as failed.
-            this.status_.errorCount++;
-            this.status_.lastError = detail;
-            this.status_.lastErrorTs = Date.now();
+            this.goOffline(detail);
             ctx.event({
               ts: Date.now(),
               type: "port_unavailable",
@@ -154,11 +156,14 @@ export class TicDriver implements Driver {
         : " (no bytes received: check the wiring and that the TIC output is enabled)";
     const msg = `no valid TIC frame in ${secs} s at ${speed} — ${hint}${heard}`;
     this.diagnosis = msg;
-    this.status_.online = false;
-    // One event per cause: again in auto mode (each speed), or when silence turns into garbage.
+    this.goOffline(msg);
+    // One event per cause (silence, garbage), repeated at most every `no_frame_repeat` while it
+    // lasts: auto mode diagnoses at each speed switch, an unplugged adapter would otherwise send
+    // one event every timeout, forever (issue 17.3).
     const kind = this.bytesInWindow > 0 ? "garbage" : "silence";
-    if (!this.diagnosed || this.cfg.mode === "auto" || kind !== this.diagnosisKind) {
-      this.diagnosisKind = kind;
+    const last = this.reportedAt.get(kind);
+    if (last === undefined || now - last >= this.cfg.no_frame_repeat) {
+      this.reportedAt.set(kind, now);
       this.ctx.event({
         ts: now,
         type: "tic_no_valid_frame",
@@ -180,6 +185,22 @@ export class TicDriver implements Driver {
     } else this.restartWindow();
   }
 
+  /** The meter stopped being heard (line diagnosed, port lost): device_offline once. */
+  private goOffline(why: string): void {
+    this.status_.online = false;
+    if (this.offlineReported) return;
+    this.offlineReported = true;
+    this.status_.errorCount++;
+    this.status_.lastError = why;
+    this.ctx.event({
+      ts: Date.now(),
+      type: "device_offline",
+      severity: "warning",
+      device: this.device.id,
+      message: why,
+    });
+  }
+
   private onFrame(f: TicFrame): void {
     const ts = Date.now();
     this.counters.droppedGroups += f.dropped;
@@ -187,8 +208,9 @@ export class TicDriver implements Driver {
       this.ctx.logger.debug({ errors: f.errors }, `TIC frame: ${f.dropped} group(s) dropped`);
     const decoded = f.groups.map((g) => decodeGroup(f.mode, g));
     const good = decoded.flatMap((d) => (d.ok ? [d.decoded] : []));
-    const rejected = decoded.length - good.length;
-    this.counters.droppedGroups += rejected;
+    const unknown = decoded.filter((d) => !d.ok && d.unknown).length;
+    this.counters.unknownLabels += unknown;
+    this.counters.droppedGroups += decoded.length - good.length - unknown;
     if (good.length === 0) {
       this.counters.rejectedFrames++;
       return;
@@ -222,10 +244,11 @@ export class TicDriver implements Driver {
     this.counters.validFrames++;
     this.frameMode = f.mode;
     this.lastValidFrameTs = ts;
+    this.reportedAt.clear();
+    this.bytesInWindow = 0; // what counts for a diagnosis is what came after the last good frame
     if (this.diagnosed) {
       this.diagnosed = false;
       this.diagnosis = undefined;
-      this.diagnosisKind = undefined;
       this.ctx.event({
         ts,
         type: "tic_line_ok",
@@ -243,7 +266,11 @@ export class TicDriver implements Driver {
         message: `TIC meter ${this.meterId ?? "?"} (${f.mode} mode) is sending`,
       });
     this.status_.online = true;
+    this.offlineReported = false;
     this.status_.lastGoodTs = ts;
+    // A horodate with a space as season carries none (Enedis-NOI-CPT_54E §6.2.3.4); the clock is
+    // only in doubt when no date of the frame has a season either.
+    const seasonKnown = good.some((g) => g.time !== undefined && !g.noSeason);
 
     const wanted =
       this.device.points.length > 0
@@ -253,7 +280,7 @@ export class TicDriver implements Driver {
     for (const g of good) {
       const p = wanted?.get(g.label);
       if (wanted && !p) continue;
-      const degraded = g.degradedClock === true;
+      const degraded = g.degradedClock === true && !(g.noSeason && seasonKnown);
       const r: Reading = {
         device: this.device.id,
         point: p?.id ?? g.point,
@@ -329,8 +356,9 @@ export class TicDriver implements Driver {
       detail: this.diagnosis ?? `${this.port.detail}${meter}`,
       devices: [{ ...this.status_ }],
       counters: {
-        ...this.counters,
+        // The driver's droppedGroups adds the groups refused by label checks to the parser's.
         ...this.parser.counters,
+        ...this.counters,
         portOpens: this.port.openCount,
         portLosses: this.port.lostCount,
       },

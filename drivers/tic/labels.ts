@@ -40,7 +40,8 @@ const str = (format: RegExp, description: string): Omit<LabelDef, "point"> => ({
 
 const historic: Record<string, Omit<LabelDef, "point">> = {
   ADCO: str(/^\d{12}$/, "Meter address (identifies the device)"),
-  OPTARIF: str(/^[A-Z0-9.( ]{4}$/, "Tariff option"),
+  // Enedis-NOI-CPT_02E §6.2.2: BASE, HC.., EJP., BBRx (x: the Tempo output programme).
+  OPTARIF: str(/^(BASE|HC\.\.|EJP\.|BBR[\x21-\x7e])$/, "Tariff option"),
   ISOUSC: amp("Subscribed current", 2),
   BASE: idx("Index, base option"),
   HCHC: idx("Index, off-peak hours"),
@@ -54,8 +55,12 @@ const historic: Record<string, Omit<LabelDef, "point">> = {
   BBRHCJR: idx("Index Tempo, off-peak red days"),
   BBRHPJR: idx("Index Tempo, peak red days"),
   PEJP: { unit: "min", type: "number", format: D(2), description: "EJP start notice" },
-  PTEC: str(/^[A-Z.]{4}$/, "Current tariff period"),
-  DEMAIN: str(/^[A-Z-]{4}$/, "Tomorrow's Tempo colour"),
+  // The eleven periods of §6.2.2: a checksum-valid "HPIS" (fuzzing) is not one of them.
+  PTEC: str(
+    /^(TH\.\.|HC\.\.|HP\.\.|HN\.\.|PM\.\.|HCJB|HCJW|HCJR|HPJB|HPJW|HPJR)$/,
+    "Current tariff period",
+  ),
+  DEMAIN: str(/^(----|BLEU|BLAN|ROUG)$/, "Tomorrow's Tempo colour"),
   IINST: amp("Instantaneous current"),
   IINST1: amp("Instantaneous current, phase 1"),
   IINST2: amp("Instantaneous current, phase 2"),
@@ -75,7 +80,7 @@ const historic: Record<string, Omit<LabelDef, "point">> = {
     description: "Maximum three-phase power reached",
   },
   PAPP: { unit: "VA", type: "number", format: D(5), description: "Apparent power" },
-  HHPHC: str(/^[A-Z]$/, "Peak/off-peak hours schedule"),
+  HHPHC: str(/^[ACDEY]$/, "Peak/off-peak hours schedule"),
   MOTDETAT: str(/^[A-Z0-9]{6}$/, "Meter status word"),
   PPOT: str(/^[0-9A-F]{2}$/, "Presence of potentials"),
 };
@@ -181,8 +186,8 @@ const standard: Record<string, Omit<LabelDef, "point">> = {
   MSG1: text("Short message"),
   MSG2: text("Ultra-short message"),
   PRM: str(/^\d{14}$/, "Delivery point (PRM)"),
-  RELAIS: str(/^\d{3}$/, "Relays state"),
-  NTARF: str(/^\d{2}$/, "Current tariff index number"),
+  RELAIS: str(/^(0\d\d|1\d\d|2[0-4]\d|25[0-5])$/, "Relays state (8 bits, 000-255)"),
+  NTARF: str(/^(0[1-9]|10)$/, "Current tariff index number (01-10)"),
   NJOURF: str(/^\d{2}$/, "Current day number in the supplier calendar"),
   "NJOURF+1": str(/^\d{2}$/, "Next day number in the supplier calendar"),
   "PJOURF+1": { type: "string", format: /^[\x20-\x7e]{0,98}$/, description: "Next day profile" },
@@ -210,14 +215,14 @@ export function knownLabels(mode: TicMode): Record<string, LabelDef> {
   return defs[mode];
 }
 
-/** Unknown labels: upper-case label, printable data (kept as strings). */
-const unknownLabel = /^[A-Z0-9][A-Z0-9+-]{0,15}$/;
-
 /**
  * Horodate SAAMMJJhhmmss: S = E (summer, UTC+2) or H (winter, UTC+1); lower case means the meter
- * clock is degraded; a space means no season is known. Returns ISO 8601 with the offset.
+ * clock is degraded; a space means the group carries no season (Enedis-NOI-CPT_54E §6.2.3.4):
+ * the frame decides (see index.ts). Returns ISO 8601, with the offset when the season is known.
  */
-export function parseHorodate(h: string): { iso: string; degraded: boolean } | undefined {
+export function parseHorodate(
+  h: string,
+): { iso: string; degraded: boolean; season?: "E" | "H" } | undefined {
   const m = /^([EeHh ])(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})$/.exec(h);
   if (!m) return undefined;
   const [, s, yy, mo, dd, hh, mi, ss] = m as unknown as [
@@ -240,10 +245,12 @@ export function parseHorodate(h: string): { iso: string; degraded: boolean } | u
     Number(ss) > 59
   )
     return undefined;
-  const offset = s.toUpperCase() === "E" ? "+02:00" : s.toUpperCase() === "H" ? "+01:00" : "";
+  const season = s === " " ? undefined : (s.toUpperCase() as "E" | "H");
+  const offset = season === "E" ? "+02:00" : season === "H" ? "+01:00" : "";
   return {
     iso: `20${yy}-${mo}-${dd}T${hh}:${mi}:${ss}${offset}`,
     degraded: s === "e" || s === "h" || s === " ",
+    ...(season ? { season } : {}),
   };
 }
 
@@ -255,19 +262,22 @@ export interface DecodedGroup {
   /** ISO 8601 time of the value, standard-mode horodate (e.g. time of today's maximum). */
   time?: string;
   degradedClock?: boolean;
+  /** The horodate's season letter was a space (no season in this group). */
+  noSeason?: boolean;
 }
 
-export type DecodeResult = { ok: true; decoded: DecodedGroup } | { ok: false; reason: string };
+/** `unknown`: a label this mode does not have (counted apart, never published). */
+export type DecodeResult =
+  { ok: true; decoded: DecodedGroup } | { ok: false; reason: string; unknown?: true };
 
 /** Validate a checked group against its label's format and turn it into a typed value. */
 export function decodeGroup(mode: TicMode, g: TicGroup): DecodeResult {
   const def = labelDef(mode, g.label);
-  if (!def) {
-    if (!unknownLabel.test(g.label)) return { ok: false, reason: `malformed label "${g.label}"` };
-    if (g.horodate !== undefined && !parseHorodate(g.horodate))
-      return { ok: false, reason: `${g.label}: malformed horodate "${g.horodate}"` };
-    return { ok: true, decoded: { label: g.label, point: pointId(g.label), value: g.data } };
-  }
+  // The label sets are closed (Enedis-NOI-CPT_02E §6.2.2, -54E §6.2.3): a checksum-valid group
+  // with another label is corruption the 6-bit sum missed ("PAP", "HCH" in fuzzing) or a label
+  // of the other mode, never a point.
+  if (!def)
+    return { ok: false, unknown: true, reason: `label "${g.label}" is not a ${mode}-mode label` };
   if (Boolean(def.horodate) !== (g.horodate !== undefined))
     return { ok: false, reason: `${g.label}: horodate ${def.horodate ? "missing" : "unexpected"}` };
   if (!def.format.test(g.data))
@@ -292,6 +302,7 @@ export function decodeGroup(mode: TicMode, g: TicGroup): DecodeResult {
       value,
       ...(time ? { time } : {}),
       ...(degradedClock !== undefined ? { degradedClock } : {}),
+      ...(g.horodate?.startsWith(" ") ? { noSeason: true } : {}),
     },
   };
 }

@@ -3,6 +3,7 @@
  */
 import { z } from "zod";
 import { deviceBase, driverBase, duration, pointBase } from "../../config/common.js";
+import { knownLabels } from "./labels.js";
 
 export const ticModes = ["auto", "historic", "standard"] as const;
 
@@ -12,6 +13,12 @@ export const ticPointSchema = z.strictObject({
     .string({ error: 'expected a TIC label such as "PAPP", "HCHC", "EAST", "SINSTS"' })
     .regex(/^[A-Z0-9][A-Z0-9+-]{0,15}$/, {
       error: 'expected a TIC label in upper case, such as "PAPP", "HCHC", "EAST", "SMAXSN-1"',
+    })
+    // The label sets are closed (Enedis-NOI-CPT_02E §6.2.2, -54E §6.2.3): any other label would
+    // never carry a value.
+    .refine((l) => l in knownLabels("historic") || l in knownLabels("standard"), {
+      error: (i) =>
+        `"${String(i.input)}" is not a TIC label of historic or standard mode (e.g. PAPP, HCHC, PTEC; EAST, SINSTS, SMAXSN-1)`,
     })
     .describe("TIC label of the group (historic or standard mode)."),
 });
@@ -52,6 +59,11 @@ export const ticDriverSchema = z.strictObject({
     .prefault("10s")
     .describe(
       "Diagnose the line (event, status) when no valid frame arrived for this long; auto mode then tries the other speed.",
+    ),
+  no_frame_repeat: duration
+    .prefault("6h")
+    .describe(
+      "While the line stays bad, repeat the tic_no_valid_frame event at most this often (one event per cause: silence or garbage).",
     ),
   reconnect_min: duration
     .prefault("1s")

@@ -4,14 +4,14 @@
  */
 import { bcd8Record, dateTimeRecord, header, int16Record, int32Record, tail } from "./telegram.js";
 import type { SimMeter } from "./slave.js";
-import { manufacturerNumber } from "../../drivers/mbus/data.js";
+import { simManufacturer } from "./wire.js";
 
 export function heatMeter(address: number, id: string, start = Date.now()): SimMeter {
   let access = 0;
   return {
     address,
     id,
-    manufacturer: manufacturerNumber("ECL"),
+    manufacturer: simManufacturer("ECL"),
     version: 1,
     medium: 0x04,
     telegrams: () => {
@@ -52,7 +52,7 @@ export function waterMeter(address: number, id: string, start = Date.now()): Sim
   return {
     address,
     id,
-    manufacturer: manufacturerNumber("ECL"),
+    manufacturer: simManufacturer("ECL"),
     version: 2,
     medium: 0x07,
     telegrams: () => {

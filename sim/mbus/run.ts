@@ -6,10 +6,10 @@
 import { readFileSync } from "node:fs";
 import type { SimLog } from "../tic/run.js";
 import { EdgeError, ErrorCode } from "../../core/errors.js";
-import { hexToBytes } from "../../drivers/mbus/frame.js";
 import { type SerialFactory, ReconnectingPort } from "../../drivers/serial/port.js";
 import { heatMeter, waterMeter } from "./meters.js";
 import { MbusSlaveSim, type SimMeter, meterFromFrames } from "./slave.js";
+import { simHex } from "./wire.js";
 
 export interface MbusSimOptions {
   serial: string;
@@ -43,7 +43,7 @@ export function parseMeterSpec(spec: string): SimMeter {
       );
     }
     try {
-      return hexToBytes(text);
+      return simHex(text);
     } catch (e) {
       throw new EdgeError(
         ErrorCode.SimulatorConfig,

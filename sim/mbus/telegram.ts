@@ -1,10 +1,9 @@
 /**
  * Builders for RSP_UD telegrams (EN 13757-3 variable data structure), used by the M-Bus meter
- * simulator and the tests. The decoder in drivers/mbus/data.ts is checked against the libmbus
- * corpus; these builders are checked against that decoder.
+ * simulator and the tests. They share no code with the decoder in drivers/mbus/ (issue 19.8):
+ * the decoder is checked against the libmbus corpus, these builders against that decoder.
  */
-import { manufacturerNumber } from "../../drivers/mbus/data.js";
-import { C, CI, longFrame } from "../../drivers/mbus/frame.js";
+import { SIM_C, simLongFrame, simManufacturer } from "./wire.js";
 
 export interface HeaderSpec {
   id: string; // 8 digits
@@ -18,7 +17,7 @@ export interface HeaderSpec {
 export function header(h: HeaderSpec): Buffer {
   const b = Buffer.alloc(12);
   Buffer.from(h.id, "hex").reverse().copy(b, 0);
-  b.writeUInt16LE(manufacturerNumber(h.manufacturer), 4);
+  b.writeUInt16LE(simManufacturer(h.manufacturer), 4);
   b[6] = h.version;
   b[7] = h.medium;
   b[8] = h.accessNumber & 0xff;
@@ -86,5 +85,5 @@ export function tail(more: boolean, data: Buffer = Buffer.alloc(0)): Buffer {
 }
 
 export function rspUd(address: number, payload: Buffer, acd = false): Buffer {
-  return longFrame(C.RSP_UD | (acd ? 0x20 : 0), address, CI.VARIABLE_LE, payload);
+  return simLongFrame(SIM_C.RSP_UD | (acd ? 0x20 : 0), address, 0x72, payload);
 }

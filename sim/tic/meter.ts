@@ -3,7 +3,11 @@
  * that grow with the simulated load and horodates carrying the summer/winter flag. Optional
  * misbehaviour: a corrupted byte every Nth frame, an EOT-aborted frame every Mth frame.
  */
-import { type TicMode, encodeFrame, encodeGroup } from "../../drivers/tic/frame.js";
+import {
+  type SimTicMode as TicMode,
+  ticFrame as encodeFrame,
+  ticGroup as encodeGroup,
+} from "./wire.js";
 
 export interface TicMeterOptions {
   mode: TicMode;

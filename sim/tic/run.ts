@@ -8,7 +8,7 @@ export interface SimLog {
   warn(msg: string): void;
 }
 import { type SerialFactory, ReconnectingPort } from "../../drivers/serial/port.js";
-import type { TicMode } from "../../drivers/tic/frame.js";
+import type { SimTicMode as TicMode } from "./wire.js";
 import { TicMeterSim } from "./meter.js";
 
 export interface TicSimOptions {

@@ -14,8 +14,8 @@ import { waitFor } from "../helpers/ports.js";
 import { FixedPtyPair, recordingContext } from "./serial-pty.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const corpusFrame = (n: string) =>
-  join(repoRoot, "drivers", "mbus", "testcases", "libmbus", `${n}.hex`);
+const corpusFrame = (n: string, dir = "libmbus") =>
+  join(repoRoot, "drivers", "mbus", "testcases", dir, `${n}.hex`);
 
 const cleanups: (() => Promise<unknown> | void)[] = [];
 afterEach(async () => {
@@ -75,17 +75,34 @@ describe("M-Bus driver over a pty", { timeout: 120_000 }, () => {
             { id: "power_max", quantity: "Power", function: "maximum" },
           ],
         },
+        { id: "busy", address: 6 },
+        { id: "th", address: 7 },
       ],
-      ["--meter", `5=${corpusFrame("EDC")}`],
+      [
+        "--meter",
+        `5=${corpusFrame("EDC")}`,
+        // libmbus's CI 70h "application busy" frame and a CI 78h (no header) telegram.
+        "--meter",
+        `6=${corpusFrame("application_busy", "libmbus-errors")}`,
+        "--meter",
+        `7=${corpusFrame("lansenth_ci78", "wmbusmeters")}`,
+      ],
     );
     await waitFor(
       () =>
-        ["heat", "water", "edc"].every((dev) =>
+        ["heat", "water", "edc", "th"].every((dev) =>
           readings.some((r) => r.device === dev && r.quality === "good"),
-        ),
+        ) && readings.some((r) => r.device === "busy"),
       30_000,
-      "good readings from the three meters",
+      "good readings from four meters, an exception from the busy one",
     );
+    expect(readings.find((r) => r.device === "busy")).toMatchObject({
+      quality: "exception",
+      detail: expect.stringMatching(/application error: application busy \(CI 70h, code 8\)/),
+    });
+    expect(
+      readings.find((r) => r.device === "th" && r.point === "relative_humidity"),
+    ).toMatchObject({ unit: "%RH", value: 43, quality: "good" });
     const one = (dev: string, pt: string) =>
       readings.find((r) => r.device === dev && r.point === pt)!;
     expect(one("heat", "energy")).toMatchObject({ unit: "Wh", quality: "good" });
@@ -107,13 +124,18 @@ describe("M-Bus driver over a pty", { timeout: 120_000 }, () => {
         .filter((e) => e.type === "device_online")
         .map((e) => e.device)
         .sort(),
-    ).toEqual(["edc", "heat", "water"]);
+    ).toEqual(["edc", "heat", "th", "water"]);
     const inv = d.inventory().find((x) => x.id === "heat")!;
     expect(inv.points.find((p) => p.id === "energy")).toMatchObject({
       unit: "Wh",
       writable: false,
     });
-    expect(d.status().devices.every((x) => x.online)).toBe(true);
+    expect(
+      d
+        .status()
+        .devices.filter((x) => !x.online)
+        .map((x) => x.id),
+    ).toEqual(["busy"]);
     const now = await d.read("edc", ["energy"]);
     expect(now).toMatchObject([{ point: "energy", quality: "good", unit: "Wh" }]);
   });
@@ -188,7 +210,13 @@ describe("M-Bus driver over a pty", { timeout: 120_000 }, () => {
   it("`eclor-edge mbus scan` finds the meters by primary and by secondary address", async () => {
     const p = await FixedPtyPair.open();
     cleanups.push(() => p.close());
-    const sim = runMbusSim({ serial: p.a, baud: 2400, meters: [`12=${corpusFrame("EDC")}`] });
+    // Three meters whose ids start with 1 (12345678, 11120895, 11155185): their ACKs to the
+    // masks 1FFFFFFF and 11FFFFFF overlap into one clean E5 on the line.
+    const sim = runMbusSim({
+      serial: p.a,
+      baud: 2400,
+      meters: [`12=${corpusFrame("EDC")}`, `13=${corpusFrame("itron_cf_51")}`],
+    });
     cleanups.push(() => sim.stop());
     const cli = (args: string[]) =>
       new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
@@ -218,10 +246,14 @@ describe("M-Bus driver over a pty", { timeout: 120_000 }, () => {
       { address: 1, id: "12345678", manufacturer: "ECL" },
       { address: 2, id: "87654321" },
       { address: 12, id: "11120895", manufacturer: "EDC" },
+      { address: 13, id: "11155185", manufacturer: "ACW" },
     ]);
     const sec = await cli(["--secondary", "--timeout", "400"]);
     expect(sec.code, sec.err).toBe(0);
+    expect(sim.slave.stats.collisions).toBeGreaterThan(0);
+    expect(sec.out).not.toMatch(/collision|error/i);
     expect(sec.out).toMatch(/secondary 11120895: EDC 11120895/);
+    expect(sec.out).toMatch(/secondary 11155185: ACW 11155185/);
     expect(sec.out).toMatch(/secondary 12345678: ECL 12345678 Heat \(outlet\)/);
     expect(sec.out).toMatch(/secondary 87654321: ECL 87654321 Water/);
     const bad = await cli(["--baud", "2401"]);

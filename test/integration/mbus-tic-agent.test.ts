@@ -4,7 +4,9 @@
  * every telemetry payload against the published schema and the units of the readings.
  */
 import mqtt from "mqtt";
-import { rmSync } from "node:fs";
+import { closeSync, constants, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Agent } from "../../agent/agent.js";
 import { telemetryPayloadSchema } from "../../agent/uplink/payloads.js";
@@ -14,6 +16,20 @@ import { Mosquitto } from "../helpers/mosquitto.js";
 import { waitFor } from "../helpers/ports.js";
 import { PtyPair } from "../helpers/socat.js";
 import { testConfig } from "./uplink-fixtures.js";
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+/** CI 76h golden frame (m-bus-parser test suite, see drivers/mbus/testcases/SOURCE.md). */
+const ci76 = join(repoRoot, "drivers/mbus/testcases/m-bus-parser/ci76_lsb_frame.hex");
+/** The historic-mode groups of Enedis' specification (drivers/tic/testcases/tic.json). */
+const ticGolden = Buffer.concat([
+  Buffer.from([0x02]),
+  ...(
+    JSON.parse(readFileSync(join(repoRoot, "drivers/tic/testcases/tic.json"), "utf8")) as {
+      historicGroups: string[];
+    }
+  ).historicGroups.map((g) => Buffer.from(`\n${g}\r`, "latin1")),
+  Buffer.from([0x03]),
+]);
 
 let broker: Mosquitto;
 const cleanups: (() => Promise<unknown> | void)[] = [];
@@ -40,7 +56,23 @@ describe("serial meters end to end", { timeout: 120_000 }, () => {
       intervalMs: 200,
       meterId: "041876097467",
     });
-    const mbusSim = runMbusSim({ serial: mbus.a, baud: 2400, meters: [] });
+    const mbusSim = runMbusSim({ serial: mbus.a, baud: 2400, meters: [`3=${ci76}`] });
+    // A second TIC line carrying the specification's frame as it is written, bytes untouched.
+    const tic2 = await PtyPair.open();
+    cleanups.push(() => tic2.close());
+    // Non-blocking: once the agent stops reading, a full pty buffer must not block the test.
+    const fd = openSync(tic2.a, constants.O_WRONLY | constants.O_NONBLOCK);
+    const writer = setInterval(() => {
+      try {
+        writeSync(fd, ticGolden);
+      } catch {
+        // EAGAIN: nobody reads right now; the next frame will do.
+      }
+    }, 200);
+    cleanups.push(() => {
+      clearInterval(writer);
+      closeSync(fd);
+    });
     cleanups.push(
       () => ticSim.stop(),
       () => mbusSim.stop(),
@@ -69,6 +101,13 @@ describe("serial meters end to end", { timeout: 120_000 }, () => {
           devices: [{ id: "linky", meter_id: "041876097467" }],
         },
         {
+          id: "tic2",
+          driver: "tic",
+          path: tic2.b,
+          mode: "auto",
+          devices: [{ id: "cbe", meter_id: "021528603314" }],
+        },
+        {
           id: "mbus1",
           driver: "mbus",
           path: mbus.b,
@@ -77,6 +116,7 @@ describe("serial meters end to end", { timeout: 120_000 }, () => {
           devices: [
             { id: "heat", address: 1 },
             { id: "water", secondary: "87654321" },
+            { id: "heat76", address: 3 },
           ],
         },
       ],
@@ -99,6 +139,8 @@ describe("serial meters end to end", { timeout: 120_000 }, () => {
           "heat/energy",
           "heat/flow_temperature",
           "water/volume",
+          "heat76/flow_temperature",
+          "cbe/hchc",
         ].every(find),
       45_000,
       "telemetry from both drivers",
@@ -109,17 +151,25 @@ describe("serial meters end to end", { timeout: 120_000 }, () => {
     expect(find("linky/urms1")).toMatchObject({ u: "V" });
     expect(find("linky/irms1")).toMatchObject({ u: "A" });
     expect(find("linky/ltarf")?.vs).toMatch(/HEURE/);
+    // Enedis-NOI-CPT_02E's example frame: indexes in Wh, apparent power in VA, the period.
+    expect(find("cbe/hchc")).toMatchObject({ u: "Wh", v: 723392 });
+    expect(find("cbe/hchp")).toMatchObject({ u: "Wh", v: 1742238 });
+    expect(find("cbe/papp")).toMatchObject({ u: "VA", v: 180 });
+    expect(find("cbe/ptec")).toMatchObject({ vs: "HP.." });
     expect(find("heat/energy")).toMatchObject({ u: "Wh" });
     expect(find("heat/energy")!.v!).toBeGreaterThanOrEqual(1_234_000);
     expect(find("heat/flow_temperature")).toMatchObject({ u: "Cel", v: 65.2 });
     expect(find("heat/volume")).toMatchObject({ u: "m3" });
     expect(find("water/volume")).toMatchObject({ u: "m3" });
+    // CI 76h: MSB-first data (71.8 °C; read least significant byte first it was 180.7 °C).
+    expect(find("heat76/flow_temperature")).toMatchObject({ u: "Cel", v: 71.8 });
+    expect(find("heat76/return_temperature")).toMatchObject({ u: "Cel", v: 65.3 });
     expect(
       agent
         .inventory()
         .map((d) => d.id)
         .sort(),
-    ).toEqual(["heat", "linky", "water"]);
+    ).toEqual(["cbe", "heat", "heat76", "linky", "water"]);
     expect(agent.driverStatus().find((s) => s.id === "tic1")!.detail).toMatch(
       /meter 041876097467 in standard mode/,
     );

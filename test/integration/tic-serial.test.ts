@@ -178,13 +178,14 @@ describe("TIC driver over a pty", { timeout: 120_000 }, () => {
       /at 1200 7E1 — is the meter in standard mode \(9600\)\?/,
     );
     await waitOr(
-      () => events.filter((e) => e.type === "tic_no_valid_frame").length >= 2,
+      () => d.status().counters!.speedSwitches! >= 3,
       15_000,
-      "second diagnostic at 9600",
+      "it keeps searching at both speeds",
     );
-    expect(events.filter((e) => e.type === "tic_no_valid_frame")[1]!.message).toMatch(
-      /at 9600 7E1 — is the meter in historic mode \(1200\)\?/,
-    );
+    // The status says where it searches now; the event is sent once for the cause (issue 17.3).
+    expect(d.status().detail).toMatch(/no valid TIC frame in 1 s at (1200|9600) 7E1/);
+    expect(events.filter((e) => e.type === "tic_no_valid_frame")).toHaveLength(1);
+    expect(events.filter((e) => e.type === "device_offline")).toHaveLength(1);
   });
 
   it("a port that disappears is retried with backoff and comes back by itself", async () => {

@@ -28,7 +28,7 @@ const frame = (name: string) => hexToBytes(readFileSync(join(corpus, `${name}.he
 function bus(
   meters: SimMeter[],
   tap?: (b: Buffer) => boolean,
-  opts: { corruptEvery?: number } = {},
+  opts: { corruptEvery?: number; collisions?: "overlap" | "skewed" } = {},
 ) {
   const sent: Buffer[] = [];
   // The two ends refer to each other: the master is created right after the slave.
@@ -183,11 +183,34 @@ describe("master and simulated slaves", () => {
   it("selects by secondary address with wildcards and reports collisions", async () => {
     const { master } = bus([heatMeter(1, "12345678"), waterMeter(2, "12349999")]);
     expect(await master.select({ id: "12345678" })).toBe("selected");
-    expect(await master.select({ id: "1234FFFF" })).toBe("collision");
+    // Two ACKs sent at once overlap into one clean E5: only the read shows the collision.
+    expect(await master.select({ id: "1234FFFF" })).toBe("selected");
     expect(await master.select({ id: "99999999" })).toBe("none");
     const t = await master.readSecondary("12349999");
     expect(t[0]!.header.id).toBe("12349999");
+    expect(t).toHaveLength(1);
+    const heat = await master.readSecondary("12345678");
+    expect(heat).toHaveLength(2); // both telegrams of the heat meter
     await expect(master.readSecondary("1234FFFF")).rejects.toThrow(/collision/);
+  });
+
+  it("ACKs a few bits apart are a collision at the selection already", async () => {
+    const { master } = bus([heatMeter(1, "12345678"), waterMeter(2, "12349999")], undefined, {
+      collisions: "skewed",
+    });
+    expect(await master.select({ id: "1234FFFF" })).toBe("collision");
+  });
+
+  it("a scan finds three meters whose ACKs overlap into one clean E5 (libmbus probe)", async () => {
+    const meters = [heatMeter(1, "12345678"), waterMeter(2, "12345679"), waterMeter(3, "12349999")];
+    const { master, slave } = bus(meters);
+    const sec = await master.scanSecondary();
+    expect(sec.map((s) => [s.id, s.error])).toEqual([
+      ["12345678", undefined],
+      ["12345679", undefined],
+      ["12349999", undefined],
+    ]);
+    expect(slave.stats.collisions).toBeGreaterThan(0);
   });
 
   it("scans primary and secondary address spaces", async () => {

@@ -54,6 +54,16 @@ describe("TIC config", () => {
     expect(
       problems({ ...ok, devices: [{ id: "m", points: [{ id: "p", label: "papp" }] }] })[0]!.message,
     ).toMatch(/upper case/);
+    // Closed label sets: a label no mode has is refused at load, not silently never published.
+    expect(
+      problems({ ...ok, devices: [{ id: "m", points: [{ id: "p", label: "PAP" }] }] })[0],
+    ).toMatchObject({
+      path: "drivers[0].devices[0].points[0].label",
+      message: expect.stringMatching(/"PAP" is not a TIC label.*PAPP/),
+    });
+    expect(
+      problems({ ...ok, devices: [{ id: "m", points: [{ id: "p", label: "SMAXSN-1" }] }] }),
+    ).toEqual([]);
     expect(problems({ ...ok, no_frame_timeout: 10 })[0]!.message).toMatch(/duration with a unit/);
     expect(problems({ ...ok, baud: 1200 })[0]!.path).toBe("drivers[0].baud");
   });

@@ -105,6 +105,52 @@ describe("ReconnectingPort", () => {
     expect(port.detail).toBe("port /dev/ttyTEST closed");
   });
 
+  it("after a run of failed opens, a successful open resets the backoff: the next loss retries at the shortest delay", async () => {
+    vi.useFakeTimers();
+    vi.spyOn(Math, "random").mockReturnValue(0.5); // no jitter
+    const { line, factory } = fakeLine();
+    const port = new ReconnectingPort(opts, {
+      factory,
+      minDelayMs: 100,
+      maxDelayMs: 1000,
+      onData: () => undefined,
+    });
+    port.start();
+    await vi.advanceTimersByTimeAsync(5000); // 100, 200, 400, 800, 1000, 1000 …: at the cap
+    expect(port.detail).toMatch(/retrying in 1\.0 s$/);
+    line.present = true;
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(port.isOpen).toBe(true);
+    line.present = false;
+    line.close!(new Error("unplugged"));
+    // Without the reset this would wait the capped 1.0 s again.
+    expect(port.detail).toMatch(/lost \(unplugged\); retrying in 0\.1 s$/);
+    const before = line.attempts.length;
+    await vi.advanceTimersByTimeAsync(100);
+    expect(line.attempts.length).toBe(before + 1);
+    await port.stop();
+  });
+
+  it("reconfigure (TIC speed switch) starts a failing port's backoff from the shortest delay", async () => {
+    vi.useFakeTimers();
+    vi.spyOn(Math, "random").mockReturnValue(0.5);
+    const { factory } = fakeLine();
+    const port = new ReconnectingPort(opts, {
+      factory,
+      minDelayMs: 100,
+      maxDelayMs: 1000,
+      onData: () => undefined,
+    });
+    port.start();
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(port.detail).toMatch(/retrying in 1\.0 s$/);
+    await port.reconfigure({ baudRate: 9600 });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(port.detail).toMatch(/cannot open .*; retrying in 0\.1 s$/);
+    expect(port.options.baudRate).toBe(9600);
+    await port.stop();
+  });
+
   it("whenOpen waits for the port and gives up after its timeout", async () => {
     vi.useFakeTimers();
     const { line, factory } = fakeLine();
