@@ -274,6 +274,17 @@ export const modbusDriverSchema = z
     retries: intRange(0, 10)
       .default(1)
       .describe("Retries of a transaction after a timeout or a frame error."),
+    reconnect_after_timeouts: intRange(0, 100)
+      .default(3)
+      .describe(
+        "TCP and RTU over TCP: drop and reopen the connection after this many timeouts in a row (a session that stopped answering); 0: never. Framing errors always reconnect.",
+      ),
+    busy_retries: intRange(0, 10)
+      .default(3)
+      .describe("Retries of a transaction answered with exception 6 (server device busy)."),
+    busy_backoff: duration
+      .prefault("100ms")
+      .describe("Wait before the first busy retry; doubled at each further one."),
     offline_after: intRange(1, 100)
       .default(3)
       .describe("Consecutive failed polls before a device is declared offline."),

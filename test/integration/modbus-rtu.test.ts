@@ -127,13 +127,16 @@ describe("modbus RTU framing", () => {
       "CRC error",
     );
     expect(["frame_error", "offline"]).toContain(rec.last("meter", "voltage_l1")!.quality);
-    // On a serial line an answer from another unit is someone else's frame: the driver keeps
-    // waiting for its own, so this is a timeout.
+    // On a serial line an answer from another unit is never taken for the meter's: the driver
+    // waits for its own, and at the timeout says whose frame came instead.
     sim.setFault(12, parseFault("wrong_unit"));
     await waitFor(
-      () => /no answer before the timeout/.test(rec.last("meter", "voltage_l1")?.detail ?? ""),
+      () =>
+        /answer from unit 13 to a request to unit 12/.test(
+          rec.last("meter", "voltage_l1")?.detail ?? "",
+        ),
       5000,
-      "wrong unit → timeout",
+      "wrong unit → refused, naming the unit",
     );
     sim.setFault(12, parseFault("no_answer"));
     await waitFor(

@@ -117,10 +117,31 @@ describe("modbus driver against the simulator (TCP)", () => {
     await waitFor(
       () =>
         /server device busy \(exception 6\)/.test(rec.last("meter", "voltage_l1")?.detail ?? ""),
-      3000,
-      "busy",
+      10_000,
+      "busy, after its retries",
     );
     expect(rec.events.some((e) => e.type === "device_offline")).toBe(false);
+  });
+
+  it("retries a read answered 'busy' (exception 6) with backoff instead of reporting it", async () => {
+    const rec = recorder();
+    const d = start(rec, { busy_retries: 3, busy_backoff: "100ms" });
+    await d.start();
+    await waitFor(() => rec.last("meter", "voltage_l1")?.quality === "good", 3000, "good");
+    const n = rec.readings.length;
+    const busy = () => d.status().counters?.exceptions ?? 0;
+    const before = busy();
+    sim.setFault(12, parseFault("busy"));
+    await waitFor(() => busy() > before, 3000, "a busy answer");
+    sim.setFault(12, { kind: "none" });
+    await waitFor(
+      () =>
+        rec.readings.slice(n).filter((r) => r.device === "meter" && r.point === "voltage_l1")
+          .length >= 2,
+      5000,
+      "two more polls",
+    );
+    expect(rec.readings.slice(n).filter((r) => r.quality === "exception")).toEqual([]);
   });
 
   it("times out a silent device, declares it offline, and back online when it answers", async () => {
@@ -173,7 +194,10 @@ describe("modbus driver against the simulator (TCP)", () => {
     );
     sim.setFault(12, parseFault("wrong_unit"));
     await waitFor(
-      () => /expected address 12 got 13/.test(rec.last("meter", "voltage_l1")?.detail ?? ""),
+      () =>
+        /answer from unit 13 to a request to unit 12/.test(
+          rec.last("meter", "voltage_l1")?.detail ?? "",
+        ),
       3000,
       "wrong unit",
     );
