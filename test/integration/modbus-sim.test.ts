@@ -364,6 +364,35 @@ describe("modbus driver against the simulator (TCP)", () => {
     expect(plc.requests).toBe(reqs);
   });
 
+  it("refuses a value the point's encoding cannot hold before anything reaches the bus", async () => {
+    const rec = recorder();
+    const d = start(rec, {}, [
+      {
+        id: "meter",
+        unit_id: 12,
+        points: [
+          { id: "sp", table: "holding", address: 500, type: "float32", writable: true },
+          { id: "big", table: "holding", address: 510, type: "int64", writable: true },
+        ],
+      },
+    ]);
+    await d.start();
+    await waitFor(() => rec.last("meter", "sp")?.quality === "good", 3000, "good");
+    await d.stop(); // no polls: any request the simulator sees now would be the write
+    const before = sim.requests;
+    for (const [point, value, why] of [
+      ["sp", 1e300, /meter\/sp: 1e\+300 is outside the float32 range ±3\.4028234663852886e\+38/],
+      ["sp", 3.5e38, /meter\/sp: 3\.5e\+38 is outside the float32 range/],
+      ["big", 2 ** 63, /meter\/big: 9223372036854776000 is outside the int64 range/],
+    ] as const) {
+      const err: unknown = await d
+        .write({ device: "meter", point, value })
+        .catch((e: unknown) => e);
+      expect(isEdgeError(err) && err.message).toMatch(why);
+    }
+    expect(sim.requests).toBe(before);
+  });
+
   it("write_multiple uses FC 15/16 for single values", async () => {
     const rec = recorder();
     const u = sim.addUnit(8);

@@ -238,6 +238,29 @@ describe("modbus codec: golden type × order", () => {
     expect(() => encodeRegisters(2, { type: "bit", bit: 0 }, "ABCD")).toThrow(EncodeError);
   });
 
+  it("refuses every value an encoding cannot represent, naming the range (issue 14 item 5)", () => {
+    const f32 = { type: "float32" as const };
+    expect(() => encodeRegisters(1e300, f32, "ABCD")).toThrow(
+      "1e+300 is outside the float32 range ±3.4028234663852886e+38",
+    );
+    expect(() => encodeRegisters(3.5e38, f32, "ABCD")).toThrow(/outside the float32 range/);
+    expect(() => encodeRegisters(-3.5e38, f32, "ABCD")).toThrow(/outside the float32 range/);
+    expect(() => encodeRegisters(1e-50, f32, "ABCD")).toThrow(/too small for float32/);
+    expect(encodeRegisters(3.4028234663852886e38, f32, "ABCD")).toEqual([0x7f7f, 0xffff]);
+    expect(encodeRegisters(-0, f32, "ABCD")).toEqual([0x8000, 0x0000]);
+    for (const [v, t] of [
+      [2 ** 63, "int64"],
+      [-(2 ** 63) * 2, "int64"],
+      [2 ** 64, "uint64"],
+      [-1, "uint64"],
+    ] as const)
+      expect(() => encodeRegisters(v, { type: t }, "ABCD")).toThrow(`outside the ${t} range`);
+    expect(() => encodeRegisters(2 ** 60, { type: "int64" }, "ABCD")).toThrow(/beyond ±2\^53/);
+    expect(encodeRegisters(-(2 ** 53) + 1, { type: "int64" }, "ABCD")).toEqual([
+      0xffe0, 0x0000, 0x0000, 0x0001,
+    ]);
+  });
+
   it("scales and unscales without binary-fraction noise", () => {
     expect(scaleValue(2301, 0.1, 0)).toBe(230.1);
     expect(scaleValue(-400, 0.1, 0)).toBe(-40);
