@@ -128,7 +128,7 @@ export function decodeRegisters(
       return scratch.readUInt32BE(0);
     case "float32":
       toScratch(regs, at, 2, order);
-      return scratch.readFloatBE(0);
+      return shortestFloat32(scratch.readFloatBE(0));
     case "int64":
       toScratch(regs, at, 4, order);
       return Number(scratch.readBigInt64BE(0));
@@ -139,6 +139,30 @@ export function decodeRegisters(
       toScratch(regs, at, 4, order);
       return scratch.readDoubleBE(0);
   }
+}
+
+/**
+ * The shortest decimal that reads back as the same float32 (what mbpoll and most tools show):
+ * 3.14159 for the float32 nearest 3.14159, not its exact double 3.141590118408203. At most 9
+ * significant digits are ever needed (IEEE 754 §5.12.2).
+ */
+export function shortestFloat32(f: number): number {
+  if (!Number.isFinite(f) || f === 0 || (Number.isInteger(f) && Math.abs(f) <= 2 ** 24)) return f;
+  for (let digits = 6; digits < 9; digits++) {
+    const d = Number(f.toPrecision(digits));
+    if (Math.fround(d) === f) return shorterBelow(f, d, digits);
+  }
+  return Number(f.toPrecision(9));
+}
+
+/** Values often need fewer than 6 digits (230.5): try those only when 6 already worked. */
+function shorterBelow(f: number, d: number, digits: number): number {
+  if (digits > 6) return d;
+  for (let k = 1; k < 6; k++) {
+    const e = Number(f.toPrecision(k));
+    if (Math.fround(e) === f) return e;
+  }
+  return d;
 }
 
 const intBounds: Partial<Record<PointType, [number, number]>> = {
