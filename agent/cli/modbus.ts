@@ -155,6 +155,7 @@ async function readThroughAgent(
   owner: Owner,
   r: RegisterRequest,
   opts: ReadOptions,
+  addressGiven: boolean,
 ): Promise<void> {
   const [{ loadConfigFile }, { pointSize }, { DEFAULT_CONFIG_PATH }] = await Promise.all([
     import("../../config/load.js"),
@@ -171,7 +172,27 @@ async function readThroughAgent(
       `the agent owns ${describeBus(owner.bus)} and has no device with unit ${r.unit}; ${stop}`,
       { ...owner.bus },
     );
-  const config = loadConfigFile(opts.config ?? DEFAULT_CONFIG_PATH);
+  if (!addressGiven) {
+    // No -a: every configured point of the unit, as the agent polls them.
+    process.stderr.write(
+      `the agent owns ${describeBus(owner.bus)}: reading unit ${r.unit} through the agent (its configured points)\n`,
+    );
+    return printAgentReads(
+      owner,
+      [...onBus].map((device) => ({ device })),
+      opts,
+    );
+  }
+  let config;
+  try {
+    config = loadConfigFile(opts.config ?? DEFAULT_CONFIG_PATH);
+  } catch (e) {
+    throw new EdgeError(
+      ErrorCode.BusOwnedByAgent,
+      `the agent owns ${describeBus(owner.bus)}: to read ${r.table} ${r.address} through it, the agent's config file is needed to find the points there (-c FILE): ${(e as Error).message}`,
+      { ...owner.bus },
+    );
+  }
   const drv = config.drivers.find((d) => d.id === owner.bus.driver);
   const size = r.type === "bool" ? 1 : pointSize({ type: r.type, length: r.length });
   const end = r.address + r.count * size;
@@ -192,14 +213,17 @@ async function readThroughAgent(
   process.stderr.write(
     `the agent owns ${describeBus(owner.bus)}: reading ${r.table} ${r.address} of unit ${r.unit} through the agent, as ${asked.map((a) => `${a.device}/${a.points.join(",")}`).join(" ")}\n`,
   );
+  return printAgentReads(owner, asked, opts);
+}
+
+async function printAgentReads(
+  owner: Owner,
+  asked: { device: string; points?: string[] }[],
+  opts: ReadOptions,
+): Promise<void> {
   const results: { device: string; readings: Reading[] }[] = [];
   for (const a of asked)
-    results.push(
-      await owner.client.call<{ device: string; readings: Reading[] }>("read", {
-        device: a.device,
-        points: a.points,
-      }),
-    );
+    results.push(await owner.client.call<{ device: string; readings: Reading[] }>("read", a));
   const ok = results.every((x) =>
     x.readings.every((y) => y.quality === "good" || y.quality === "uncertain"),
   );
@@ -252,7 +276,7 @@ export function registerModbusCommands(program: Command): void {
     .option("-e, --every <ms>", "poll every N milliseconds until Ctrl-C")
     .option("--times <n>", "with --every: stop after n polls")
     .option("-x, --hex", "raw register view: every register in hex (like mbpoll -t 4:hex)")
-    .action(async (target: string, opts: ReadOptions) => {
+    .action(async (target: string, opts: ReadOptions, cmd: Command) => {
       let link: ModbusLink | undefined;
       try {
         const ep = parseEndpoint(target, opts);
@@ -270,7 +294,12 @@ export function registerModbusCommands(program: Command): void {
         const owner = await findOwner(opts, busEndpoint(ep));
         if (owner) {
           try {
-            return await readThroughAgent(owner, r, opts);
+            return await readThroughAgent(
+              owner,
+              r,
+              opts,
+              cmd.getOptionValueSource("address") === "cli",
+            );
           } finally {
             owner.client.close();
           }
