@@ -90,7 +90,7 @@ export class ModbusDevice {
     this.interval = cfg.poll_interval ?? driver.poll_interval;
     this.log = ctx.logger.child({ device: cfg.id });
     this.limits = {
-      maxRegisters: driver.max_registers,
+      maxRegisters: cfg.max_registers ?? driver.max_registers,
       maxBits: driver.max_bits,
       maxGap: cfg.max_gap ?? driver.max_gap,
       gapless: this.gapless,

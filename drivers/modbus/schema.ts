@@ -134,6 +134,9 @@ export const profileFileSchema = z.strictObject({
   reference: z.string().optional().describe("Datasheet or register-map document the map follows."),
   byte_order: byteOrder.optional(),
   max_gap: intRange(0, 124).optional(),
+  max_registers: intRange(1, 125)
+    .optional()
+    .describe("Most registers the device answers in one read (some meters refuse 125)."),
   points: z.array(modbusPointSchema).default([]),
   arrays: z.array(profileArray).default([]),
 });
@@ -183,12 +186,18 @@ export const modbusDeviceSchema = z
       .describe(
         "Largest run of unmapped registers a coalesced read may span; 0 for devices that refuse reads across unmapped registers.",
       ),
+    max_registers: intRange(1, 125)
+      .optional()
+      .describe(
+        "Most registers per read for this device; default: the profile's, else the driver's max_registers.",
+      ),
     points: z.array(modbusPointSchema).default([]),
   })
   .transform((dev, ctx) => {
     let points = dev.points;
     let byte_order = dev.byte_order;
     let max_gap = dev.max_gap;
+    let max_registers = dev.max_registers;
     if (dev.profile !== undefined) {
       const res = loadProfile(dev.profile, dev.profile_counts ?? {});
       if (!res.ok) {
@@ -200,6 +209,7 @@ export const modbusDeviceSchema = z
       points = [...res.points.filter((p) => !own.has(p.id)), ...points];
       byte_order ??= res.profile.byte_order;
       max_gap ??= res.profile.max_gap;
+      max_registers ??= res.profile.max_registers;
     } else if (dev.profile_counts) {
       ctx.addIssue({
         code: "custom",
@@ -219,7 +229,7 @@ export const modbusDeviceSchema = z
     });
     // A device without points is accepted (kept in the file while its map is being written);
     // the driver does not poll it.
-    return { ...dev, points, byte_order, max_gap };
+    return { ...dev, points, byte_order, max_gap, max_registers };
   });
 
 const tcp = z.strictObject({
@@ -308,13 +318,20 @@ export const modbusDriverSchema = z
         });
       dev.points.forEach((p, j) => {
         const size = p.type === "string" ? (p.length ?? 1) : registerCount[p.type];
-        if (!isBitTable(p.table) && size > d.max_registers)
+        const limit = dev.max_registers ?? d.max_registers;
+        if (!isBitTable(p.table) && size > limit)
           ctx.addIssue({
             code: "custom",
             path: ["devices", i, "points", j, "type"],
-            message: `a ${p.type} spans ${size} registers but max_registers is ${d.max_registers}: it could never be read`,
+            message: `a ${p.type} spans ${size} registers but max_registers is ${limit}: it could never be read`,
           });
       });
+      if (d.transport.type !== "tcp" && dev.unit_id > 247)
+        ctx.addIssue({
+          code: "custom",
+          path: ["devices", i, "unit_id"],
+          message: `unit ${dev.unit_id} is outside 1..247, the addresses of Modbus over a serial line (Modbus over Serial Line V1.02 §2.2; 248..255 are reserved); on ${d.transport.type} use 1..247 (0 for a broadcast write)`,
+        });
       if (d.transport.type === "rtu" && dev.unit_id === 0 && dev.points.some((p) => !p.writable))
         ctx.addIssue({
           code: "custom",

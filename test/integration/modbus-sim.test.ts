@@ -85,7 +85,8 @@ describe("modbus driver against the simulator (TCP)", () => {
         .map((e) => e.device)
         .sort(),
     ).toEqual(["dali", "meter"]);
-    // SDM630 profile: 26 points in 3 reads (0x00..0x4B, 0xC8..0xCD, 0x156) per poll.
+    // SDM630 profile: 26 points in 4 reads per poll (0x00..0x4B split by the profile's
+    // max_registers 40, 0xC8..0xCD, 0x156).
     await waitFor(
       () =>
         rec.readings.filter((r) => r.device === "meter" && r.point === "voltage_l1").length >= 3,
@@ -96,7 +97,7 @@ describe("modbus driver against the simulator (TCP)", () => {
     const polls = rec.readings.filter(
       (r) => r.device === "meter" && r.point === "voltage_l1",
     ).length;
-    expect(sim.unit(12).requests - before).toBe(polls * 3);
+    expect(sim.unit(12).requests - before).toBe(polls * 4);
   });
 
   it("reports exceptions in words and keeps the device online", async () => {
