@@ -5,6 +5,7 @@
  * must never be a silent no-op on a street cabinet.
  */
 import { z } from "zod";
+import { checkSerialLines } from "./serial-lines.js";
 import { driverSchemas } from "../drivers/schemas.js";
 import { commandsConfigSchema } from "./commands.js";
 import { provisioningConfigSchema } from "./provisioning.js";
@@ -193,6 +194,7 @@ export const configSchema = z
         else deviceIds.set(dev.id, here);
       });
     });
+    checkSerialLines(cfg.drivers, ctx);
   });
 
 export type Config = z.infer<typeof configSchema>;

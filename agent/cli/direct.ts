@@ -38,8 +38,12 @@ async function refuseIfAgentRuns(opts: AgentOptions): Promise<void> {
   );
 }
 
-/** Build (not start) every enabled driver of the configuration file. */
-async function buildDrivers(opts: AgentOptions): Promise<Driver[]> {
+/**
+ * Build (not start) every enabled driver of the configuration file; with `only`, just the
+ * driver of that device, configured with that device alone — a direct read must not poll the
+ * other devices of the bus (issue 16 item 4).
+ */
+async function buildDrivers(opts: AgentOptions, only?: string): Promise<Driver[]> {
   const [{ loadConfigFile }, { createDriver }, { pino }] = await Promise.all([
     import("../../config/load.js"),
     import("../../drivers/index.js"),
@@ -48,8 +52,15 @@ async function buildDrivers(opts: AgentOptions): Promise<Driver[]> {
   const config = loadConfigFile(opts.config ?? DEFAULT_CONFIG_PATH);
   const logger = pino({ level: "silent" });
   const drivers: Driver[] = [];
-  for (const dc of config.drivers) {
-    if (!dc.enabled) continue;
+  for (const all of config.drivers) {
+    if (!all.enabled) continue;
+    let dc = all;
+    if (only !== undefined) {
+      const list = (all as { devices?: { id: string }[] }).devices ?? [];
+      const devices = list.filter((d) => d.id === only);
+      if (devices.length === 0) continue;
+      dc = { ...all, devices } as typeof all;
+    }
     drivers.push(
       await createDriver(dc, {
         logger,
@@ -88,9 +99,9 @@ export async function directRead(
   points: string[],
 ): Promise<{ device: string; readings: Reading[] }> {
   await refuseIfAgentRuns(opts);
-  const drivers = await buildDrivers(opts);
+  const drivers = await buildDrivers(opts, device);
   const driver = drivers.find((d) => d.inventory().some((x) => x.id === device));
-  if (!driver) throw unknownDevice(device, drivers);
+  if (!driver) throw unknownDevice(device, await buildDrivers(opts));
   const info = driver.inventory().find((x) => x.id === device)!;
   const missing = points.find((p) => !info.points.some((x) => x.id === p));
   if (missing) {

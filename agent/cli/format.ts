@@ -69,7 +69,9 @@ export function clock(ts: number): string {
 
 export function formatValue(r: Pick<Reading, "value" | "unit" | "quality" | "detail">): string {
   if (r.value === null || r.value === undefined) return dim("—");
-  const v = typeof r.value === "number" ? String(Number(r.value.toPrecision(12))) : String(r.value);
+  // Exactly as the driver gave it (String() is the shortest form that reads back the same):
+  // rounding here showed -4822678189205111 as -4822678189210000 (issue 16 item 4).
+  const v = String(r.value);
   return r.unit ? `${v} ${r.unit}` : v;
 }
 

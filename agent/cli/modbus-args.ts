@@ -208,9 +208,8 @@ export function describeTarget(ep: LinkEndpoint): string {
 }
 
 /**
- * End the process once the command is done. modbus-serial's RTUBufferedPort has no destroy(), so
- * closing a ModbusLink on a serial line leaves the SerialPort open and the process alive
- * (node_modules/modbus-serial/index.js `destroy`); stdout is synchronous for files, pipes and
+ * End the process once the command is done, whatever handle is still open (a serial port whose
+ * close has not completed, the agent's socket); stdout is synchronous for files, pipes and
  * TTYs on Linux, so nothing printed is lost.
  */
 export function exitAfterBus(): never {

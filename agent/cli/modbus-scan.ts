@@ -2,15 +2,15 @@
  * `eclor-edge modbus scan TARGET`: walk a unit-id range and list what answers. A unit is present
  * when it answers at all — with data or with an exception (illegal address/function still proves
  * someone is there); a garbled answer is listed apart (wrong baud/parity, or two devices sharing
- * an id). The timeout per address is measured: it starts at --timeout and, once units answer,
- * shrinks to a few times the slowest answer seen (never below --min-timeout), so a 247-address
- * scan of a healthy bus takes seconds, not minutes.
+ * an id). Every address gets --timeout. With --min-timeout the timeout is measured instead: once
+ * units answer it shrinks to a few times the slowest answer seen (never below --min-timeout), so
+ * a 247-address scan of a healthy bus takes seconds — at the risk of missing a slower unit.
  *
  * On a terminal, a progress bar with an ETA and the current timeout is drawn on stdout; when
  * stdout is not a terminal (a pipe, a file, a script) only result lines are printed.
  */
 import type { Command } from "commander";
-import type { LinkEndpoint } from "../../drivers/modbus/link.js";
+import type { ModbusLink } from "../../drivers/modbus/link.js";
 import type { StatusView } from "../control/backend.js";
 import { EdgeError, ErrorCode } from "../../core/errors.js";
 import { describeBus, findOwner } from "./bus-owner.js";
@@ -24,13 +24,15 @@ import {
   int,
   parseEndpoint,
   parseTable,
+  type Table,
 } from "./modbus-args.js";
+import { openLink } from "./modbus-link.js";
 import { bold, dim, fail, green, printJson, yellow } from "./output.js";
 
 interface ScanOptions extends BusOptions {
   from: string;
   to: string;
-  minTimeout: string;
+  minTimeout?: string;
   table: string;
   address: string;
 }
@@ -66,67 +68,33 @@ export function progressLine(
   return `[${"#".repeat(filled)}${"-".repeat(width - filled)}] ${done}/${total} ${Math.floor(frac * 100)}% · ETA ${eta} · timeout ${timeoutMs} ms${measured ? " (measured)" : ""} · found ${found}`;
 }
 
-// modbus-serial's client: its typings do not cover everything the scan needs (see link.ts).
-interface ScanClient {
-  setID(id: number): void;
-  setTimeout(ms: number): void;
-  readCoils(a: number, n: number): Promise<unknown>;
-  readDiscreteInputs(a: number, n: number): Promise<unknown>;
-  readHoldingRegisters(a: number, n: number): Promise<{ data: number[] }>;
-  readInputRegisters(a: number, n: number): Promise<{ data: number[] }>;
-  close(cb: () => void): void;
-  _port?: { _buffer?: Buffer };
-}
-
-async function connect(ep: LinkEndpoint): Promise<ScanClient> {
-  const modbusSerial = (await import("modbus-serial")).default;
-  // CommonJS `module.exports.default = module.exports` (see drivers/modbus/link.ts).
-  const c = new modbusSerial.default();
-  try {
-    if (ep.type === "tcp") await c.connectTCP(ep.host, { port: ep.port });
-    else if (ep.type === "rtu_over_tcp") await c.connectTelnet(ep.host, { port: ep.port });
-    else
-      await c.connectRTUBuffered(ep.path, {
-        baudRate: ep.baud,
-        parity: ep.parity,
-        dataBits: ep.dataBits,
-        stopBits: ep.stopBits,
-      });
-  } catch (e) {
-    throw new EdgeError(
-      ErrorCode.PortUnavailable,
-      `cannot open ${describeTarget(ep)}: ${(e as Error).message}`,
-    );
-  }
-  return c;
-}
-
 type Outcome = { kind: "answer" | "exception" | "garbled"; text: string } | { kind: "silent" };
 
+const probeFc = { coil: 1, discrete_input: 2, holding: 3, input: 4 } as const;
+
+/** One probe on the driver's link (the same framing and checks as polling). */
 async function probe(
-  c: ScanClient,
+  link: ModbusLink,
   unit: number,
-  tableName: string,
+  tableName: Table,
   address: number,
-  rtu: boolean,
+  timeoutMs: number,
 ): Promise<Outcome> {
-  c.setID(unit);
-  // A late answer to the previous probe must not count for this one (see link.ts).
-  if (rtu && c._port?._buffer) c._port._buffer = Buffer.alloc(0);
   try {
-    if (tableName === "coil") await c.readCoils(address, 1);
-    else if (tableName === "discrete_input") await c.readDiscreteInputs(address, 1);
-    else {
-      const r =
-        tableName === "input"
-          ? await c.readInputRegisters(address, 1)
-          : await c.readHoldingRegisters(address, 1);
-      return { kind: "answer", text: `${tableName} ${address} = ${r.data[0]}` };
-    }
-    return { kind: "answer", text: `${tableName} ${address} read` };
+    const r = await link.request(
+      { fc: probeFc[tableName], unit, address, count: 1 },
+      "high",
+      timeoutMs,
+    );
+    return {
+      kind: "answer",
+      text: r.registers
+        ? `${tableName} ${address} = ${r.registers[0]}`
+        : `${tableName} ${address} read`,
+    };
   } catch (e) {
-    const { classify } = await import("../../drivers/modbus/link.js");
-    const err = classify(e);
+    const { ModbusError } = await import("../../drivers/modbus/link.js");
+    const err = e instanceof ModbusError ? e : new ModbusError("comm_error", String(e));
     if (err.quality === "exception") return { kind: "exception", text: err.message };
     if (err.quality === "frame_error") return { kind: "garbled", text: err.message };
     if (err.quality === "timeout") return { kind: "silent" };
@@ -180,7 +148,10 @@ export function registerModbusScan(modbus: Command): void {
   )
     .option("--from <id>", "first unit id", "1")
     .option("--to <id>", "last unit id", "247")
-    .option("--min-timeout <ms>", "shortest timeout the measurement may choose", "100")
+    .option(
+      "--min-timeout <ms>",
+      "measure: once units answer, shorten the timeout to 3× the slowest answer, never below this (default: --timeout for every address)",
+    )
     .option(
       "-t, --table <table>",
       "what to probe: holding, input, coil or discrete_input",
@@ -188,7 +159,7 @@ export function registerModbusScan(modbus: Command): void {
     )
     .option("-a, --address <n>", "0-based address to probe", "0")
     .action(async (target: string, opts: ScanOptions) => {
-      let client: ScanClient | undefined;
+      let client: ModbusLink | undefined;
       try {
         const ep = parseEndpoint(target, opts);
         const from = int("--from", opts.from, 0, 255);
@@ -196,7 +167,12 @@ export function registerModbusScan(modbus: Command): void {
         if (from > to)
           throw new EdgeError(ErrorCode.UsageError, `--from: ${from} is after --to ${to}`);
         const maxTimeout = int("--timeout", opts.timeout, 10, 60_000);
-        const minTimeout = int("--min-timeout", opts.minTimeout, 1, maxTimeout);
+        // --timeout is honoured for every address unless a floor for measuring is given: a unit
+        // answering in 250 ms must not be missed because a fast one came before it.
+        const minTimeout =
+          opts.minTimeout === undefined
+            ? maxTimeout
+            : int("--min-timeout", opts.minTimeout, 1, maxTimeout);
         const tableName = parseTable(opts.table);
         const address = int("--address", opts.address, 0, 65535);
         const owner = await findOwner(opts, busEndpoint(ep));
@@ -208,7 +184,7 @@ export function registerModbusScan(modbus: Command): void {
           }
         }
         const name = describeTarget(ep);
-        client = await connect(ep);
+        client = await openLink(ep, maxTimeout);
         const tty = Boolean(process.stdout.isTTY) && !opts.json;
         const total = to - from + 1;
         const hits: ScanHit[] = [];
@@ -222,7 +198,7 @@ export function registerModbusScan(modbus: Command): void {
         const draw = (done: number) => {
           if (tty)
             process.stdout.write(
-              `\r\u001b[2K${progressLine(done, total, Date.now() - started, timeout, slowest !== undefined, hits.length)}`,
+              `\r\u001b[2K${progressLine(done, total, Date.now() - started, timeout, slowest !== undefined && opts.minTimeout !== undefined, hits.length)}`,
             );
         };
         const say = (line: string) => {
@@ -234,9 +210,8 @@ export function registerModbusScan(modbus: Command): void {
         let done = 0;
         for (let unit = from; unit <= to && !stop; unit++) {
           draw(done);
-          client.setTimeout(timeout);
           const t0 = performance.now();
-          const out = await probe(client, unit, tableName, address, ep.type !== "tcp");
+          const out = await probe(client, unit, tableName, address, timeout);
           const rtt = Math.round((performance.now() - t0) * 10) / 10;
           done++;
           if (out.kind === "silent") continue;
@@ -252,7 +227,8 @@ export function registerModbusScan(modbus: Command): void {
           }
           hits.push(hit);
           slowest = Math.max(slowest ?? 0, rtt);
-          timeout = measuredTimeout(slowest, minTimeout, maxTimeout);
+          if (opts.minTimeout !== undefined)
+            timeout = measuredTimeout(slowest, minTimeout, maxTimeout);
           say(`${green("found")} unit ${unit}: ${out.text} in ${rtt} ms`);
         }
         process.off("SIGINT", onSignal);
@@ -275,15 +251,14 @@ export function registerModbusScan(modbus: Command): void {
         } else {
           const ids = hits.map((h) => h.unit).join(", ");
           process.stdout.write(
-            `${bold(hits.length ? `found ${hits.length} unit(s): ${ids}` : "no unit answered")} (scanned ${done} of ${total} in ${duration(elapsed)}, timeout ${timeout} ms${slowest !== undefined ? " measured" : ""})\n`,
+            `${bold(hits.length ? `found ${hits.length} unit(s): ${ids}` : "no unit answered")} (scanned ${done} of ${total} in ${duration(elapsed)}, timeout ${timeout} ms${slowest !== undefined && opts.minTimeout !== undefined ? " measured" : ""})\n`,
           );
         }
         if (hits.length === 0) process.exitCode = 1;
       } catch (e) {
         fail(e, opts.json);
       } finally {
-        const c = client;
-        if (c) await new Promise<void>((res) => c.close(() => res()));
+        await client?.close();
       }
       exitAfterBus();
     });

@@ -6,7 +6,8 @@
  */
 import type { Command } from "commander";
 import type { Reading } from "../../drivers/driver.js";
-import type { LinkEndpoint, ModbusLink, Op } from "../../drivers/modbus/link.js";
+import type { ModbusLink, Op } from "../../drivers/modbus/link.js";
+import { openLink } from "./modbus-link.js";
 import { EdgeError, ErrorCode } from "../../core/errors.js";
 import { type Owner, describeBus, findOwner } from "./bus-owner.js";
 import { renderReadings } from "./devices.js";
@@ -26,13 +27,7 @@ import {
 import { registerModbusScan } from "./modbus-scan.js";
 import { dim, fail, green, printJson, red, usage } from "./output.js";
 
-export async function openLink(ep: LinkEndpoint, timeoutMs: number): Promise<ModbusLink> {
-  const [{ ModbusLink }, { pino }] = await Promise.all([
-    import("../../drivers/modbus/link.js"),
-    import("pino"),
-  ]);
-  return new ModbusLink(ep, timeoutMs, pino({ level: "silent" }));
-}
+export { openLink } from "./modbus-link.js";
 
 const readFc = { coil: 1, discrete_input: 2, holding: 3, input: 4 } as const;
 
@@ -63,10 +58,42 @@ export async function readOnce(link: ModbusLink, r: RegisterRequest): Promise<De
     const chunk = regs.slice(i * size, (i + 1) * size);
     return {
       address: r.address + i * size,
-      value: decodeRegisters(chunk, point, r.order),
+      value: exactValue(chunk, r, decodeRegisters(chunk, point, r.order)),
       registers: chunk,
     };
   });
+}
+
+/**
+ * int64/uint64 exactly, through BigInt (a JS number keeps 53 bits): a number while it is
+ * exact, else its decimal text. Other types are exact as decoded (float32: the shortest
+ * decimal that reads back the same, like mbpoll).
+ */
+function exactValue(
+  chunk: number[],
+  r: RegisterRequest,
+  decoded: number | string,
+): number | string {
+  if (r.type !== "int64" && r.type !== "uint64") return decoded;
+  const words = r.order === "CDAB" || r.order === "DCBA" ? [...chunk].reverse() : chunk;
+  const swap = r.order === "BADC" || r.order === "DCBA";
+  let big = 0n;
+  for (const w of words) big = (big << 16n) | BigInt(swap ? ((w & 0xff) << 8) | (w >> 8) : w);
+  if (r.type === "int64") big = BigInt.asIntN(64, big);
+  return Number.isSafeInteger(Number(big)) ? Number(big) : big.toString();
+}
+
+/**
+ * Datasheets often give 1-based references (40001 = holding register 0, 30001 = input 0): an
+ * address in those ranges is most likely one, so say what the 0-based address would be.
+ */
+export function oneBasedHint(table: string, address: number): string | undefined {
+  const base = { holding: 40001, input: 30001, discrete_input: 10001 }[table];
+  if (base === undefined) return;
+  for (const b of [base, (base - 1) * 10 + 1])
+    if (address >= b && address < b + (b > 100_000 ? 65536 : 9999))
+      return `hint: ${table} address ${address} looks like a 1-based reference (${b} = ${table} 0); this command takes the 0-based address: -a ${address - b}`;
+  return;
 }
 
 export function modbusFailure(
@@ -101,7 +128,16 @@ export function modbusFailure(
   }
 }
 
-function renderValues(r: RegisterRequest, values: DecodedValue[]): string {
+function renderValues(values: DecodedValue[], hex: boolean): string {
+  if (hex)
+    // The raw register view of `mbpoll -t 4:hex`: one line per register, whatever the type.
+    return values
+      .flatMap((v) =>
+        (v.registers ?? []).map(
+          (w, i) => `[${v.address + i}]: 0x${w.toString(16).toUpperCase().padStart(4, "0")}`,
+        ),
+      )
+      .join("\n");
   return values
     .map(
       (v) =>
@@ -110,28 +146,88 @@ function renderValues(r: RegisterRequest, values: DecodedValue[]): string {
     .join("\n");
 }
 
-/** The agent owns the bus: read the agent's devices with this unit id through the agent. */
-async function readThroughAgent(owner: Owner, r: RegisterRequest, json: boolean): Promise<void> {
-  const devs = (owner.bus.devices ?? []).filter((d) => d.address === r.unit);
-  if (devs.length === 0) {
+/**
+ * The agent owns the bus: read the register asked through the agent, as the configured points
+ * that cover it (the agent polls points, not raw registers). The points are found in the
+ * configuration file the agent runs (`-c`, default /etc/eclor-edge/config.yaml).
+ */
+async function readThroughAgent(
+  owner: Owner,
+  r: RegisterRequest,
+  opts: ReadOptions,
+  addressGiven: boolean,
+): Promise<void> {
+  const [{ loadConfigFile }, { pointSize }, { DEFAULT_CONFIG_PATH }] = await Promise.all([
+    import("../../config/load.js"),
+    import("../../drivers/modbus/codec.js"),
+    import("../paths.js"),
+  ]);
+  const onBus = new Set(
+    (owner.bus.devices ?? []).filter((d) => d.address === r.unit).map((d) => d.id),
+  );
+  const stop = "to read other registers, stop the agent first (systemctl stop eclor-edge)";
+  if (onBus.size === 0)
     throw new EdgeError(
       ErrorCode.BusOwnedByAgent,
-      `the agent owns ${describeBus(owner.bus)} and has no device with unit ${r.unit}; to probe it directly, stop the agent first (systemctl stop eclor-edge)`,
+      `the agent owns ${describeBus(owner.bus)} and has no device with unit ${r.unit}; ${stop}`,
+      { ...owner.bus },
+    );
+  if (!addressGiven) {
+    // No -a: every configured point of the unit, as the agent polls them.
+    process.stderr.write(
+      `the agent owns ${describeBus(owner.bus)}: reading unit ${r.unit} through the agent (its configured points)\n`,
+    );
+    return printAgentReads(
+      owner,
+      [...onBus].map((device) => ({ device })),
+      opts,
+    );
+  }
+  let config;
+  try {
+    config = loadConfigFile(opts.config ?? DEFAULT_CONFIG_PATH);
+  } catch (e) {
+    throw new EdgeError(
+      ErrorCode.BusOwnedByAgent,
+      `the agent owns ${describeBus(owner.bus)}: to read ${r.table} ${r.address} through it, the agent's config file is needed to find the points there (-c FILE): ${(e as Error).message}`,
       { ...owner.bus },
     );
   }
-  process.stderr.write(
-    `the agent owns ${describeBus(owner.bus)}: reading unit ${r.unit} through the agent (its configured points)\n`,
-  );
-  const results: { device: string; readings: Reading[] }[] = [];
-  for (const d of devs)
-    results.push(
-      await owner.client.call<{ device: string; readings: Reading[] }>("read", { device: d.id }),
+  const drv = config.drivers.find((d) => d.id === owner.bus.driver);
+  const size = r.type === "bool" ? 1 : pointSize({ type: r.type, length: r.length });
+  const end = r.address + r.count * size;
+  const asked: { device: string; points: string[] }[] = [];
+  for (const dev of drv?.driver === "modbus" ? drv.devices : []) {
+    if (!onBus.has(dev.id)) continue;
+    const points = dev.points
+      .filter((p) => p.table === r.table && p.address < end && p.address + pointSize(p) > r.address)
+      .map((p) => p.id);
+    if (points.length) asked.push({ device: dev.id, points });
+  }
+  if (asked.length === 0)
+    throw new EdgeError(
+      ErrorCode.BusOwnedByAgent,
+      `the agent owns ${describeBus(owner.bus)}: unit ${r.unit} has no configured point at ${r.table} ${r.address}${end - 1 > r.address ? `..${end - 1}` : ""} (see \`eclor-edge devices\`); ${stop}`,
+      { ...owner.bus },
     );
+  process.stderr.write(
+    `the agent owns ${describeBus(owner.bus)}: reading ${r.table} ${r.address} of unit ${r.unit} through the agent, as ${asked.map((a) => `${a.device}/${a.points.join(",")}`).join(" ")}\n`,
+  );
+  return printAgentReads(owner, asked, opts);
+}
+
+async function printAgentReads(
+  owner: Owner,
+  asked: { device: string; points?: string[] }[],
+  opts: ReadOptions,
+): Promise<void> {
+  const results: { device: string; readings: Reading[] }[] = [];
+  for (const a of asked)
+    results.push(await owner.client.call<{ device: string; readings: Reading[] }>("read", a));
   const ok = results.every((x) =>
     x.readings.every((y) => y.quality === "good" || y.quality === "uncertain"),
   );
-  if (json) printJson({ ok, via: "agent", bus: owner.bus, devices: results });
+  if (opts.json) printJson({ ok, via: "agent", bus: owner.bus, devices: results });
   else
     for (const x of results) process.stdout.write(`${x.device}\n${renderReadings(x.readings)}\n`);
   if (!ok) process.exitCode = 1;
@@ -140,6 +236,7 @@ async function readThroughAgent(owner: Owner, r: RegisterRequest, json: boolean)
 interface ReadOptions extends RegisterOptions {
   every?: string;
   times?: string;
+  hex?: boolean;
 }
 
 function parseValues(r: RegisterRequest, texts: string[]): (number | string | boolean)[] {
@@ -178,11 +275,14 @@ export function registerModbusCommands(program: Command): void {
   )
     .option("-e, --every <ms>", "poll every N milliseconds until Ctrl-C")
     .option("--times <n>", "with --every: stop after n polls")
-    .action(async (target: string, opts: ReadOptions) => {
+    .option("-x, --hex", "raw register view: every register in hex (like mbpoll -t 4:hex)")
+    .action(async (target: string, opts: ReadOptions, cmd: Command) => {
       let link: ModbusLink | undefined;
       try {
         const ep = parseEndpoint(target, opts);
         const r = parseRegisterRequest(opts);
+        const hint = oneBasedHint(r.table, r.address);
+        if (hint) process.stderr.write(`${hint}\n`);
         const every =
           opts.every === undefined ? undefined : int("--every", opts.every, 10, 86_400_000);
         const times =
@@ -194,7 +294,12 @@ export function registerModbusCommands(program: Command): void {
         const owner = await findOwner(opts, busEndpoint(ep));
         if (owner) {
           try {
-            return await readThroughAgent(owner, r, Boolean(opts.json));
+            return await readThroughAgent(
+              owner,
+              r,
+              opts,
+              cmd.getOptionValueSource("address") === "cli",
+            );
           } finally {
             owner.client.close();
           }
@@ -228,7 +333,7 @@ export function registerModbusCommands(program: Command): void {
             } else {
               if (every !== undefined)
                 process.stdout.write(dim(`-- ${clock(started)} poll ${i + 1}\n`));
-              process.stdout.write(`${renderValues(r, values)}\n`);
+              process.stdout.write(`${renderValues(values, Boolean(opts.hex))}\n`);
             }
           } catch (e) {
             failures++;
@@ -272,6 +377,8 @@ export function registerModbusCommands(program: Command): void {
     try {
       const ep = parseEndpoint(target, opts);
       const r = parseRegisterRequest({ ...opts, count: String(texts.length) });
+      const hint = oneBasedHint(r.table, r.address);
+      if (hint) process.stderr.write(`${hint}\n`);
       if (r.table === "input" || r.table === "discrete_input")
         throw usage(`--table: ${r.table} is read-only; write to holding registers or coils`);
       const values = parseValues(r, texts);

@@ -128,7 +128,7 @@ export function decodeRegisters(
       return scratch.readUInt32BE(0);
     case "float32":
       toScratch(regs, at, 2, order);
-      return scratch.readFloatBE(0);
+      return shortestFloat32(scratch.readFloatBE(0));
     case "int64":
       toScratch(regs, at, 4, order);
       return Number(scratch.readBigInt64BE(0));
@@ -141,6 +141,30 @@ export function decodeRegisters(
   }
 }
 
+/**
+ * The shortest decimal that reads back as the same float32 (what mbpoll and most tools show):
+ * 3.14159 for the float32 nearest 3.14159, not its exact double 3.141590118408203. At most 9
+ * significant digits are ever needed (IEEE 754 §5.12.2).
+ */
+export function shortestFloat32(f: number): number {
+  if (!Number.isFinite(f) || f === 0 || (Number.isInteger(f) && Math.abs(f) <= 2 ** 24)) return f;
+  for (let digits = 6; digits < 9; digits++) {
+    const d = Number(f.toPrecision(digits));
+    if (Math.fround(d) === f) return shorterBelow(f, d, digits);
+  }
+  return Number(f.toPrecision(9));
+}
+
+/** Values often need fewer than 6 digits (230.5): try those only when 6 already worked. */
+function shorterBelow(f: number, d: number, digits: number): number {
+  if (digits > 6) return d;
+  for (let k = 1; k < 6; k++) {
+    const e = Number(f.toPrecision(k));
+    if (Math.fround(e) === f) return e;
+  }
+  return d;
+}
+
 const intBounds: Partial<Record<PointType, [number, number]>> = {
   int16: [-32768, 32767],
   uint16: [0, 65535],
@@ -149,6 +173,15 @@ const intBounds: Partial<Record<PointType, [number, number]>> = {
   int64: [-(2 ** 63), 2 ** 63 - 1],
   uint64: [0, 2 ** 64 - 1],
 };
+
+const FLOAT32_MAX = 3.4028234663852886e38;
+const FLOAT32_MIN = 1.401298464324817e-45;
+const intRange = (t: PointType): string =>
+  t === "int64"
+    ? "-9223372036854775808..9223372036854775807"
+    : t === "uint64"
+      ? "0..18446744073709551615"
+      : `${intBounds[t]![0]}..${intBounds[t]![1]}`;
 
 /** Thrown for a value the point's type cannot hold; the message is for the command's caller. */
 export class EncodeError extends Error {}
@@ -180,14 +213,32 @@ export function encodeRegisters(
     return [p.type === "bool" ? raw : raw ? current | (1 << bit) : current & ~(1 << bit) & 0xffff];
   }
   const b = Buffer.alloc(pointSize(p) * 2);
-  if (p.type === "float32") b.writeFloatBE(raw, 0);
-  else if (p.type === "float64") b.writeDoubleBE(raw, 0);
-  else {
+  if (p.type === "float32" || p.type === "float64") {
+    // A finite value beyond the type's range would be written as ±Infinity, a tiny one as 0:
+    // refuse both. NaN and ±Infinity themselves are float values (writes refuse them upstream).
+    const max = p.type === "float32" ? FLOAT32_MAX : Number.MAX_VALUE;
+    const stored = p.type === "float32" ? Math.fround(raw) : raw;
+    if (Number.isFinite(raw) && !Number.isFinite(stored))
+      throw new EncodeError(`${raw} is outside the ${p.type} range ±${max}`);
+    if (raw !== 0 && stored === 0)
+      throw new EncodeError(
+        `${raw} is too small for ${p.type}: it would be written as 0 (smallest ${p.type === "float32" ? FLOAT32_MIN : Number.MIN_VALUE})`,
+      );
+    if (p.type === "float32") b.writeFloatBE(raw, 0);
+    else b.writeDoubleBE(raw, 0);
+  } else {
     if (!Number.isInteger(raw))
       throw new EncodeError(`expected an integer for ${p.type}, got ${raw}`);
     const [lo, hi] = intBounds[p.type]!;
-    if (raw < lo || raw > hi)
-      throw new EncodeError(`${raw} is outside the ${p.type} range ${lo}..${hi}`);
+    // hi of the 64-bit types (2^63 − 1, 2^64 − 1) rounds up to 2^63, 2^64 as a double:
+    // compare with < hi there, or 2^63 would pass and fail inside Buffer.writeBigInt64BE.
+    const above = p.type === "int64" || p.type === "uint64" ? raw >= hi : raw > hi;
+    if (raw < lo || above)
+      throw new EncodeError(`${raw} is outside the ${p.type} range ${intRange(p.type)}`);
+    if (!Number.isSafeInteger(raw))
+      throw new EncodeError(
+        `${raw} is beyond ±2^53: a number this large does not arrive exactly, so it is not written to a ${p.type}`,
+      );
     if (p.type === "int16") b.writeInt16BE(raw, 0);
     else if (p.type === "uint16") b.writeUInt16BE(raw, 0);
     else if (p.type === "int32") b.writeInt32BE(raw, 0);

@@ -55,6 +55,7 @@ interface PollState {
   unreachable: ModbusError | undefined;
 }
 
+const SERVER_BUSY = 6;
 const FC = { coil: 1, discrete_input: 2, holding: 3, input: 4 } as const;
 
 export class ModbusDevice {
@@ -89,7 +90,7 @@ export class ModbusDevice {
     this.interval = cfg.poll_interval ?? driver.poll_interval;
     this.log = ctx.logger.child({ device: cfg.id });
     this.limits = {
-      maxRegisters: driver.max_registers,
+      maxRegisters: cfg.max_registers ?? driver.max_registers,
       maxBits: driver.max_bits,
       maxGap: cfg.max_gap ?? driver.max_gap,
       gapless: this.gapless,
@@ -234,10 +235,33 @@ export class ModbusDevice {
     });
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.link.request(op, priority);
+        return await this.request(op, priority);
       } catch (e) {
         if (!(e instanceof ModbusError) || !e.retryable || attempt >= this.driver.retries) throw e;
         this.log.debug({ attempt, why: e.message, address: req.address }, "retrying read");
+      }
+    }
+  }
+
+  /**
+   * One transaction on the link; an answer "server device busy" (exception 6, Modbus
+   * Application Protocol §7: the request was not executed, retry later) is retried up to
+   * `busy_retries` times after a doubling wait from `busy_backoff`, as Telegraf's busy_retries.
+   */
+  async request(op: Op, priority: "high" | "low"): Promise<OpResult> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.link.request(op, priority);
+      } catch (e) {
+        if (
+          !(e instanceof ModbusError) ||
+          e.exceptionCode !== SERVER_BUSY ||
+          attempt >= this.driver.busy_retries
+        )
+          throw e;
+        const wait = this.driver.busy_backoff * 2 ** attempt;
+        this.log.debug({ attempt, wait, address: op.address }, "device busy, retrying");
+        await new Promise((r) => setTimeout(r, wait));
       }
     }
   }

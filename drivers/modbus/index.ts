@@ -73,7 +73,9 @@ export class ModbusDriver implements Driver {
     const key = JSON.stringify(ep);
     let link = this.links.get(key);
     if (!link) {
-      link = new ModbusLink(ep, this.cfg.timeout_ms, this.ctx.logger);
+      link = new ModbusLink(ep, this.cfg.timeout_ms, this.ctx.logger, {
+        reconnectAfterTimeouts: this.cfg.reconnect_after_timeouts,
+      });
       this.links.set(key, link);
     }
     return new ModbusDevice(dev, this.cfg, link, this.ctx);

@@ -4,24 +4,37 @@
  * flight (always 1 on a serial line, where the bus is half-duplex and the master must leave the
  * silent interval of Modbus over Serial Line V1.02 §2.5.1.1 between frames).
  *
- * The client is modbus-serial. Its ports are single-use: after a TCP close TcpPort removes every
- * listener, so each (re)connection builds a fresh client. While the link is down, requests fail
- * at once with `comm_error` (they never wait on a dead link) and a reconnection is attempted
- * with a growing delay (1 s → 30 s), so polling resumes by itself after any outage.
+ * The link frames and checks every answer itself (frame.ts) on a plain socket or serial port.
+ * It used modbus-serial before, which trusts what it receives and can wedge a connection for
+ * good (issue 16): its TcpPort waits for ever for the bytes an MBAP length promised, and its
+ * TelnetPort resets its expectations *after* emitting an answer, so a transaction started from
+ * that callback lost its own answer. Here the receive buffer is consumed before an answer is
+ * settled, so the next transaction may start from the settle callback.
+ *
+ * No connection stays wedged: on TCP (and RTU over TCP) a framing error (bad protocol id or
+ * length, an incomplete frame at the timeout, stray bytes between answers) drops the
+ * connection and reconnects at once, and so do `reconnectAfterTimeouts` timeouts in a row (a
+ * session that stopped answering while the server still accepts new ones). A failed connection
+ * is retried with a growing delay (1 s → 30 s); meanwhile requests fail at once with
+ * `comm_error`, so polling resumes by itself after any outage.
  */
-import modbusSerial from "modbus-serial";
-import type { EventEmitter } from "node:events";
+import { createConnection, type Socket } from "node:net";
 import type { Logger } from "pino";
-import { classify, ModbusError } from "./errors.js";
+import { SerialPort } from "serialport";
+import { ModbusError } from "./errors.js";
+import {
+  answerPduLength,
+  checkAnswer,
+  crc16,
+  MBAP,
+  type Op,
+  type OpResult,
+  rtuRequest,
+  tcpRequest,
+} from "./frame.js";
 
 export { classify, exceptionDetail, ModbusError } from "./errors.js";
-
-// modbus-serial is CommonJS with `module.exports.default = module.exports`; under NodeNext the
-// default import is the `module.exports` object, whose `.default` is the class.
-const ModbusRTU = modbusSerial.default;
-// The bundled typings omit that the client is an EventEmitter with destroy().
-type Client = InstanceType<typeof ModbusRTU> &
-  EventEmitter & { destroy?: (cb: () => void) => void };
+export type { Op, OpResult } from "./frame.js";
 
 export type LinkEndpoint =
   | { type: "tcp"; host: string; port: number; concurrency: number }
@@ -38,29 +51,29 @@ export type LinkEndpoint =
     }
   | { type: "rtu_over_tcp"; host: string; port: number; frameDelayMs: number };
 
-export type Op =
-  | { fc: 1 | 2 | 3 | 4; unit: number; address: number; count: number }
-  | { fc: 5; unit: number; address: number; value: boolean }
-  | { fc: 6; unit: number; address: number; value: number }
-  | { fc: 15; unit: number; address: number; values: boolean[] }
-  | { fc: 16; unit: number; address: number; values: number[] };
-
-export type OpResult = { bits?: boolean[]; registers?: number[] };
+export interface LinkOptions {
+  /** Reconnect after this many timeouts in a row on a TCP connection; 0: never. Default 3. */
+  reconnectAfterTimeouts?: number;
+}
 
 /** One queued or in-flight transaction. */
 class Pending {
   settled = false;
-  /** Watchdog sweeps seen while in flight (see ModbusLink.sweep). */
-  sweeps = 0;
+  timer: NodeJS.Timeout | undefined;
+  tid = 0;
+  /** Answers discarded while this was in flight (other transaction id, CRC error, …). */
+  discarded = 0;
   constructor(
     readonly op: Op,
+    readonly timeoutMs: number,
     readonly resolve: (r: OpResult) => void,
     readonly reject: (e: ModbusError) => void,
   ) {}
 }
 
-/** Period of the in-flight watchdog sweep; one timer per open link, not one per transaction. */
-const SWEEP_MS = 500;
+const EMPTY = Buffer.alloc(0);
+/** Bytes kept while hunting for an RTU frame in noise (an answer is at most 256 bytes). */
+const RTU_KEEP = 512;
 
 export function describeEndpoint(ep: LinkEndpoint): string {
   return ep.type === "rtu"
@@ -68,20 +81,28 @@ export function describeEndpoint(ep: LinkEndpoint): string {
     : `${ep.type === "tcp" ? "" : "rtu-over-tcp "}${ep.host}:${ep.port}`;
 }
 
+type Wire = Socket | SerialPort;
+
 export class ModbusLink {
-  private client: Client | undefined;
+  private wire: Wire | undefined;
   private state: "closed" | "opening" | "open" = "closed";
   private readonly high: Pending[] = [];
   private readonly low: Pending[] = [];
   private inflight = 0;
-  private readonly active = new Set<Pending>();
-  private sweeper: NodeJS.Timeout | undefined;
+  /** In-flight transactions: by transaction id on TCP, the one current on RTU. */
+  private readonly byTid = new Map<number, Pending>();
+  private current: Pending | undefined;
+  private rx: Buffer = EMPTY;
+  private nextTid = 0;
+  private timeoutsInARow = 0;
   private nextOpenAt = 0;
   private openDelay = 1000;
   private lastError = "";
   private pauseUntil = 0;
   private pauseTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private readonly mbap: boolean;
+  private readonly reconnectAfter: number;
   readonly counters = {
     requests: 0,
     timeouts: 0,
@@ -89,13 +110,19 @@ export class ModbusLink {
     frame_errors: 0,
     comm_errors: 0,
     connects: 0,
+    reconnects: 0,
+    discarded_answers: 0,
   };
 
   constructor(
     readonly endpoint: LinkEndpoint,
     private readonly timeoutMs: number,
     private readonly log: Logger,
-  ) {}
+    opts: LinkOptions = {},
+  ) {
+    this.mbap = endpoint.type === "tcp";
+    this.reconnectAfter = endpoint.type === "rtu" ? 0 : (opts.reconnectAfterTimeouts ?? 3);
+  }
 
   get name(): string {
     return describeEndpoint(this.endpoint);
@@ -110,11 +137,16 @@ export class ModbusLink {
     return this.endpoint.type === "tcp" ? this.endpoint.concurrency : 1;
   }
 
-  /** Queue a transaction; `priority` "high" (writes, on-demand reads) goes before polls. */
-  request(op: Op, priority: "high" | "low" = "low"): Promise<OpResult> {
+  /**
+   * Queue a transaction; `priority` "high" (writes, on-demand reads) goes before polls.
+   * `timeoutMs` overrides the link's answer timeout for this one (the scan's probes).
+   */
+  request(op: Op, priority: "high" | "low" = "low", timeoutMs = this.timeoutMs): Promise<OpResult> {
     if (this.stopped) return Promise.reject(new ModbusError("comm_error", "driver stopped"));
     return new Promise((resolve, reject) => {
-      (priority === "high" ? this.high : this.low).push(new Pending(op, resolve, reject));
+      (priority === "high" ? this.high : this.low).push(
+        new Pending(op, timeoutMs, resolve, reject),
+      );
       this.pump();
     });
   }
@@ -123,8 +155,8 @@ export class ModbusLink {
     this.stopped = true;
     clearTimeout(this.pauseTimer);
     this.failQueued(new ModbusError("comm_error", "driver stopped"));
-    this.failActive("driver stopped");
-    await this.dropClient();
+    this.failActive(new ModbusError("comm_error", "driver stopped"));
+    await this.dropWire();
   }
 
   private failQueued(err: ModbusError): void {
@@ -146,6 +178,12 @@ export class ModbusLink {
       }
       return;
     }
+    if (this.mbap && this.inflight === 0 && this.rx.length > 0 && this.queued()) {
+      // Bytes left over with nothing in flight (trailing bytes after an answer, the start of a
+      // late one): the next answer would be read behind them. Start on a fresh connection.
+      void this.lost(`${this.rx.length} stray bytes between answers`, "frame_error");
+      return;
+    }
     const wait = this.pauseUntil > 0 ? this.pauseUntil - Date.now() : 0;
     if (wait > 0) {
       // Serial line: keep the silent interval before the next frame.
@@ -164,133 +202,238 @@ export class ModbusLink {
     }
   }
 
-  /**
-   * Run one transaction and settle it exactly once. modbus-serial can fail to call back at all:
-   * `destroy()` cancels the timers of pending transactions without calling them, and a write on
-   * a socket that is closing is dropped silently. A transaction left pending would hold its
-   * queue slot for ever — the "polling freezes after an outage" failure — so the link fails
-   * in-flight transactions itself when the connection is dropped, with a watchdog as last resort
-   * (a periodic sweep: a timer armed and cleared per transaction cost more than the sweep).
-   */
+  private queued(): boolean {
+    return this.high.length > 0 || this.low.length > 0;
+  }
+
+  /** Send one transaction; it is settled exactly once: by its answer, its timer, or a loss. */
   private start(p: Pending): void {
     const ep = this.endpoint;
-    if (ep.type === "rtu" && p.op.unit === 0 && p.op.fc >= 5) {
-      // Broadcast (Modbus over Serial Line §2.1): executed by every unit, answered by none. Send
-      // it, ignore modbus-serial's eventual timeout, and give the units the turnaround delay.
-      this.run(p, () => {});
-      setTimeout(() => this.done(p, {}, undefined), ep.turnaroundMs ?? 100);
-      return;
+    const wire = this.wire!;
+    if (this.mbap) {
+      this.nextTid = (this.nextTid + 1) & 0xffff;
+      p.tid = this.nextTid;
+      this.byTid.set(p.tid, p);
+      wire.write(tcpRequest(p.tid, p.op));
+    } else {
+      // Nothing legitimate is pending when a request starts: bytes still buffered are a late
+      // answer to a timed-out request or noise, and must not be taken for this answer.
+      if (this.rx.length > 0) this.counters.discarded_answers++;
+      this.rx = EMPTY;
+      const frame = rtuRequest(p.op);
+      if (ep.type === "rtu" && p.op.unit === 0) {
+        // Broadcast (Modbus over Serial Line §2.1): executed by every unit, answered by none.
+        wire.write(frame);
+        this.current = p;
+        p.timer = setTimeout(() => this.finish(p, {}, undefined), ep.turnaroundMs ?? 100);
+        return;
+      }
+      this.current = p;
+      wire.write(frame);
     }
-    this.active.add(p);
-    this.sweeper ??= setInterval(() => this.sweep(), SWEEP_MS).unref();
-    this.run(p, (r, err) => this.finish(p, r, err));
+    p.timer = setTimeout(() => this.onTimeout(p), p.timeoutMs);
   }
 
   private finish(p: Pending, r: OpResult | undefined, err: ModbusError | undefined): void {
     if (p.settled) return;
     p.settled = true;
-    this.active.delete(p);
-    this.done(p, r, err);
-  }
-
-  /**
-   * Fail what has been in flight longer than timeoutMs + 1 s (modbus-serial never answered).
-   * Stops itself when nothing is in flight, so an idle link does not wake the process.
-   */
-  private sweep(): void {
-    if (this.active.size === 0) {
-      clearInterval(this.sweeper);
-      this.sweeper = undefined;
-      return;
-    }
-    const limit = Math.ceil((this.timeoutMs + 1000) / SWEEP_MS);
-    for (const p of [...this.active])
-      if (++p.sweeps > limit)
-        this.finish(p, undefined, new ModbusError("timeout", "no answer before the timeout"));
-  }
-
-  private failActive(why: string): void {
-    for (const p of [...this.active]) this.finish(p, undefined, new ModbusError("comm_error", why));
-  }
-
-  private done(p: Pending, r: OpResult | undefined, err: ModbusError | undefined): void {
+    clearTimeout(p.timer);
+    if (this.mbap) this.byTid.delete(p.tid);
+    else if (this.current === p) this.current = undefined;
     this.inflight--;
     const ep = this.endpoint;
     if (ep.type !== "tcp" && ep.frameDelayMs > 0) this.pauseUntil = Date.now() + ep.frameDelayMs;
     if (err) {
-      const key =
-        `${err.quality === "exception" ? "exceptions" : err.quality === "frame_error" ? "frame_errors" : err.quality === "timeout" ? "timeouts" : "comm_errors"}` as const;
-      this.counters[key]++;
-      if (err.quality === "comm_error" && !this.client?.isOpen) void this.lost(err.message);
+      const q = err.quality;
+      this.counters[
+        q === "exception"
+          ? "exceptions"
+          : q === "frame_error"
+            ? "frame_errors"
+            : q === "timeout"
+              ? "timeouts"
+              : "comm_errors"
+      ]++;
+      if (q !== "timeout" && q !== "comm_error") this.timeoutsInARow = 0;
       p.reject(err);
-    } else p.resolve(r!);
+    } else {
+      this.timeoutsInARow = 0;
+      p.resolve(r!);
+    }
     this.pump();
   }
 
-  private async lost(why: string): Promise<void> {
+  private active(): Pending[] {
+    return this.mbap ? [...this.byTid.values()] : this.current ? [this.current] : [];
+  }
+
+  private failActive(err: ModbusError): void {
+    for (const p of this.active()) this.finish(p, undefined, err);
+  }
+
+  private onTimeout(p: Pending): void {
+    if (p.settled) return;
+    if (this.rx.length > 0 && this.mbap) {
+      // Part of a frame, and the rest never came (truncated, a length larger than the data,
+      // a trickle slower than the timeout): the stream cannot be trusted any more.
+      void this.lost(`incomplete answer (${this.rx.length} bytes) at the timeout`, "frame_error");
+      return;
+    }
+    let err: ModbusError;
+    if (!this.mbap && this.rx.length > 0)
+      err = new ModbusError(
+        "frame_error",
+        p.discarded > 0
+          ? "CRC error in the answer"
+          : (foreignAnswer(this.rx, p.op) ??
+              `garbled answer: ${this.rx.length} bytes without a valid frame`),
+      );
+    else if (p.discarded > 0)
+      err = new ModbusError(
+        "frame_error",
+        `no valid answer before the timeout (${p.discarded} answer(s) refused: ${this.lastDiscard})`,
+      );
+    else err = new ModbusError("timeout", "no answer before the timeout");
+    this.rx = this.mbap ? this.rx : EMPTY;
+    this.timeoutsInARow++;
+    const wedged = this.reconnectAfter > 0 && this.timeoutsInARow >= this.reconnectAfter;
+    this.finish(p, undefined, err);
+    if (wedged && this.state === "open") {
+      this.timeoutsInARow = 0;
+      void this.lost(`${this.reconnectAfter} timeouts in a row`, "timeout");
+    }
+  }
+
+  private lastDiscard = "";
+
+  private discard(why: string): void {
+    this.counters.discarded_answers++;
+    this.lastDiscard = why;
+    for (const p of this.active()) p.discarded++;
+  }
+
+  private onData(chunk: Buffer): void {
+    this.rx = this.rx.length === 0 ? chunk : Buffer.concat([this.rx, chunk]);
+    if (this.mbap) this.parseMbap();
+    else this.parseRtu();
+  }
+
+  /** Consume complete MBAP frames (Modbus Messaging on TCP/IP §3.1.3). */
+  private parseMbap(): void {
+    while (this.rx.length >= MBAP + 1) {
+      const buf = this.rx;
+      const pid = buf.readUInt16BE(2);
+      const len = buf.readUInt16BE(4);
+      if (pid !== 0)
+        return void this.lost(`answer with MBAP protocol id ${pid}, expected 0`, "frame_error");
+      if (len < 2 || len > 254)
+        return void this.lost(`answer with MBAP length ${len}, outside 2..254`, "frame_error");
+      const end = 6 + len;
+      if (buf.length < end) return; // the rest may still come; the timeout judges
+      // Consume before settling: the settle callback may start the next transaction.
+      this.rx = buf.length === end ? EMPTY : buf.subarray(end);
+      const tid = buf.readUInt16BE(0);
+      const p = this.byTid.get(tid);
+      if (!p) {
+        // A late answer to a request that timed out, or a bogus id: not ours to use.
+        this.discard(`transaction id ${tid} matches no request in flight`);
+        continue;
+      }
+      const unit = buf[6]!;
+      if (unit !== p.op.unit) {
+        this.finish(
+          p,
+          undefined,
+          new ModbusError(
+            "frame_error",
+            `answer from unit ${unit} to a request to unit ${p.op.unit}`,
+          ),
+        );
+        continue;
+      }
+      this.settleChecked(p, buf, MBAP, end);
+    }
+  }
+
+  /**
+   * Find the answer to the current request in the bytes received (Modbus over Serial Line
+   * §2.5.1): unit id, function code, length from the function code and byte count, valid CRC.
+   * Bytes before it are noise and skipped, so a valid frame after noise is still found.
+   */
+  private parseRtu(): void {
+    const p = this.current;
+    if (!p) {
+      if (this.rx.length > RTU_KEEP) this.rx = this.rx.subarray(this.rx.length - RTU_KEEP);
+      return; // nothing asked: late bytes, dropped when the next request starts
+    }
+    const buf = this.rx;
+    const unit = p.op.unit;
+    for (let i = 0; i + 1 < buf.length; i++) {
+      if (buf[i] !== unit) continue;
+      const n = answerPduLength(p.op.fc, buf, i + 1, buf.length);
+      if (n < 0) continue;
+      if (n === 0 || i + 3 + n > buf.length) return; // may be the start of the answer: wait
+      const end = i + 1 + n;
+      if (crc16(buf, i, end) !== buf.readUInt16LE(end)) {
+        this.discard("CRC error");
+        continue;
+      }
+      this.rx = EMPTY; // anything after the answer is noise too
+      this.settleChecked(p, buf, i + 1, end);
+      return;
+    }
+    if (buf.length > RTU_KEEP) this.rx = buf.subarray(buf.length - RTU_KEEP);
+  }
+
+  private settleChecked(p: Pending, buf: Buffer, at: number, end: number): void {
+    let res: OpResult | undefined;
+    let err: ModbusError | undefined;
+    try {
+      res = checkAnswer(p.op, buf, at, end);
+    } catch (e) {
+      err = e instanceof ModbusError ? e : new ModbusError("frame_error", String(e));
+    }
+    this.finish(p, res, err);
+  }
+
+  /** Drop the connection, fail what is in flight, reconnect at once (queued requests wait). */
+  private async lost(
+    why: string,
+    quality: "comm_error" | "frame_error" | "timeout" = "comm_error",
+  ) {
     if (this.state === "closed") return;
     this.log.warn({ endpoint: this.name, why }, "modbus link lost");
     this.lastError = why;
     this.state = "closed";
     this.nextOpenAt = 0; // first reconnection at once; failures then back off
-    this.failActive(`connection lost: ${why}`);
-    await this.dropClient();
+    if (quality !== "comm_error") this.counters.reconnects++;
+    const wire = this.wire;
+    this.wire = undefined;
+    this.rx = EMPTY;
+    this.failActive(
+      new ModbusError(quality === "timeout" ? "comm_error" : quality, `connection lost: ${why}`),
+    );
+    await closeWire(wire);
+    this.pump();
   }
 
-  private async dropClient(): Promise<void> {
-    clearInterval(this.sweeper);
-    this.sweeper = undefined;
-    const c = this.client;
-    this.client = undefined;
-    if (!c) return;
-    c.removeAllListeners();
-    c.on("error", () => {}); // late socket errors of a dropped client are expected
-    await new Promise<void>((resolve) => {
-      try {
-        // ModbusRTU.destroy() only destroys ports that have destroy(): RTUBufferedPort has none,
-        // so destroy() would leave the serial line open (and keep reading the bus). Close it.
-        if (this.endpoint.type === "rtu" || typeof c.destroy !== "function")
-          c.close(() => resolve());
-        else c.destroy(() => resolve());
-      } catch {
-        resolve();
-      }
-      setTimeout(resolve, 500).unref();
-    });
+  private async dropWire(): Promise<void> {
+    const w = this.wire;
+    this.wire = undefined;
+    this.rx = EMPTY;
+    await closeWire(w);
   }
 
   private async open(): Promise<void> {
     this.state = "opening";
-    const c = new ModbusRTU() as Client;
     const ep = this.endpoint;
     // A TCP connect to a host that is down can hang for minutes (SYN retries): bound it, so
     // queued polls fail and are retried on schedule instead of waiting behind it.
-    let connectTimer: NodeJS.Timeout | undefined;
     const connectLimit = Math.max(this.timeoutMs, 3000);
+    let wire: Wire | undefined;
     try {
-      const connecting =
-        ep.type === "tcp"
-          ? c.connectTCP(ep.host, { port: ep.port })
-          : ep.type === "rtu_over_tcp"
-            ? c.connectTelnet(ep.host, { port: ep.port })
-            : c.connectRTUBuffered(ep.path, {
-                baudRate: ep.baud,
-                parity: ep.parity,
-                dataBits: ep.dataBits,
-                stopBits: ep.stopBits,
-              });
-      await Promise.race([
-        connecting,
-        new Promise((_, reject) => {
-          connectTimer = setTimeout(() => {
-            c.destroy?.(() => {});
-            reject(new Error(`no connection after ${connectLimit} ms`));
-          }, connectLimit);
-        }),
-      ]);
-      clearTimeout(connectTimer);
+      wire = await openWire(ep, connectLimit);
     } catch (e) {
-      clearTimeout(connectTimer);
       this.lastError = (e as Error).message || String(e);
       this.state = "closed";
       this.nextOpenAt = Date.now() + this.openDelay;
@@ -299,25 +442,24 @@ export class ModbusLink {
         "modbus connection failed",
       );
       this.openDelay = Math.min(this.openDelay * 2, 30_000);
-      c.removeAllListeners();
       this.failQueued(
         new ModbusError("comm_error", `cannot connect to ${this.name}: ${this.lastError}`),
       );
       return;
     }
-    if (this.stopped) {
-      this.client = c;
-      await this.dropClient();
-      return;
-    }
-    c.setTimeout(this.timeoutMs);
-    c.on("close", () => {
-      if (this.client === c) void this.lost("connection closed");
+    if (this.stopped) return void (await closeWire(wire));
+    const w = wire;
+    w.on("data", (d: Buffer) => {
+      if (this.wire === w) this.onData(d);
     });
-    c.on("error", (e: Error) => {
-      if (this.client === c) void this.lost(e.message);
+    w.on("close", () => {
+      if (this.wire === w) void this.lost("connection closed");
     });
-    this.client = c;
+    w.on("error", (e: Error) => {
+      if (this.wire === w) void this.lost(e.message);
+    });
+    this.wire = w;
+    this.rx = EMPTY;
     this.state = "open";
     this.openDelay = 1000;
     this.lastError = "";
@@ -325,59 +467,57 @@ export class ModbusLink {
     this.log.info({ endpoint: this.name }, "modbus link connected");
     this.pump();
   }
+}
 
-  /**
-   * Send one transaction; `settle` is called at most once by modbus-serial (or never: see start).
-   * A callback, not a Promise: this runs for every request of every poll.
-   */
-  private run(
-    p: Pending,
-    settle: (r: OpResult | undefined, err: ModbusError | undefined) => void,
-  ): void {
-    // Failures settle on a later microtask: modbus-serial reports some (port not open) from
-    // inside the write call, and settling there would start the next queued request from
-    // within this one, recursively, for the whole queue.
-    const fail = (e: unknown) => queueMicrotask(() => settle(undefined, classify(e)));
-    const c = this.client;
-    if (!c) return fail(new ModbusError("comm_error", "not connected"));
-    if (this.endpoint.type !== "tcp") {
-      // modbus-serial's RTU ports (RTUBufferedPort, TelnetPort) keep unread bytes between
-      // transactions, so a late answer to a timed-out request could be taken for the answer to
-      // the next one. Nothing legitimate is pending when a new request starts: drop them.
-      const port = (c as unknown as { _port?: { _buffer?: Buffer } })._port;
-      if (port && port._buffer) port._buffer = Buffer.alloc(0);
+/** "answer from unit N …" when buf holds a whole valid RTU answer from another unit. */
+function foreignAnswer(buf: Buffer, op: Op): string | undefined {
+  const n = answerPduLength(op.fc, buf, 1, buf.length);
+  if (n <= 0 || buf.length < n + 3 || crc16(buf, 0, n + 1) !== buf.readUInt16LE(n + 1)) return;
+  return `answer from unit ${buf[0]} to a request to unit ${op.unit}`;
+}
+
+function openWire(ep: LinkEndpoint, limitMs: number): Promise<Wire> {
+  return new Promise((resolve, reject) => {
+    if (ep.type === "rtu") {
+      const sp = new SerialPort({
+        path: ep.path,
+        baudRate: ep.baud,
+        parity: ep.parity,
+        dataBits: ep.dataBits,
+        stopBits: ep.stopBits,
+        autoOpen: false,
+      });
+      sp.open((e) => (e ? reject(e) : resolve(sp)));
+      return;
     }
-    const op = p.op;
-    // One callback for every function code; the result shape is checked per code below.
-    const cb = (err: Error | null, data: unknown) => {
-      if (err) return fail(err);
-      const d = data as { data?: (number | boolean)[] };
-      if (op.fc === 1 || op.fc === 2)
-        settle({ bits: (d.data as boolean[]).slice(0, op.count) }, undefined);
-      else if (op.fc === 3 || op.fc === 4) settle({ registers: d.data as number[] }, undefined);
-      else settle({}, undefined);
-    };
-    try {
-      switch (op.fc) {
-        case 1:
-          return c.writeFC1(op.unit, op.address, op.count, cb);
-        case 2:
-          return c.writeFC2(op.unit, op.address, op.count, cb);
-        case 3:
-          return c.writeFC3(op.unit, op.address, op.count, cb);
-        case 4:
-          return c.writeFC4(op.unit, op.address, op.count, cb);
-        case 5:
-          return c.writeFC5(op.unit, op.address, op.value, cb);
-        case 6:
-          return c.writeFC6(op.unit, op.address, op.value, cb);
-        case 15:
-          return c.writeFC15(op.unit, op.address, op.values, cb);
-        case 16:
-          return c.writeFC16(op.unit, op.address, op.values, cb);
-      }
-    } catch (e) {
-      fail(e); // a synchronous throw is a failed transaction, as it was with a Promise
-    }
-  }
+    const s = createConnection({ host: ep.host, port: ep.port });
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`no connection after ${limitMs} ms`));
+    }, limitMs);
+    s.once("connect", () => {
+      clearTimeout(timer);
+      s.removeAllListeners("error");
+      s.setNoDelay(true);
+      resolve(s);
+    });
+    s.once("error", (e) => {
+      clearTimeout(timer);
+      s.destroy();
+      reject(e);
+    });
+  });
+}
+
+async function closeWire(w: Wire | undefined): Promise<void> {
+  if (!w) return;
+  w.removeAllListeners();
+  w.on("error", () => {}); // late errors of a dropped connection are expected
+  if (w instanceof SerialPort) {
+    if (!w.isOpen) return;
+    await new Promise<void>((resolve) => {
+      w.close(() => resolve());
+      setTimeout(resolve, 500).unref();
+    });
+  } else w.destroy();
 }

@@ -17,7 +17,7 @@ import {
   modbusPointSchema,
   type ProfileFile,
   profileFileSchema,
-} from "./schema.js";
+} from "./point-schema.js";
 
 const candidates = [
   new URL("./profiles/", import.meta.url), // running from source (vitest, tsx)

@@ -8,136 +8,11 @@
  * validate` reports a missing or broken profile with its file path.
  */
 import { z } from "zod";
-import { deviceBase, driverBase, duration, intRange, pointBase } from "../../config/common.js";
+import { deviceBase, driverBase, duration, intRange } from "../../config/common.js";
+import { byteOrder, isBitTable, modbusPointSchema, registerCount } from "./point-schema.js";
 import { loadProfile } from "./profiles.js";
 
-export const byteOrders = ["ABCD", "BADC", "CDAB", "DCBA"] as const;
-export type ByteOrder = (typeof byteOrders)[number];
-export const byteOrder = z.enum(byteOrders, {
-  error:
-    "expected a byte/word order: ABCD (big-endian), DCBA (little-endian), BADC (byte-swapped), CDAB (word-swapped)",
-});
-
-export const tables = ["coil", "discrete_input", "holding", "input"] as const;
-export type Table = (typeof tables)[number];
-export const pointTypes = [
-  "bool",
-  "int16",
-  "uint16",
-  "int32",
-  "uint32",
-  "int64",
-  "uint64",
-  "float32",
-  "float64",
-  "string",
-  "bit",
-] as const;
-export type PointType = (typeof pointTypes)[number];
-
-const ADDRESS_MSG = "expected integer 0..65535 (0-based register offset, not a 4x/40001 reference)";
-const address = z
-  .number({ error: ADDRESS_MSG })
-  .int({ error: ADDRESS_MSG })
-  .min(0, { error: ADDRESS_MSG })
-  .max(65535, { error: ADDRESS_MSG });
-
-export const isBitTable = (t: Table): boolean => t === "coil" || t === "discrete_input";
-
-const registerCount: Record<PointType, number> = {
-  bool: 1,
-  bit: 1,
-  int16: 1,
-  uint16: 1,
-  int32: 2,
-  uint32: 2,
-  float32: 2,
-  int64: 4,
-  uint64: 4,
-  float64: 4,
-  string: 1,
-};
-
-export const modbusPointSchema = z
-  .strictObject({
-    ...pointBase,
-    table: z.enum(tables, { error: "expected table coil, discrete_input, holding or input" }),
-    address,
-    type: z
-      .enum(pointTypes, { error: `expected type ${pointTypes.join(", ")}` })
-      .optional()
-      .describe("Value type; default bool for coil/discrete_input, uint16 for registers."),
-    length: intRange(1, 123)
-      .optional()
-      .describe("Registers of a string point (2 characters each)."),
-    bit: intRange(0, 15)
-      .optional()
-      .describe("Bit number (0 = least significant) of a `bit` point."),
-    order: byteOrder.optional().describe("Byte/word order; default: the device's."),
-    scale: z.number().default(1).describe("value = raw × scale + offset."),
-    offset: z.number().default(0),
-    labels: z.record(z.string(), z.string()).optional().describe("Enum labels: raw value → text."),
-  })
-  .superRefine((p, ctx) => {
-    const bad = (path: string, message: string) =>
-      ctx.addIssue({ code: "custom", path: [path], message });
-    const bitTable = isBitTable(p.table);
-    const type = p.type ?? (bitTable ? "bool" : "uint16");
-    if (bitTable && type !== "bool")
-      bad("type", `a ${p.table} holds one bit: use type bool (or leave type out), got ${type}`);
-    if (!bitTable && type === "bool")
-      bad(
-        "type",
-        `type bool is for coil/discrete_input; for one bit of a register use type bit with bit: N`,
-      );
-    if (type === "bit" && p.bit === undefined) bad("bit", "missing: a bit point needs bit: 0..15");
-    if (type !== "bit" && p.bit !== undefined) bad("bit", "bit: is only for type bit");
-    if (type === "string" && p.length === undefined)
-      bad("length", "missing: a string point needs length: N registers");
-    if (type !== "string" && p.length !== undefined)
-      bad("length", "length: is only for type string");
-    if (p.writable && (p.table === "input" || p.table === "discrete_input"))
-      bad(
-        "writable",
-        `${p.table === "input" ? "an input register" : "a discrete input"} is read-only in Modbus; writable points live in holding or coil`,
-      );
-    const size = type === "string" ? (p.length ?? 1) : registerCount[type];
-    if (p.address + size - 1 > 65535)
-      bad(
-        "address",
-        `point spans ${size} registers from ${p.address}, past the last address 65535`,
-      );
-    if (p.scale === 0)
-      bad("scale", "scale 0 would make every value equal to offset; use 1 for none");
-    if (p.min !== undefined && p.max !== undefined && p.min > p.max)
-      bad("min", `min ${p.min} is greater than max ${p.max}`);
-  })
-  .transform((p) => ({
-    ...p,
-    type: p.type ?? ((isBitTable(p.table) ? "bool" : "uint16") as PointType),
-  }));
-
-export type ModbusPointConfig = z.output<typeof modbusPointSchema>;
-
-const profileArray = z.strictObject({
-  name: z.string().regex(/^[a-z][a-z0-9_]*$/, { error: "expected a lower-case name like lamps" }),
-  count: intRange(1, 1024).describe("Instances; `{n}` in ids/descriptions becomes 0..count-1."),
-  stride: intRange(0, 4096).default(1).describe("Address step between instances."),
-  points: z.array(z.looseObject({})).min(1),
-});
-
-/** A profile file: a reusable point map (see README, "Writing a profile"). */
-export const profileFileSchema = z.strictObject({
-  description: z.string().optional(),
-  manufacturer: z.string().optional(),
-  model: z.string().optional(),
-  reference: z.string().optional().describe("Datasheet or register-map document the map follows."),
-  byte_order: byteOrder.optional(),
-  max_gap: intRange(0, 124).optional(),
-  points: z.array(modbusPointSchema).default([]),
-  arrays: z.array(profileArray).default([]),
-});
-export type ProfileFile = z.output<typeof profileFileSchema>;
+export * from "./point-schema.js";
 
 export const modbusDeviceSchema = z
   .strictObject({
@@ -183,12 +58,18 @@ export const modbusDeviceSchema = z
       .describe(
         "Largest run of unmapped registers a coalesced read may span; 0 for devices that refuse reads across unmapped registers.",
       ),
+    max_registers: intRange(1, 125)
+      .optional()
+      .describe(
+        "Most registers per read for this device; default: the profile's, else the driver's max_registers.",
+      ),
     points: z.array(modbusPointSchema).default([]),
   })
   .transform((dev, ctx) => {
     let points = dev.points;
     let byte_order = dev.byte_order;
     let max_gap = dev.max_gap;
+    let max_registers = dev.max_registers;
     if (dev.profile !== undefined) {
       const res = loadProfile(dev.profile, dev.profile_counts ?? {});
       if (!res.ok) {
@@ -200,6 +81,7 @@ export const modbusDeviceSchema = z
       points = [...res.points.filter((p) => !own.has(p.id)), ...points];
       byte_order ??= res.profile.byte_order;
       max_gap ??= res.profile.max_gap;
+      max_registers ??= res.profile.max_registers;
     } else if (dev.profile_counts) {
       ctx.addIssue({
         code: "custom",
@@ -219,7 +101,7 @@ export const modbusDeviceSchema = z
     });
     // A device without points is accepted (kept in the file while its map is being written);
     // the driver does not poll it.
-    return { ...dev, points, byte_order, max_gap };
+    return { ...dev, points, byte_order, max_gap, max_registers };
   });
 
 const tcp = z.strictObject({
@@ -274,6 +156,17 @@ export const modbusDriverSchema = z
     retries: intRange(0, 10)
       .default(1)
       .describe("Retries of a transaction after a timeout or a frame error."),
+    reconnect_after_timeouts: intRange(0, 100)
+      .default(3)
+      .describe(
+        "TCP and RTU over TCP: drop and reopen the connection after this many timeouts in a row (a session that stopped answering); 0: never. Framing errors always reconnect.",
+      ),
+    busy_retries: intRange(0, 10)
+      .default(3)
+      .describe("Retries of a transaction answered with exception 6 (server device busy)."),
+    busy_backoff: duration
+      .prefault("100ms")
+      .describe("Wait before the first busy retry; doubled at each further one."),
     offline_after: intRange(1, 100)
       .default(3)
       .describe("Consecutive failed polls before a device is declared offline."),
@@ -297,13 +190,20 @@ export const modbusDriverSchema = z
         });
       dev.points.forEach((p, j) => {
         const size = p.type === "string" ? (p.length ?? 1) : registerCount[p.type];
-        if (!isBitTable(p.table) && size > d.max_registers)
+        const limit = dev.max_registers ?? d.max_registers;
+        if (!isBitTable(p.table) && size > limit)
           ctx.addIssue({
             code: "custom",
             path: ["devices", i, "points", j, "type"],
-            message: `a ${p.type} spans ${size} registers but max_registers is ${d.max_registers}: it could never be read`,
+            message: `a ${p.type} spans ${size} registers but max_registers is ${limit}: it could never be read`,
           });
       });
+      if (d.transport.type !== "tcp" && dev.unit_id > 247)
+        ctx.addIssue({
+          code: "custom",
+          path: ["devices", i, "unit_id"],
+          message: `unit ${dev.unit_id} is outside 1..247, the addresses of Modbus over a serial line (Modbus over Serial Line V1.02 §2.2; 248..255 are reserved); on ${d.transport.type} use 1..247 (0 for a broadcast write)`,
+        });
       if (d.transport.type === "rtu" && dev.unit_id === 0 && dev.points.some((p) => !p.writable))
         ctx.addIssue({
           code: "custom",

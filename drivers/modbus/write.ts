@@ -87,11 +87,11 @@ export async function executeWrite(
       const op: Op = multiple
         ? { fc: 15, unit, address: p.address, values: [raw === 1] }
         : { fc: 5, unit, address: p.address, value: raw === 1 };
-      await dev.link.request(op, "high");
+      await dev.request(op, "high");
     } else {
       let current = 0;
       if (p.type === "bit") {
-        const r = await dev.link.request({ fc: 3, unit, address: p.address, count: 1 }, "high");
+        const r = await dev.request({ fc: 3, unit, address: p.address, count: 1 }, "high");
         current = r.registers![0]!;
       }
       let regs: number[];
@@ -105,7 +105,7 @@ export async function executeWrite(
         regs.length === 1 && !multiple
           ? { fc: 6, unit, address: p.address, value: regs[0]! }
           : { fc: 16, unit, address: p.address, values: regs };
-      await dev.link.request(op, "high");
+      await dev.request(op, "high");
     }
   } catch (e) {
     if (e instanceof ModbusError)
@@ -131,7 +131,7 @@ async function verify(
   const fc = p.table === "coil" ? 1 : 3;
   let res;
   try {
-    res = await dev.link.request(
+    res = await dev.request(
       { fc, unit: dev.cfg.unit_id, address: p.address, count: pointSize(p) },
       "high",
     );

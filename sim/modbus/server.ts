@@ -6,7 +6,8 @@
  * tick, ~800 requests/s: too slow for a benchmark).
  *
  * Faults are set per unit at any time: no answer, late answer, exception, corrupt CRC (on TCP,
- * where there is no CRC, a truncated PDU), answer from the wrong unit id.
+ * where there is no CRC, a truncated PDU), answer from the wrong unit id, line noise before a
+ * valid RTU answer (bytes that look like the start of a frame; on TCP answered normally).
  */
 import { createServer, type Server, type Socket } from "node:net";
 import { SerialPort } from "serialport";
@@ -18,7 +19,8 @@ export type Fault =
   | { kind: "late"; delayMs: number }
   | { kind: "exception"; code: number }
   | { kind: "bad_crc" }
-  | { kind: "wrong_unit" };
+  | { kind: "wrong_unit" }
+  | { kind: "noise" };
 
 export const faultKinds = [
   "none",
@@ -29,6 +31,7 @@ export const faultKinds = [
   "illegal_address",
   "bad_crc",
   "wrong_unit",
+  "noise",
 ] as const;
 
 /** Parse "no_answer", "late:2000", "exception:6", "busy", "illegal_address", "bad_crc"… */
@@ -39,6 +42,7 @@ export function parseFault(text: string): Fault {
     case "no_answer":
     case "bad_crc":
     case "wrong_unit":
+    case "noise":
       return { kind };
     case "late": {
       const delayMs = Number(arg ?? 2000);
@@ -212,12 +216,14 @@ export class ModbusSimulator {
         for (const u of this.units.values()) handlePdu(u, Buffer.from(frame.subarray(1, len - 2)));
         continue;
       }
-      this.serve(unitId, frame.subarray(1, len - 2), (uid, resp, corrupt) => {
+      this.serve(unitId, frame.subarray(1, len - 2), (uid, resp, corrupt, noise) => {
         const out = Buffer.allocUnsafe(resp.length + 3);
         out[0] = uid;
         resp.copy(out, 1);
         const crc = crc16(out, resp.length + 1);
         out.writeUInt16LE(corrupt ? crc ^ 0xffff : crc, resp.length + 1);
+        // Noise that starts like this answer (unit, function, a byte count) before the answer.
+        if (noise) send(Buffer.from([0x00, 0xff, uid, resp[0]!, 0x04, 0x17]));
         send(out);
       });
     }
@@ -227,7 +233,7 @@ export class ModbusSimulator {
   private serve(
     unitId: number,
     pdu: Buffer,
-    reply: (unit: number, resp: Buffer, corrupt: boolean) => void,
+    reply: (unit: number, resp: Buffer, corrupt: boolean, noise?: boolean) => void,
   ): void {
     const unit = this.units.get(unitId);
     if (!unit) return; // nobody at this address: silence, as on a real bus
@@ -245,6 +251,8 @@ export class ModbusSimulator {
         return reply(unitId, handlePdu(unit, pdu), true);
       case "wrong_unit":
         return reply((unitId % 247) + 1, handlePdu(unit, pdu), false);
+      case "noise":
+        return reply(unitId, handlePdu(unit, pdu), false, true);
       case "late": {
         const resp = handlePdu(unit, Buffer.from(pdu));
         const t = setTimeout(() => {

@@ -285,6 +285,40 @@ describe("against the running agent", () => {
     expect(s.stdout).toMatch(/1\s+compteur\s+online/);
   });
 
+  it("modbus read -a N on a bus the agent owns reads the register asked, as its points", async () => {
+    const cfg = join(dir, "config.yaml");
+    const r = await cli(
+      ["modbus", "read", `127.0.0.1:${simPort}`, "-u", "2", "-a", "401"].concat([
+        "-t",
+        "input",
+        "-c",
+        cfg,
+        "--json",
+      ]),
+    );
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(
+      "reading input 401 of unit 2 through the agent, as dali/bus_power,bus_error",
+    );
+    const j = json<{ devices: { device: string; readings: { point: string }[] }[] }>(r);
+    expect(j.devices.map((d) => [d.device, d.readings.map((x) => x.point)])).toEqual([
+      ["dali", ["bus_power", "bus_error"]],
+    ]);
+    const none = await cli([
+      "modbus",
+      "read",
+      `127.0.0.1:${simPort}`,
+      "-u",
+      "2",
+      "-a",
+      "999",
+      "-c",
+      cfg,
+    ]);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain("unit 2 has no configured point at holding 999");
+  });
+
   it("--direct is refused while the agent runs", async () => {
     const r = await cli(["read", "compteur", "--direct", "-c", join(dir, "config.yaml")]);
     expect(r.code).toBe(1);
@@ -312,7 +346,9 @@ describe("against the running agent", () => {
     expect(r.stderr).toBe(
       "error: EE0602 the agent is not running — start it with `systemctl start eclor-edge`, or use --direct\n",
     );
-    // --direct: the driver built from the config file reads the meter itself.
+    // --direct: the driver built from the config file reads the meter itself — and only the
+    // meter: the DALI gateway on the same bus is not polled meanwhile.
+    const daliBefore = sim.unit(2).requests;
     const d = await cli([
       "read",
       "compteur",
@@ -327,6 +363,9 @@ describe("against the running agent", () => {
       ok: true,
       readings: [{ point: "voltage_l1", unit: "V", quality: "good" }],
     });
+    const all = await cli(["read", "compteur", "--direct", "-c", join(dir, "config.yaml")]);
+    expect(all.code).toBe(0);
+    expect(sim.unit(2).requests).toBe(daliBefore);
     const j = await cli(["status", "--json"]);
     expect(j.code).toBe(1);
     expect(json(j)).toMatchObject({ ok: false, error: { code: "AgentNotRunning" } });

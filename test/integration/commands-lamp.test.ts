@@ -65,6 +65,8 @@ describe("hypervisor commands against the simulated lighting gateway", () => {
     ],
     ["wrong type", { point: "lamp2_level", value: "10" }, "CommandInvalid", /takes a number/],
   ])("%s: an error response and the register unchanged", async (_what, body, code, message) => {
+    // Its own starting value: this test does not rely on what an earlier test wrote.
+    dali.bank.holding[2] = 33;
     const before = writes();
     const r = await rig.hv.request("write", {
       id: `bad-${code}-${String(body.value)}`,
@@ -74,7 +76,7 @@ describe("hypervisor commands against the simulated lighting gateway", () => {
     expect(r.ok).toBe(false);
     expect(r.error?.code).toBe(code);
     expect(r.error?.message).toMatch(message);
-    expect(dali.bank.holding[2]).toBe(40);
+    expect(dali.bank.holding[2]).toBe(33);
     expect(writes()).toBe(before);
   });
 
@@ -167,13 +169,20 @@ describe("hypervisor commands against the simulated lighting gateway", () => {
   }, 60_000); // an agent restart
 
   it("audits writes upstream as events", async () => {
+    const w = await rig.hv.request("write", {
+      id: "audit-1",
+      device: "dali",
+      point: "lamp5_level",
+      value: 15,
+    });
+    expect(w.ok).toBe(true);
     await waitFor(
       () =>
         rig.hv.received.some(
           (m) =>
             m.topic === `eclor/v1/${GW}/events` &&
             JSON.stringify(m.body).includes('"command_audit"') &&
-            JSON.stringify(m.body).includes("once-1"),
+            JSON.stringify(m.body).includes("audit-1"),
         ),
       10_000,
       "a command_audit event",
@@ -181,6 +190,7 @@ describe("hypervisor commands against the simulated lighting gateway", () => {
   });
 
   it("reads now through the driver", async () => {
+    dali.bank.holding[2] = 55; // set here: the read must see the device now, not an earlier test
     const r = await rig.hv.request("read", {
       id: "rd-1",
       device: "dali",
@@ -189,7 +199,7 @@ describe("hypervisor commands against the simulated lighting gateway", () => {
     expect(r.ok).toBe(true);
     const res = resultSchemas.read.parse(r.result);
     expect(res.readings.map((x) => [x.point, x.value, x.quality])).toEqual([
-      ["lamp2_level", 40, "good"],
+      ["lamp2_level", 55, "good"],
       ["lamps_found", 16, "good"],
     ]);
   });

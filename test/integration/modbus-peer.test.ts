@@ -145,4 +145,60 @@ describe("modbus driver against pymodbus, read back with mbpoll", () => {
     expect(await mbpoll(conn, "4", 20, 1)).toEqual([0xfffb]);
     expect(await mbpoll(conn, "0", 3, 1)).toEqual([1]);
   });
+
+  it("RTU over TCP: three units, writes queued between polls, every answer to its request", async () => {
+    // Issue 16 item 2: the next transaction must not start inside the receive callback of the
+    // previous one (modbus-serial's TelnetPort reset its expectations after that callback, so
+    // the next answer was dropped and a write the device executed was reported as timed out).
+    const port = await freePort();
+    await startPeer(["rtu-over-tcp", String(port)]);
+    await threeUnits({ type: "rtu_over_tcp", host: "127.0.0.1", port });
+  }, 60_000);
+
+  it("RTU on a pty: three units, writes queued between polls", async () => {
+    pty = await PtyPair.open();
+    await startPeer(["rtu", pty.b]);
+    await threeUnits({ type: "rtu", path: pty.a, baud: 9600 });
+  }, 60_000);
 });
+
+async function threeUnits(transport: Record<string, unknown>): Promise<void> {
+  const rec = recorder();
+  const units = [1, 2, 3];
+  driver = createModbusDriver(
+    driverConfig({
+      transport,
+      poll_interval: "200ms",
+      timeout_ms: 1000,
+      retries: 0,
+      devices: units.map((u) => ({
+        id: `u${u}`,
+        unit_id: u,
+        points: [
+          { id: "word", table: "input", address: 4 },
+          { id: "sp", table: "holding", address: 10 + u, writable: true },
+        ],
+      })),
+    }),
+    rec.ctx,
+  );
+  await driver.start();
+  await waitFor(() => units.every((u) => rec.last(`u${u}`, "word")), 10_000, "first polls");
+  const d = driver;
+  for (let round = 1; round <= 10; round++) {
+    const results = await Promise.all(
+      units.map((u) =>
+        d.write({ device: `u${u}`, point: "sp", value: round * 10 + u, verify: true }),
+      ),
+    );
+    expect(results).toEqual(units.map((u) => ({ ok: true, readBack: round * 10 + u })));
+  }
+  await waitFor(
+    () => units.every((u) => rec.readings.filter((r) => r.device === `u${u}`).length >= 30),
+    20_000,
+    "15 polls of each unit",
+  );
+  expect(rec.readings.filter((r) => r.quality !== "good")).toEqual([]);
+  for (const u of units) expect(rec.last(`u${u}`, "word")).toMatchObject({ value: 0x1234 });
+  for (const u of units) expect(rec.last(`u${u}`, "sp")).toMatchObject({ value: 100 + u });
+}

@@ -85,7 +85,8 @@ describe("modbus driver against the simulator (TCP)", () => {
         .map((e) => e.device)
         .sort(),
     ).toEqual(["dali", "meter"]);
-    // SDM630 profile: 26 points in 3 reads (0x00..0x4B, 0xC8..0xCD, 0x156) per poll.
+    // SDM630 profile: 26 points in 4 reads per poll (0x00..0x4B split by the profile's
+    // max_registers 40, 0xC8..0xCD, 0x156).
     await waitFor(
       () =>
         rec.readings.filter((r) => r.device === "meter" && r.point === "voltage_l1").length >= 3,
@@ -96,7 +97,7 @@ describe("modbus driver against the simulator (TCP)", () => {
     const polls = rec.readings.filter(
       (r) => r.device === "meter" && r.point === "voltage_l1",
     ).length;
-    expect(sim.unit(12).requests - before).toBe(polls * 3);
+    expect(sim.unit(12).requests - before).toBe(polls * 4);
   });
 
   it("reports exceptions in words and keeps the device online", async () => {
@@ -117,10 +118,31 @@ describe("modbus driver against the simulator (TCP)", () => {
     await waitFor(
       () =>
         /server device busy \(exception 6\)/.test(rec.last("meter", "voltage_l1")?.detail ?? ""),
-      3000,
-      "busy",
+      10_000,
+      "busy, after its retries",
     );
     expect(rec.events.some((e) => e.type === "device_offline")).toBe(false);
+  });
+
+  it("retries a read answered 'busy' (exception 6) with backoff instead of reporting it", async () => {
+    const rec = recorder();
+    const d = start(rec, { busy_retries: 3, busy_backoff: "100ms" });
+    await d.start();
+    await waitFor(() => rec.last("meter", "voltage_l1")?.quality === "good", 3000, "good");
+    const n = rec.readings.length;
+    const busy = () => d.status().counters?.exceptions ?? 0;
+    const before = busy();
+    sim.setFault(12, parseFault("busy"));
+    await waitFor(() => busy() > before, 3000, "a busy answer");
+    sim.setFault(12, { kind: "none" });
+    await waitFor(
+      () =>
+        rec.readings.slice(n).filter((r) => r.device === "meter" && r.point === "voltage_l1")
+          .length >= 2,
+      5000,
+      "two more polls",
+    );
+    expect(rec.readings.slice(n).filter((r) => r.quality === "exception")).toEqual([]);
   });
 
   it("times out a silent device, declares it offline, and back online when it answers", async () => {
@@ -173,7 +195,10 @@ describe("modbus driver against the simulator (TCP)", () => {
     );
     sim.setFault(12, parseFault("wrong_unit"));
     await waitFor(
-      () => /expected address 12 got 13/.test(rec.last("meter", "voltage_l1")?.detail ?? ""),
+      () =>
+        /answer from unit 13 to a request to unit 12/.test(
+          rec.last("meter", "voltage_l1")?.detail ?? "",
+        ),
       3000,
       "wrong unit",
     );
@@ -338,6 +363,35 @@ describe("modbus driver against the simulator (TCP)", () => {
       expect((e as Error).message).toMatch(re);
     }
     expect(plc.requests).toBe(reqs);
+  });
+
+  it("refuses a value the point's encoding cannot hold before anything reaches the bus", async () => {
+    const rec = recorder();
+    const d = start(rec, {}, [
+      {
+        id: "meter",
+        unit_id: 12,
+        points: [
+          { id: "sp", table: "holding", address: 500, type: "float32", writable: true },
+          { id: "big", table: "holding", address: 510, type: "int64", writable: true },
+        ],
+      },
+    ]);
+    await d.start();
+    await waitFor(() => rec.last("meter", "sp")?.quality === "good", 3000, "good");
+    await d.stop(); // no polls: any request the simulator sees now would be the write
+    const before = sim.requests;
+    for (const [point, value, why] of [
+      ["sp", 1e300, /meter\/sp: 1e\+300 is outside the float32 range ±3\.4028234663852886e\+38/],
+      ["sp", 3.5e38, /meter\/sp: 3\.5e\+38 is outside the float32 range/],
+      ["big", 2 ** 63, /meter\/big: 9223372036854776000 is outside the int64 range/],
+    ] as const) {
+      const err: unknown = await d
+        .write({ device: "meter", point, value })
+        .catch((e: unknown) => e);
+      expect(isEdgeError(err) && err.message).toMatch(why);
+    }
+    expect(sim.requests).toBe(before);
   });
 
   it("write_multiple uses FC 15/16 for single values", async () => {

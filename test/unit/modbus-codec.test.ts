@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import {
   decodeRegisters,
   EncodeError,
+  shortestFloat32,
   encodeRegisters,
   scaleValue,
   unscale,
@@ -238,6 +239,29 @@ describe("modbus codec: golden type × order", () => {
     expect(() => encodeRegisters(2, { type: "bit", bit: 0 }, "ABCD")).toThrow(EncodeError);
   });
 
+  it("refuses every value an encoding cannot represent, naming the range (issue 14 item 5)", () => {
+    const f32 = { type: "float32" as const };
+    expect(() => encodeRegisters(1e300, f32, "ABCD")).toThrow(
+      "1e+300 is outside the float32 range ±3.4028234663852886e+38",
+    );
+    expect(() => encodeRegisters(3.5e38, f32, "ABCD")).toThrow(/outside the float32 range/);
+    expect(() => encodeRegisters(-3.5e38, f32, "ABCD")).toThrow(/outside the float32 range/);
+    expect(() => encodeRegisters(1e-50, f32, "ABCD")).toThrow(/too small for float32/);
+    expect(encodeRegisters(3.4028234663852886e38, f32, "ABCD")).toEqual([0x7f7f, 0xffff]);
+    expect(encodeRegisters(-0, f32, "ABCD")).toEqual([0x8000, 0x0000]);
+    for (const [v, t] of [
+      [2 ** 63, "int64"],
+      [-(2 ** 63) * 2, "int64"],
+      [2 ** 64, "uint64"],
+      [-1, "uint64"],
+    ] as const)
+      expect(() => encodeRegisters(v, { type: t }, "ABCD")).toThrow(`outside the ${t} range`);
+    expect(() => encodeRegisters(2 ** 60, { type: "int64" }, "ABCD")).toThrow(/beyond ±2\^53/);
+    expect(encodeRegisters(-(2 ** 53) + 1, { type: "int64" }, "ABCD")).toEqual([
+      0xffe0, 0x0000, 0x0000, 0x0001,
+    ]);
+  });
+
   it("scales and unscales without binary-fraction noise", () => {
     expect(scaleValue(2301, 0.1, 0)).toBe(230.1);
     expect(scaleValue(-400, 0.1, 0)).toBe(-40);
@@ -257,5 +281,29 @@ describe("modbus codec: golden type × order", () => {
     expect(frame[1]).toBe(0x04);
     const regs = [frame.readUInt16BE(3), frame.readUInt16BE(5)];
     expect(decodeRegisters(regs, { type: "float32" }, "ABCD")).toBe(230);
+  });
+});
+
+describe("modbus codec: float32 values as the shortest decimal that reads back the same", () => {
+  it("shows 3.14159, not the float32's exact double", () => {
+    expect(Math.fround(3.14159)).toBe(3.141590118408203);
+    expect(decodeRegisters([0x4049, 0x0fd0], { type: "float32" }, "ABCD")).toBe(3.14159);
+    expect(shortestFloat32(Math.fround(0.1))).toBe(0.1);
+    expect(shortestFloat32(Math.fround(1 / 3))).toBe(0.33333334);
+    expect(shortestFloat32(230.5)).toBe(230.5);
+    expect(shortestFloat32(Math.fround(16777217))).toBe(16777216);
+    expect(shortestFloat32(1.401298464324817e-45)).toBe(1e-45);
+  });
+
+  it("round-trips every shortest value to the same float32 (10,000 random patterns)", () => {
+    const b = Buffer.alloc(4);
+    for (let i = 0; i < 10_000; i++) {
+      b.writeUInt32BE((Math.random() * 2 ** 32) >>> 0);
+      const f = b.readFloatBE(0);
+      if (!Number.isFinite(f)) continue;
+      const s = shortestFloat32(f);
+      expect(Math.fround(s)).toBe(f);
+      expect(s.toExponential().replace(/^-|e.*$|\./g, "").length).toBeLessThanOrEqual(9);
+    }
   });
 });

@@ -204,3 +204,95 @@ describe("modbus config schema and profiles", () => {
     ]);
   });
 });
+
+describe("modbus config contradictions (issue 16 item 5)", () => {
+  const rtu = (id: string, path: string, extra: Record<string, unknown> = {}) => ({
+    id,
+    driver: "modbus",
+    transport: { type: "rtu", path, ...extra },
+    devices: [{ id: `${id}-d`, unit_id: 1, points: [{ id: "p", table: "holding", address: 0 }] }],
+  });
+  const gw = (drivers: unknown[]) => ({
+    version: 1,
+    gateway: { id: "gw" },
+    uplink: { url: "mqtt://127.0.0.1:1883" },
+    drivers,
+  });
+
+  it("refuses two drivers on one serial path, naming both line settings", () => {
+    expect(
+      problems(
+        gw([rtu("a", "/dev/ttyS1"), rtu("b", "/dev/ttyS1", { baud: 19200, parity: "even" })]),
+      ),
+    ).toEqual([
+      {
+        path: "drivers[1]",
+        message:
+          'serial line /dev/ttyS1 is set to 19200 8E1 here and to 9600 8N1 by driver "a" (drivers[0]): one line has one setting; put the devices under one driver',
+      },
+    ]);
+    expect(
+      problems(
+        gw([rtu("a", "/dev/ttyS1"), { id: "m", driver: "mbus", path: "/dev/ttyS1", devices: [] }]),
+      ),
+    ).toMatchObject([
+      { path: "drivers[1]", message: expect.stringMatching(/2400 8E1 here and to 9600 8N1/) },
+    ]);
+    expect(problems(gw([rtu("a", "/dev/ttyS1"), rtu("b", "/dev/ttyS2")]))).toEqual([]);
+  });
+
+  it("refuses an RTU unit id outside 1..247 (0 only as broadcast)", () => {
+    const bad = rtu("a", "/dev/ttyS1");
+    bad.devices[0]!.unit_id = 248;
+    expect(problems(gw([bad]))).toMatchObject([
+      {
+        path: "drivers[0].devices[0].unit_id",
+        message: expect.stringMatching(/^unit 248 is outside 1\.\.247/),
+      },
+    ]);
+    expect(
+      problems(
+        config([{ id: "d", unit_id: 255, points: [{ id: "p", table: "holding", address: 0 }] }]),
+      ),
+    ).toEqual([]);
+  });
+
+  it("takes max_registers per device, else the profile's (SDM630: 40)", () => {
+    const cfg = validateConfigObject(
+      config([
+        { id: "m", unit_id: 1, profile: "eastron-sdm630" },
+        { id: "n", unit_id: 2, profile: "eastron-sdm630", max_registers: 20 },
+        {
+          id: "o",
+          unit_id: 3,
+          points: [{ id: "p", table: "holding", address: 0, type: "int64" }],
+          max_registers: 4,
+        },
+      ]),
+      "test.yaml",
+      { env: {}, baseDir: dir },
+    );
+    const drv = cfg.drivers[0] as { devices: { max_registers?: number }[] };
+    expect(drv.devices.map((d) => d.max_registers)).toEqual([40, 20, 4]);
+  });
+
+  it("refuses a point wider than its device's max_registers", () => {
+    expect(
+      problems(
+        config([
+          {
+            id: "o",
+            unit_id: 3,
+            max_registers: 2,
+            points: [{ id: "p", table: "holding", address: 0, type: "int64" }],
+          },
+        ]),
+      ),
+    ).toMatchObject([
+      {
+        path: "drivers[0].devices[0].points[0].type",
+        message: expect.stringMatching(/max_registers is 2/),
+      },
+    ]);
+  });
+});
