@@ -167,7 +167,9 @@ export const configSchema = z
       .describe("Zero-touch enrolment with a provisioning bundle, and certificate renewal."),
     lighting: lightingConfigSchema
       .optional()
-      .describe("Street lighting: calendars, programs, groups of lamps (agent/lighting/README.md)."),
+      .describe(
+        "Street lighting: calendars, programs, groups of lamps (agent/lighting/README.md).",
+      ),
     drivers: z
       .array(driverUnion)
       .default([])
