@@ -5,6 +5,7 @@
  * Requests are strict: an unknown field is an error (a typo must not be a silent no-op).
  */
 import { z } from "zod";
+import { lightingRequestSchemas, lightingResultSchemas } from "../lighting/wire.js";
 
 const id = z
   .string({ error: "expected a command id: a string of 1-128 characters, unique per command" })
@@ -176,6 +177,7 @@ export const requestSchemas = {
   "config/get": configGetRequest,
   "config/set": configSetRequest,
   resync: resyncRequest,
+  ...lightingRequestSchemas,
 } as const;
 
 export type CommandName = keyof typeof requestSchemas;
@@ -307,6 +309,7 @@ export const resultSchemas = {
       ),
   }),
   resync: z.strictObject({ republished: z.array(z.string()) }),
+  ...lightingResultSchemas,
 } as const satisfies Record<CommandName, z.ZodType>;
 
 export type ResultOf<N extends CommandName> = z.infer<(typeof resultSchemas)[N]>;
