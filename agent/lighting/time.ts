@@ -94,7 +94,8 @@ export function nightOf(ms: number, tz: string): string {
 
 export function isDate(s: string): boolean {
   if (!/^\d{4}-\d{2}-\d{2}$/.test(s)) return false;
-  return new Date(`${s}T00:00:00Z`).toISOString().slice(0, 10) === s;
+  const d = new Date(`${s}T00:00:00Z`);
+  return !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 10) === s;
 }
 
 /** "HH:MM" in `tz`. */
