@@ -218,6 +218,34 @@ describe("overrides from the hypervisor", () => {
       /lighting\.groups\[0\]\.lamps\[0\]\.point: point "dali\/lamp2_status" is not writable/,
     );
     expect(rig.run.cp.lighting.running!.config.groups.map((g) => g.id)).toEqual(["main", "side"]);
+    // The same id again: the stored response, nothing applied again.
+    const again = await rig.hv.request("lighting/set", {
+      id: "set-1",
+      lighting: lightingBlock(20),
+    });
+    expect(again).toEqual({ ...set, duplicate: true });
+  }, 30_000);
+
+  it("rolls a new block back when one of its lamps cannot be written", async () => {
+    rig.sim.setFault(5, { kind: "no_answer" }); // the cabinet with the relay circuit
+    const r = await rig.hv.request("lighting/set", { id: "set-2", lighting: lightingBlock(25) });
+    rig.sim.setFault(5, { kind: "none" });
+    expect(r).toMatchObject({
+      ok: false,
+      error: {
+        code: "CommandFailed",
+        message: expect.stringMatching(
+          /rolled back: the lamps of group "main" could not be written/,
+        ),
+        details: { rolled_back: true, failed: ["main"] },
+      },
+    });
+    await waitEvent(rig, "lighting_rolled_back");
+    await waitEvent(rig, "lighting_write_failed", (e) => /circuit 1/.test(e.message));
+    // The previous block is in force again: 20 % after midnight.
+    await rig.tick();
+    expect(rig.dali.bank.holding[0]).toBe(20);
+    expect(rig.run.cp.lighting.running!.views()[0]!.decision.reason).toMatch(/00:00 → 20 %/);
   }, 30_000);
 });
 
