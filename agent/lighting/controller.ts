@@ -62,7 +62,10 @@ export class LightingController {
   private readonly applied = new Set<string>();
   private readonly lastOk = new Map<string, boolean>();
   private readonly decisions = new Map<string, Decision>();
-  private readonly latest = new Map<string, { value: Reading["value"]; ts: number }>();
+  private readonly latest = new Map<
+    string,
+    { value: Reading["value"]; ts: number; unit?: string | undefined }
+  >();
   private readonly presenceSeen = new Map<string, number>();
   private clockView: ClockView = { trusted: true, reason: "not checked yet" };
   private timer: NodeJS.Timeout | undefined;
@@ -236,7 +239,7 @@ export class LightingController {
       // The lighting clock, not the reading's: the hold is measured on the clock the
       // schedule runs on (they are the same clock on a gateway; tests move this one).
       const now = this.now();
-      this.latest.set(key, { value: x.value, ts: now });
+      this.latest.set(key, { value: x.value, ts: now, unit: x.unit });
       if (truthy(x.value)) this.presenceSeen.set(key, now);
     }
     // A presence detection acts at once, not at the next poll.

@@ -21,7 +21,9 @@ export class EnergyMeter {
   constructor(
     private readonly db: LightingDb,
     private readonly emit: (readings: Reading[]) => void,
-    private readonly latest: (key: string) => { value: Reading["value"]; ts: number } | undefined,
+    private readonly latest: (
+      key: string,
+    ) => { value: Reading["value"]; ts: number; unit?: string | undefined } | undefined,
   ) {}
 
   /** The group's state with the interval since the last poll counted (and the night rolled). */
@@ -62,10 +64,13 @@ export class EnergyMeter {
     return { ...s, night };
   }
 
+  /** The bound counter in Wh (a kWh counter is converted; other units are not energy). */
   private meter(g: LightingGroup): number | undefined {
     if (!g.energy_point) return undefined;
     const r = this.latest(`${g.energy_point.device}/${g.energy_point.point}`);
-    return typeof r?.value === "number" ? r.value : undefined;
+    if (typeof r?.value !== "number") return undefined;
+    if (r.unit === "kWh") return r.value * 1000;
+    return r.unit === undefined || r.unit === "Wh" ? r.value : undefined;
   }
 
   private report(g: LightingGroup, s: GroupState, now: number, sky: Sky): void {
