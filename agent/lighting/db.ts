@@ -81,8 +81,19 @@ interface OverrideRow {
 }
 
 export class LightingDb {
-  constructor(private readonly db: Database) {
+  constructor(
+    private readonly db: Database,
+    now = Date.now(),
+  ) {
     migrate(db, "lighting", [LIGHTING_DDL]);
+    // Bounded history: ended overrides are kept 90 days, the last 100 versions (the active one
+    // always).
+    db.prepare("DELETE FROM lighting_overrides WHERE ended_ts IS NOT NULL AND ended_ts < ?").run(
+      now - 90 * 86_400_000,
+    );
+    db.prepare(
+      "DELETE FROM lighting_versions WHERE status != 'active' AND version <= (SELECT max(version) FROM lighting_versions) - 100",
+    ).run();
   }
 
   activeVersion(): LightingVersion | undefined {

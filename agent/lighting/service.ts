@@ -10,6 +10,7 @@
  * `lighting/set` validates (every problem with its path, nothing changed), applies at once and
  * rolls back to the previous block when a lamp of the new one cannot be written.
  */
+import { createHash } from "node:crypto";
 import type { Database } from "better-sqlite3";
 import type { Logger } from "pino";
 import { canonicalJson } from "../../config/canonical.js";
@@ -68,8 +69,10 @@ export class LightingService {
   private clock: ClockSource | undefined;
 
   constructor(private readonly opts: LightingServiceOptions) {
-    this.db = new LightingDb(opts.db);
-    this.baseHash = canonicalJson(opts.fileBlock ?? null);
+    this.db = new LightingDb(opts.db, opts.clock?.now() ?? Date.now());
+    this.baseHash = createHash("sha256")
+      .update(canonicalJson(opts.fileBlock ?? null))
+      .digest("hex");
     const active = this.db.activeVersion();
     let cfg: LightingConfig | undefined = opts.config.lighting;
     this.raw = opts.fileBlock as Record<string, unknown> | undefined;
