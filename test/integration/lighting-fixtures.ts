@@ -66,6 +66,8 @@ export function lightingBlock(midnightLevel = 40): Record<string, unknown> {
             readback: [
               { point: "lamp0_level", status: "lamp0_status", name: "rue Haute n°1" },
               { point: "lamp4_level", status: "lamp4_status", name: "rue Haute n°5" },
+              // Wired to DALI group 1 by mistake: it does not follow group 0.
+              { point: "lamp1_level", name: "rue Haute n°3" },
             ],
           },
           { device: "cabinet", point: "relay", name: "circuit 1" },

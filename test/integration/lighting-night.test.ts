@@ -88,6 +88,10 @@ describe("a night of street lighting, uplink down", () => {
     expect(rig.events.find((e) => e.type === "lighting_sensor_change")?.message).toMatch(
       /presence rule/,
     );
+    const stray = rig.events.find((e) => e.type === "lighting_lamp_not_following");
+    expect(stray?.message).toMatch(
+      /rue Haute n°3 \(group "main"\): does not follow: reads 100 %, sent 0 %/,
+    );
     const failure = rig.events.find((e) => e.type === "lighting_lamp_failure");
     expect(failure?.message).toMatch(/impasse n°4.*lamp failure/);
   }, 60_000);
