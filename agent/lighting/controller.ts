@@ -72,6 +72,10 @@ export class LightingController {
   private running: Promise<void> | undefined;
   private unsubscribe: (() => void) | undefined;
   private readonly faults: FaultWatch;
+  /** Groups whose last write failed: when to try again. */
+  private readonly backoff = new Map<string, { next: number; delay: number }>();
+  /** Lamps whose last write failed (group|device/point). */
+  private readonly failing = new Set<string>();
   private readonly energy: EnergyMeter;
 
   constructor(
@@ -136,6 +140,7 @@ export class LightingController {
       this.timer = setInterval(() => void this.tick(), cfg.poll);
       this.timer.unref();
     }
+    this.backoff.clear();
     await this.tick();
     return cfg.groups.filter((g) => this.lastOk.get(g.id) === false).map((g) => g.id);
   }
@@ -152,6 +157,7 @@ export class LightingController {
     if (prev) this.overrideEvent("lighting_override_end", prev, "superseded by a newer override");
     this.overrides.set(o.group, rec);
     this.overrideEvent("lighting_override_start", rec, rec.reason ?? "override");
+    this.backoff.clear();
     await this.tick();
     return rec;
   }
@@ -168,6 +174,7 @@ export class LightingController {
       prev,
       `ended by ${who}${reason ? ` (${reason})` : ""}`,
     );
+    this.backoff.clear();
     await this.tick();
     return true;
   }
@@ -288,8 +295,21 @@ export class LightingController {
         this.deps.db.saveState(g.id, { ...state, ts: now });
         continue;
       }
+      // After a failed write (device offline), retry with a back-off up to 15 min rather than at
+      // every poll: each attempt is an audited write upstream. Commands reset it (`retryNow`).
+      const mono = this.deps.clock.mono();
+      const wait = this.backoff.get(g.id);
+      if (wait && mono < wait.next) {
+        this.deps.db.saveState(g.id, { ...state, ts: now });
+        continue;
+      }
       const ok = await this.writeGroup(g, d);
       this.lastOk.set(g.id, ok);
+      if (ok) this.backoff.delete(g.id);
+      else {
+        const delay = Math.min(2 * (wait?.delay ?? this.cfg.poll / 2), 15 * 60_000);
+        this.backoff.set(g.id, { next: mono + delay, delay });
+      }
       const next: GroupState = ok
         ? { ...state, level: d.level, source: d.source, reason: d.reason, ts: now }
         : { ...state, ts: now };
@@ -314,26 +334,32 @@ export class LightingController {
         { device: lamp.device, values: [{ point: lamp.point, value }], verify: true },
         "lighting",
       );
-      if (!r.ok) {
+      const key = `${g.id}|${lamp.device}/${lamp.point}`;
+      if (r.ok) this.failing.delete(key);
+      else {
         all = false;
+        // One event per failure, not one per poll while it lasts (retries are logged only).
+        const first = !this.failing.has(key);
+        this.failing.add(key);
         this.deps.logger.warn(
           { group: g.id, device: lamp.device, point: lamp.point, error: r.error },
           "lighting write failed",
         );
-        this.deps.event({
-          ts: this.now(),
-          type: "lighting_write_failed",
-          severity: "error",
-          device: lamp.device,
-          message: `lighting: group "${g.id}" lamp ${lamp.name ?? `${lamp.device}/${lamp.point}`} could not be set to ${d.level} %: ${r.error.message} — retried at the next poll`,
-          data: {
-            group: g.id,
+        if (first)
+          this.deps.event({
+            ts: this.now(),
+            type: "lighting_write_failed",
+            severity: "error",
             device: lamp.device,
-            point: lamp.point,
-            level: d.level,
-            code: r.error.code,
-          },
-        });
+            message: `lighting: group "${g.id}" lamp ${lamp.name ?? `${lamp.device}/${lamp.point}`} could not be set to ${d.level} %: ${r.error.message} — retried at the next poll`,
+            data: {
+              group: g.id,
+              device: lamp.device,
+              point: lamp.point,
+              level: d.level,
+              code: r.error.code,
+            },
+          });
       }
     }
     return all;

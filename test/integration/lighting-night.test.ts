@@ -246,6 +246,8 @@ describe("overrides from the hypervisor", () => {
     });
     await waitEvent(rig, "lighting_rolled_back");
     await waitEvent(rig, "lighting_write_failed", (e) => /circuit 1/.test(e.message));
+    // Written twice (the new block, then the rollback), one event: not one per attempt.
+    expect(rig.events.filter((e) => e.type === "lighting_write_failed")).toHaveLength(1);
     // The previous block is in force again: 20 % after midnight.
     await rig.tick();
     expect(rig.dali.bank.holding[0]).toBe(20);
