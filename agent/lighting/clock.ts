@@ -4,8 +4,9 @@
  *   - the clock was never synchronised since boot (systemd-timesyncd creates
  *     /run/systemd/timesync/synchronized at its first sync, see systemd-timesyncd.service(8);
  *     without the file, `timedatectl show -p NTPSynchronized --value` is asked), or
- *   - the wall clock jumped by more than `max_jump` against the monotonic clock, until a
- *     synchronisation newer than the jump.
+ *   - the wall clock jumped by more than `max_jump` against the monotonic clock, until the
+ *     next synchronisation after the jump (a new sync value: wall times on both sides of a
+ *     jump cannot be compared).
  * The source is injectable (`ClockSource`): tests drive wall time, monotonic time and sync.
  */
 import { execFileSync } from "node:child_process";
@@ -42,7 +43,8 @@ export function systemClock(syncFile: string): ClockSource {
           encoding: "utf8",
           stdio: ["ignore", "pipe", "ignore"],
         }).trim();
-        value = out === "yes" ? Date.now() : null;
+        // Stable while synchronised: a new value only when it becomes synchronised again.
+        value = out === "yes" ? (typeof asked.value === "number" ? asked.value : Date.now()) : null;
       } catch {
         value = undefined;
       }
@@ -53,8 +55,10 @@ export function systemClock(syncFile: string): ClockSource {
 }
 
 export class ClockGuard {
-  private last?: { wall: number; mono: number };
-  private jumpAt: number | null = null;
+  private last?: { wall: number; mono: number; sync: number | null | undefined };
+  /** After a jump: the last sync then, `null` when none — trusted again once it changes. */
+  private syncAtJump: number | null | undefined = undefined;
+  private jumped = false;
   private jumpText = "";
 
   constructor(
@@ -65,15 +69,21 @@ export class ClockGuard {
   check(): ClockView {
     const wall = this.source.now();
     const mono = this.source.mono();
+    const sync = this.source.lastSync();
     if (this.last) {
       const drift = wall - this.last.wall - (mono - this.last.mono);
-      if (Math.abs(drift) > this.opts.maxJumpMs) {
-        this.jumpAt = wall;
+      // A jump that comes with a new synchronisation is the synchronisation correcting the
+      // clock (timesyncd touches its file at every sync): trusted.
+      const synced = typeof sync === "number" && sync !== this.last.sync;
+      if (Math.abs(drift) > this.opts.maxJumpMs && !synced) {
+        // Wall times on both sides of a jump cannot be compared: remember the sync value seen
+        // at the jump, and wait for a newer one.
+        this.jumped = true;
+        this.syncAtJump = sync;
         this.jumpText = `the wall clock jumped ${drift > 0 ? "forward" : "back"} by ${Math.round(Math.abs(drift) / 1000)} s`;
       }
     }
-    this.last = { wall, mono };
-    const sync = this.source.lastSync();
+    this.last = { wall, mono, sync };
     if (this.opts.requireSync && (sync === null || sync === undefined))
       return {
         trusted: false,
@@ -82,8 +92,8 @@ export class ClockGuard {
             ? "no time synchronisation since boot"
             : "the time synchronisation cannot be checked (no timesyncd file, no timedatectl)",
       };
-    if (this.jumpAt !== null) {
-      if (typeof sync === "number" && sync >= this.jumpAt) this.jumpAt = null;
+    if (this.jumped) {
+      if (typeof sync === "number" && sync !== this.syncAtJump) this.jumped = false;
       else return { trusted: false, reason: `${this.jumpText}, not synchronised since` };
     }
     return { trusted: true, reason: "synchronised" };
