@@ -8,6 +8,7 @@ import { z } from "zod";
 import { checkSerialLines } from "./serial-lines.js";
 import { driverSchemas } from "../drivers/schemas.js";
 import { commandsConfigSchema } from "./commands.js";
+import { lightingConfigSchema } from "./lighting.js";
 import { provisioningConfigSchema } from "./provisioning.js";
 import { intRange, location, topicSegment } from "./common.js";
 
@@ -165,12 +166,24 @@ export const configSchema = z
     provisioning: provisioningConfigSchema
       .optional()
       .describe("Zero-touch enrolment with a provisioning bundle, and certificate renewal."),
+    lighting: lightingConfigSchema
+      .optional()
+      .describe(
+        "Street lighting: calendars, programs, groups of lamps (agent/lighting/README.md).",
+      ),
     drivers: z
       .array(driverUnion)
       .default([])
       .describe("Field buses and listeners, each with its devices."),
   })
   .superRefine((cfg, ctx) => {
+    // The sun is computed where the lamps are: the default state needs sunset and sunrise.
+    if (cfg.lighting && !cfg.lighting.location && !cfg.gateway.location)
+      ctx.addIssue({
+        code: "custom",
+        path: ["lighting", "location"],
+        message: "missing: give lighting.location or gateway.location {lat, lon} (sun times)",
+      });
     // Driver and device ids become topic segments and SQL keys: they must be unique.
     const driverIds = new Map<string, number>();
     const deviceIds = new Map<string, string>();

@@ -4,6 +4,7 @@
  */
 import type { Command } from "commander";
 import { registerConfigCommands } from "./config.js";
+import { registerLightingCommands } from "./lighting.js";
 import { registerMbusCommands } from "./mbus.js";
 import { registerProvisionCommand } from "./provision.js";
 import { registerRunCommand } from "./run.js";
@@ -17,4 +18,5 @@ export function registerCommands(program: Command): void {
   registerTechnicianCommands(program);
   registerSimCommands(program);
   registerMbusCommands(program);
+  registerLightingCommands(program);
 }

@@ -79,7 +79,12 @@ export class AuditLog {
       r.message ?? null,
     );
     const what = r.device ? `${r.device}${r.point ? `/${r.point}` : ""}` : r.command;
-    const by = r.who === "hypervisor" ? "the hypervisor" : "a local technician";
+    const by =
+      r.who === "hypervisor"
+        ? "the hypervisor"
+        : r.who === "lighting"
+          ? "the lighting module"
+          : "a local technician";
     this.sink?.({
       ts: r.ts,
       type: "command_audit",

@@ -94,7 +94,7 @@ export function planChanges(prev: Config, next: Config, liveUplink = true): Appl
   const uplinkChanged = canonicalJson(prev.uplink) !== canonicalJson(next.uplink);
   if (liveUplink) plan.uplink = uplinkChanged;
   else if (uplinkChanged) plan.pendingRestart.push("uplink");
-  for (const key of ["log", "store", "commands", "gateway"] as const) {
+  for (const key of ["log", "store", "commands", "gateway", "lighting"] as const) {
     if (canonicalJson(prev[key]) !== canonicalJson(next[key])) plan.pendingRestart.push(key);
   }
   return plan;

@@ -26,6 +26,8 @@ import type { CommandResponse } from "./schemas.js";
 import { type ControlTarget, CommandService } from "./service.js";
 import { parsePublicKey } from "../../config/ed25519.js";
 import { SignatureVerifier } from "./signing.js";
+import type { ClockSource } from "../lighting/clock.js";
+import { LightingService } from "../lighting/service.js";
 
 export interface ControlPlaneOptions {
   /** The configuration the agent runs (after the precedence rule, see config-versions.ts). */
@@ -38,6 +40,8 @@ export interface ControlPlaneOptions {
   logger?: Logger;
   /** Poll period of the rollback health check (tests). */
   healthPollMs?: number;
+  /** The lighting module's clock (tests drive wall time, monotonic time and sync). */
+  lightingClock?: ClockSource;
 }
 
 export class ControlPlane {
@@ -48,6 +52,7 @@ export class ControlPlane {
   readonly dispatcher: CommandDispatcher;
   readonly configManager: ConfigManager;
   readonly versions: ConfigVersions;
+  readonly lighting: LightingService;
   private current: Config;
   private readonly pruneTimer: NodeJS.Timeout;
 
@@ -108,8 +113,24 @@ export class ControlPlane {
       },
       opts.raw,
     );
+    // Lamps are driven through the router like any caller (who: lighting): agent/lighting.
+    this.lighting = new LightingService({
+      db,
+      config: cfg,
+      fileBlock: opts.raw.lighting,
+      router: this.router,
+      target: { inventory: () => agent.inventory(), read: (d, p) => agent.read(d, p) },
+      journal: this.journal,
+      audit: this.audit,
+      event: (e) => agent.store.appendEvent(e),
+      emit: (r) => agent.pipeline.ingest(r, { bypassDeadband: true }),
+      onRecord: (l) => agent.onRecord(l),
+      clock: opts.lightingClock,
+      logger,
+    });
     const signing = cfg.commands.signing;
     this.service = new CommandService({
+      lighting: this.lighting,
       target: controlTarget(agent, () => this.current),
       router: this.router,
       config: this.configManager,
@@ -134,12 +155,14 @@ export class ControlPlane {
   static attach(agent: Agent, opts: ControlPlaneOptions): ControlPlane {
     const cp = new ControlPlane(agent, opts);
     listen(agent, cp.dispatcher);
+    cp.lighting.start();
     return cp;
   }
 
   /** Stop the control plane's timers (the agent stops the rest). */
   close(): void {
     clearInterval(this.pruneTimer);
+    void this.lighting.stop();
   }
 
   /** The local control API's entry point: run a command as the local technician. */

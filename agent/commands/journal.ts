@@ -7,7 +7,8 @@
 import type { Database, Statement } from "better-sqlite3";
 import { migrateControlPlane } from "./db.js";
 
-export type Who = "hypervisor" | "local";
+/** Who asked: the hypervisor, a local technician, or the lighting module (agent/lighting). */
+export type Who = "hypervisor" | "local" | "lighting";
 
 export type JournalEntry =
   | { state: "pending"; name: string; who: Who; fingerprint: string; createdTs: number }

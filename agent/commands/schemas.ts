@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import { statusViewSchema } from "../health/schema.js";
+import { lightingRequestSchemas, lightingResultSchemas } from "../lighting/wire.js";
 
 const id = z
   .string({ error: "expected a command id: a string of 1-128 characters, unique per command" })
@@ -177,6 +178,7 @@ export const requestSchemas = {
   "config/get": configGetRequest,
   "config/set": configSetRequest,
   resync: resyncRequest,
+  ...lightingRequestSchemas,
 } as const;
 
 export type CommandName = keyof typeof requestSchemas;
@@ -309,6 +311,7 @@ export const resultSchemas = {
       ),
   }),
   resync: z.strictObject({ republished: z.array(z.string()) }),
+  ...lightingResultSchemas,
 } as const satisfies Record<CommandName, z.ZodType>;
 
 export type ResultOf<N extends CommandName> = z.infer<(typeof resultSchemas)[N]>;

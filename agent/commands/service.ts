@@ -24,6 +24,7 @@ import {
   requestSchemas,
 } from "./schemas.js";
 import type { SignatureVerifier } from "./signing.js";
+import type { LightingService } from "../lighting/service.js";
 
 export interface HistoryQuery {
   device?: string | undefined;
@@ -66,6 +67,8 @@ export interface ServiceOptions {
   verifier?: SignatureVerifier | undefined;
   timeoutMs: number;
   logger: Logger;
+  /** cmd/lighting/* (agent/lighting/service.ts); absent: those commands are refused. */
+  lighting?: LightingService | undefined;
 }
 
 export class CommandService {
@@ -182,6 +185,12 @@ export class CommandService {
           dryRun: r.dry_run ?? false,
         });
       }
+      case "lighting/get":
+        return ok<"lighting/get">(this.lighting().get(req));
+      case "lighting/set":
+        return this.lighting().set(req as RequestOf<"lighting/set">, origin.who);
+      case "lighting/override":
+        return this.lighting().override(req as RequestOf<"lighting/override">, origin.who);
       default: {
         const never: never = name;
         throw new EdgeError(ErrorCode.CommandUnknown, `unknown command "${String(never)}"`);
@@ -192,6 +201,12 @@ export class CommandService {
   private router(): CommandRouter {
     if (this.opts.router) return this.opts.router;
     throw this.opts.unavailable?.() ?? new EdgeError(ErrorCode.StoreUnavailable, "no router");
+  }
+
+  private lighting(): LightingService {
+    if (!this.opts.lighting)
+      throw new EdgeError(ErrorCode.CommandRefused, "lighting is not available on this agent");
+    return this.opts.lighting;
   }
 
   private configManager(): ConfigManager {

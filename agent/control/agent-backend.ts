@@ -33,6 +33,8 @@ export interface LocalWriter {
     value: Value;
     commandId: string;
   }): Promise<WriteOutcome>;
+  /** The command service as the local technician (control-plane.ts `execute`). */
+  execute(name: string, body: Record<string, unknown>): Promise<unknown>;
 }
 
 /** How far back `devices` looks for latest values it has not seen committed since the start. */
@@ -131,6 +133,15 @@ export class AgentBackend implements ControlBackend {
 
   dispose(): void {
     this.unsubscribe();
+  }
+
+  command(name: string, body: Record<string, unknown>): Promise<unknown> {
+    if (!this.writer)
+      throw new EdgeError(
+        ErrorCode.CommandRefused,
+        "the command router is not ready (its journal needs the store) — see `eclor-edge status`",
+      );
+    return this.writer.execute(name, body);
   }
 
   status(): StatusView {

@@ -89,4 +89,6 @@ export interface ControlBackend {
   bufferPurge(q: PurgeQuery): PurgeResult;
   buses(): BusInfo[];
   logs?: LogRing;
+  /** Any command of the command service as the local technician (`eclor-edge lighting`). */
+  command?(name: string, body: Record<string, unknown>): Promise<unknown>;
 }

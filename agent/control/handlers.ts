@@ -126,6 +126,14 @@ export const unary: Record<string, Unary> = {
     return b.bufferPurge(before !== undefined ? { before } : {});
   },
   buses: (b) => ({ buses: b.buses() }),
+  // The command service's response as is ({id, ok, result | error}): `eclor-edge lighting`.
+  command: (b, p) => {
+    if (!b.command) throw new EdgeError(ErrorCode.CommandFailed, "this agent runs no commands");
+    const body = p?.body;
+    if (body === null || typeof body !== "object" || Array.isArray(body))
+      throw new EdgeError(ErrorCode.UsageError, "params.body: expected an object");
+    return b.command(param.string(p, "name"), body as Record<string, unknown>);
+  },
 };
 
 /** Skip-and-count while a slow client's socket holds more than this (acquisition never waits). */

@@ -11,7 +11,7 @@ import { randomBytes } from "node:crypto";
 import { stringify } from "yaml";
 import { pino } from "pino";
 import { Agent } from "../../agent/agent.js";
-import { ControlPlane } from "../../agent/commands/control-plane.js";
+import { ControlPlane, type ControlPlaneOptions } from "../../agent/commands/control-plane.js";
 import { responseSchema, type CommandResponse } from "../../agent/commands/schemas.js";
 import { resolveStartupConfig } from "../../agent/commands/startup.js";
 import { loadConfigFile } from "../../config/load.js";
@@ -137,7 +137,8 @@ export class AgentHarness {
     writeFileSync(this.configPath, stringify({ ...config, state_dir: join(this.dir, "state") }));
   }
 
-  async start(): Promise<RunningAgent> {
+  /** `extra`: more control-plane options (the lighting tests inject their clock). */
+  async start(extra: Partial<ControlPlaneOptions> = {}): Promise<RunningAgent> {
     const logger = pino({ level: process.env.ECLOR_TEST_LOG ?? "silent" });
     const startup = resolveStartupConfig(this.configPath, loadConfigFile(this.configPath), {
       record: true,
@@ -152,6 +153,7 @@ export class AgentHarness {
       fileHash: startup.fileHash,
       logger,
       healthPollMs: 50,
+      ...extra,
     });
     await waitFor(() => agent.uplink.connected, 30_000, "agent connected to the broker");
     return {
