@@ -221,15 +221,17 @@ export class ControlPlane {
         drivers: agent.driverStatus(),
         config: this.configManager.get().version,
       }),
-      history: (q) => queryHistory(agent.store.db, q),
+      history: (q) => queryHistory(agent.store, q),
       replay: async (from, to) => {
         agent.store.flush();
-        const batches = replayPayloads(agent.store.db, from, to, this.current.uplink.batch_size);
+        const store = agent.store;
+        const uplink = agent.uplink;
+        // Chunked to the broker's Maximum Packet Size (publish gate, uplink/gate.ts).
+        const room = uplink.payloadRoom(uplink.topics.telemetry);
+        const r = replayPayloads(store, from, to, this.current.uplink.batch_size, room);
         let count = 0;
-        for (const b of batches) {
-          const ok = await agent.uplink.publish(agent.uplink.topics.stream(b.stream), b.payload, {
-            qos: 1,
-          });
+        for (const b of r.batches) {
+          const ok = await uplink.publish(uplink.topics.stream(b.stream), b.payload, { qos: 1 });
           if (!ok) {
             throw new EdgeError(
               ErrorCode.UplinkConnect,
@@ -239,7 +241,17 @@ export class ControlPlane {
           }
           count += b.count;
         }
-        return { from_seq: from, to_seq: to, count, missing: to - from + 1 - count };
+        const never = store.neverAssigned(from, to);
+        const neverCount = never ? never.to_seq - never.from_seq + 1 : 0;
+        return {
+          epoch: store.epoch,
+          from_seq: from,
+          to_seq: to,
+          count,
+          missing: to - from + 1 - r.stored - neverCount,
+          never_assigned: never,
+          ...(r.tooLarge.length > 0 ? { too_large: r.tooLarge } : {}),
+        };
       },
       resync: async () => {
         agent.uplink.resync();

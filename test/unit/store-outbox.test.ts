@@ -11,6 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Reading } from "../../drivers/driver.js";
 import { migrate, withNormalSync } from "../../agent/store/db.js";
 import type { StoredRecord } from "../../agent/store/records.js";
+import { coreMigrations } from "../../agent/store/schema.js";
 import { Store, type StoreOptions } from "../../agent/store/store.js";
 import { waitFor } from "../helpers/ports.js";
 
@@ -241,7 +242,7 @@ describe("history cleanup", () => {
 describe("migrations", () => {
   it("core schema uses user_version; components register theirs once", () => {
     const s = makeStore();
-    expect(s.db.pragma("user_version", { simple: true })).toBe(2);
+    expect(s.db.pragma("user_version", { simple: true })).toBe(coreMigrations.length);
     const steps = [
       "CREATE TABLE journal (id TEXT PRIMARY KEY)",
       "ALTER TABLE journal ADD COLUMN result TEXT",
