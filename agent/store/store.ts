@@ -29,6 +29,7 @@ import {
 } from "./records.js";
 import { type Page, Queries, type RowFilter } from "./queries.js";
 import { coreMigrations } from "./schema.js";
+import { Reserve } from "./reserve.js";
 import { type Loss, mergeLoss, Sidecar } from "./sidecar.js";
 
 export interface StoreOptions {
@@ -81,6 +82,7 @@ export class Store {
   /** The `store_epoch` event of a new epoch, until it is committed. */
   private announce?: PendingRecord;
   private readonly note?: Sidecar;
+  private readonly reserve?: Reserve;
   private flushTimer?: NodeJS.Timeout;
   private immediate?: NodeJS.Immediate;
   private retryTimer?: NodeJS.Timeout;
@@ -95,7 +97,12 @@ export class Store {
 
   constructor(private readonly opts: StoreOptions) {
     this.now = opts.now ?? Date.now;
-    if (opts.path !== ":memory:") this.note = new Sidecar(`${opts.path}.note`);
+    if (opts.path !== ":memory:") {
+      this.note = new Sidecar(`${opts.path}.note`);
+      // 1/64 of the bound, 1..16 MiB: room for a WAL checkpoint and the eviction on a full disk.
+      const size = Math.min(16 << 20, Math.max(1 << 20, Math.floor(opts.max_bytes / 64)));
+      this.reserve = new Reserve(`${opts.path}.reserve`, size);
+    }
   }
 
   /**
@@ -202,6 +209,7 @@ export class Store {
       this.queries = new Queries(db);
       this.database = db;
       this.loadEpoch(db);
+      this.reserve?.ensure();
     } catch (e) {
       db?.close();
       this.fail(storeError(this.opts.path, e, "opening it"));
@@ -397,6 +405,7 @@ export class Store {
     if (ok && this.lastError) {
       this.opts.logger.info({ path: this.opts.path }, "store database is writable again");
       this.lastError = undefined;
+      this.reserve?.ensure();
       if (this.buffer.length > 0) this.buffered();
     }
     if (stored.length > 0) this.notify(stored);
@@ -446,8 +455,29 @@ export class Store {
     return out;
   }
 
-  /** SQLITE_FULL: delete already-sent history, oldest first, to make room. */
+  /**
+   * SQLITE_FULL: make room. The WAL is checkpointed and truncated first (its file holds up to
+   * wal_autocheckpoint pages, ~4 MB, that the failed commit could not extend; without this even
+   * the DELETE below cannot commit), then already-sent history is deleted, oldest first, and the
+   * WAL checkpointed again so the freed pages are reusable by the retried chunk
+   * (https://www.sqlite.org/wal.html#avoiding_excessively_large_wal_files).
+   * Returns true if there is reason to retry the chunk.
+   */
   private evictForSpace(box: Outbox, db: Db, chunk: readonly PendingRecord[]): boolean {
+    const checkpoint = (): boolean => {
+      try {
+        const r = db.pragma("wal_checkpoint(TRUNCATE)") as { busy: number }[];
+        return r[0]?.busy === 0;
+      } catch {
+        return false;
+      }
+    };
+    if (this.reserve?.release())
+      this.opts.logger.warn(
+        { reserve: this.reserve.path },
+        `disk full: released the store's reserve (${this.reserve.bytes} bytes) to checkpoint and evict sent history`,
+      );
+    let progress = checkpoint();
     let need = 0;
     for (const r of chunk) need += r.body.length + (r.name?.length ?? 0) + ROW_OVERHEAD;
     // Twice the chunk, and at least 1 % of the bound: freed pages are reused by SQLite, and
@@ -456,17 +486,19 @@ export class Store {
     const snap = box.snapshot();
     try {
       const freed = db.transaction(() => box.evictSent(want))();
-      if (freed === 0) return false;
-      this.opts.logger.warn(
-        { evicted: freed },
-        `disk full: deleted ${freed} records of already-sent history to make room for new readings`,
-      );
-      return true;
+      if (freed > 0) {
+        progress = true;
+        this.opts.logger.warn(
+          { evicted: freed },
+          `disk full: deleted ${freed} records of already-sent history to make room for new readings`,
+        );
+        checkpoint();
+      }
     } catch (e) {
       box.restore(snap);
       this.opts.logger.warn({ err: e }, "disk full and the sent history could not be evicted");
-      return false;
     }
+    return progress;
   }
 
   private notify(stored: StoredRecord[]): void {
