@@ -4,7 +4,8 @@
  * (issue 15 item 5). Written from the MQTT 5.0 spec (OASIS, §2.1 fixed header, §2.1.4 variable
  * byte integer, §3.2 CONNACK, §3.4 PUBACK, §3.9 SUBACK, §3.13 PINGRESP), not from a library, so
  * the test does not share code with the client it tests. `ackFrom` = the first connection number
- * (1-based) whose QoS 1 PUBLISHes are acknowledged; earlier connections get none.
+ * (1-based) whose QoS 1 PUBLISHes are acknowledged; earlier connections get none. `hold`
+ * withholds chosen PUBACKs until `release()`, so acknowledgements arrive out of order.
  */
 import { createServer, type Server, type Socket } from "node:net";
 
@@ -43,6 +44,10 @@ export class MuteBroker {
   connections = 0;
   pingreqs = 0;
   readonly published: Published[] = [];
+  /** Return true to withhold the PUBACK of this publish until `release()`. */
+  hold?: (p: Published, indexOnTopic: number) => boolean;
+  private readonly held: { sock: Socket; ack: Buffer }[] = [];
+  private readonly perTopic = new Map<string, number>();
   private readonly sockets = new Set<Socket>();
   private constructor(
     private readonly server: Server,
@@ -102,9 +107,15 @@ export class MuteBroker {
         if (qos > 0) at += 2;
         const props = readVarint(body, at)!;
         at += props[1] + props[0];
-        this.published.push({ connection: conn, topic, payload: body.subarray(at) });
-        if (qos === 1 && conn >= this.ackFrom)
-          sock.write(Buffer.from([0x40, 0x02, pid >> 8, pid & 0xff]));
+        const p = { connection: conn, topic, payload: body.subarray(at) };
+        this.published.push(p);
+        const index = this.perTopic.get(`${conn}|${topic}`) ?? 0;
+        this.perTopic.set(`${conn}|${topic}`, index + 1);
+        if (qos === 1 && conn >= this.ackFrom) {
+          const ack = Buffer.from([0x40, 0x02, pid >> 8, pid & 0xff]);
+          if (this.hold?.(p, index)) this.held.push({ sock, ack });
+          else sock.write(ack);
+        }
         break;
       }
       case 8: {
@@ -134,6 +145,16 @@ export class MuteBroker {
       default:
         break;
     }
+  }
+
+  /** Send the withheld PUBACKs (on their connection, if it is still open). */
+  release(): void {
+    for (const h of this.held.splice(0)) if (!h.sock.destroyed) h.sock.write(h.ack);
+  }
+
+  /** Close every client connection (the broker keeps listening). */
+  dropClients(): void {
+    for (const s of this.sockets) s.destroy();
   }
 
   async close(): Promise<void> {
