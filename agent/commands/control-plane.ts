@@ -39,6 +39,9 @@ export interface ControlPlaneOptions {
   healthPollMs?: number;
 }
 
+/** Seqs read per replay page (see `replay` below). */
+const REPLAY_PAGE = 1000;
+
 export class ControlPlane {
   readonly journal: Journal;
   readonly audit: AuditLog;
@@ -228,18 +231,27 @@ export class ControlPlane {
         const uplink = agent.uplink;
         // Chunked to the broker's Maximum Packet Size (publish gate, uplink/gate.ts).
         const room = uplink.payloadRoom(uplink.topics.telemetry);
-        const r = replayPayloads(store, from, to, this.current.uplink.batch_size, room);
         let count = 0;
-        for (const b of r.batches) {
-          const ok = await uplink.publish(uplink.topics.stream(b.stream), b.payload, { qos: 1 });
-          if (!ok) {
-            throw new EdgeError(
-              ErrorCode.UplinkConnect,
-              `replay interrupted after ${count} records: the uplink is not connected — repeat the replay`,
-              { published: count },
-            );
+        let stored = 0;
+        const tooLarge: number[] = [];
+        // Page by REPLAY_PAGE seqs: each page is a few ms of SQLite, and the publishes of one page
+        // are awaited before the next is read, so a 100 000-seq replay never stalls polling.
+        for (let lo = from; lo <= to; lo += REPLAY_PAGE) {
+          const hi = Math.min(to, lo + REPLAY_PAGE - 1);
+          const r = replayPayloads(store, lo, hi, this.current.uplink.batch_size, room);
+          stored += r.stored;
+          tooLarge.push(...r.tooLarge);
+          for (const b of r.batches) {
+            const ok = await uplink.publish(uplink.topics.stream(b.stream), b.payload, { qos: 1 });
+            if (!ok) {
+              throw new EdgeError(
+                ErrorCode.UplinkConnect,
+                `replay interrupted after ${count} records: the uplink is not connected — repeat the replay`,
+                { published: count },
+              );
+            }
+            count += b.count;
           }
-          count += b.count;
         }
         const never = store.neverAssigned(from, to);
         const neverCount = never ? never.to_seq - never.from_seq + 1 : 0;
@@ -248,9 +260,9 @@ export class ControlPlane {
           from_seq: from,
           to_seq: to,
           count,
-          missing: to - from + 1 - r.stored - neverCount,
+          missing: to - from + 1 - stored - neverCount,
           never_assigned: never,
-          ...(r.tooLarge.length > 0 ? { too_large: r.tooLarge } : {}),
+          ...(tooLarge.length > 0 ? { too_large: tooLarge } : {}),
         };
       },
       resync: async () => {

@@ -4,7 +4,7 @@
  *
  * Every query is bounded in work, not only in result size (issue 15 item 6): a filter that
  * matches nothing (a point or window without rows) must not walk a 5 M-row table in one call.
- * Pages walk the table by seq (its primary key) over at most `SCAN_SEQS` seq numbers and say
+ * Pages walk the table by seq (its primary key) in bounded steps, within a time budget, and say
  * where to continue; the caller pages on until the cursor is null. See bench/history.ts.
  */
 import type { Statement } from "better-sqlite3";
@@ -12,8 +12,13 @@ import type { Db } from "./db.js";
 import type { HistoryRow, OutboxRow } from "./outbox.js";
 import type { Priority } from "./records.js";
 
-/** Seq numbers examined per page at most (~10 ms of SQLite on this project's machines). */
-export const SCAN_SEQS = 50_000;
+/**
+ * A page walks the table in steps of STEP_SEQS seq numbers (a fraction of a ms each on an idle
+ * gateway CPU) until it has `limit` rows, reaches the end, or has used BUDGET_MS of the event
+ * loop — so its cost is bounded by time on any machine, and at most one step beyond it.
+ */
+export const STEP_SEQS = 2000;
+export const BUDGET_MS = 8;
 
 export interface RowFilter {
   /** Exact `<device>/<point>`. */
@@ -88,11 +93,18 @@ export class Queries {
     }
     const max = (this.maxSeq.get() as number | null) ?? 0;
     // Skip the seqs below the oldest stored row (deleted history) without examining them.
-    const start = Math.max(after, ((this.minSeq.get() as number | null) ?? 1) - 1);
-    const end = Math.min(max, start + SCAN_SEQS);
-    const rows = stmt.all(start, end, ...args, limit) as HistoryRow[];
-    if (rows.length >= limit) return { rows, next: rows[rows.length - 1]!.seq };
-    return { rows, next: end < max ? end : null };
+    let from = Math.max(after, ((this.minSeq.get() as number | null) ?? 1) - 1);
+    const rows: HistoryRow[] = [];
+    const t0 = performance.now();
+    while (from < max) {
+      const end = Math.min(max, from + STEP_SEQS);
+      for (const r of stmt.all(from, end, ...args, limit - rows.length) as HistoryRow[])
+        rows.push(r);
+      if (rows.length >= limit) return { rows, next: rows[rows.length - 1]!.seq };
+      from = end;
+      if (performance.now() - t0 >= BUDGET_MS) break;
+    }
+    return { rows, next: from < max ? from : null };
   }
 
   /** Stored rows with from ≤ seq ≤ to (replay), at most `limit`. */
