@@ -9,8 +9,16 @@
  *
  * When the database cannot be opened or written (corrupt file, read-only directory, disk full),
  * the store keeps records in memory (bounded by `memory_max`, oldest lowest-priority dropped
- * first and counted in a gap event), logs one clear error, and retries every `retry_ms`:
- * acquisition continues and the agent does not crash-loop.
+ * first and counted in a gap event), logs one clear error, and retries every `retry_ms` — only
+ * then, not at every append: acquisition continues and the agent does not crash-loop. Commits go
+ * in chunks of `flush_count`, so a little free space lets part of the buffer in; on SQLITE_FULL
+ * the reserve file is released and sent history evicted (reserve.ts); readings lost at shutdown
+ * are counted in the note (sidecar.ts) and reported at the next start.
+ *
+ * Every database has an epoch (schema.ts migration 3): `(gateway, epoch, seq)` is unique even
+ * when a replaced database starts its seqs at 1 again; a new epoch is announced by a
+ * `store_epoch` event (store-events.ts). Queries are Store methods (queries.ts): nothing outside
+ * agent/store touches the outbox's SQL.
  */
 import type { Logger } from "pino";
 import type { DriverEvent, DriverState, Reading } from "../../drivers/driver.js";
@@ -29,6 +37,7 @@ import {
 } from "./records.js";
 import { type Page, Queries, type RowFilter } from "./queries.js";
 import { coreMigrations } from "./schema.js";
+import { epochEvent, lossGap, storeFullGap } from "./store-events.js";
 import { Reserve } from "./reserve.js";
 import { type Loss, mergeLoss, Sidecar } from "./sidecar.js";
 
@@ -239,25 +248,9 @@ export class Store {
     const replaced = note.epoch !== undefined && note.epoch !== epoch;
     this.announce = undefined;
     if (upgraded || replaced) {
-      const message = replaced
-        ? `new store epoch ${epoch}: the database was replaced (the previous epoch ${note.epoch} had reached seq ${(note.nextSeq ?? 1) - 1}); seqs start again at ${firstSeq} — deduplicate by (epoch, seq)`
-        : `store epoch ${epoch} begins at seq ${firstSeq} (store upgraded; earlier records were published without an epoch)`;
-      this.announce = eventRecord({
-        ts: this.now(),
-        type: "store_epoch",
-        severity: replaced ? "warning" : "info",
-        message,
-        data: {
-          epoch,
-          first_seq: firstSeq,
-          reason: replaced ? "new_store" : "upgraded",
-          ...(replaced ? { previous_epoch: note.epoch } : {}),
-          ...(replaced && note.nextSeq !== undefined
-            ? { previous_last_seq: note.nextSeq - 1 }
-            : {}),
-        },
-      });
-      this.opts.logger.warn({ epoch, previous: note.epoch }, message);
+      const previous = replaced ? { epoch: note.epoch!, nextSeq: note.nextSeq } : undefined;
+      this.announce = epochEvent(epoch, firstSeq, previous, this.now());
+      this.opts.logger.warn({ epoch, previous: note.epoch }, this.announce.event!.message);
     } else this.writeNote();
   }
 
@@ -513,39 +506,15 @@ export class Store {
 
   private gapEvent(d: DropRange): PendingRecord {
     this.droppedTotal += d.count;
-    const prio = PRIORITY_NAMES[d.prio];
-    const msg = `store full (max_bytes ${this.opts.max_bytes}): dropped the ${d.count} oldest unsent ${prio} records, seq ${d.first}..${d.last}`;
-    this.opts.logger.warn({ gap: d }, msg);
-    return eventRecord({
-      ts: this.now(),
-      type: "gap",
-      severity: "error",
-      message: msg,
-      data: {
-        reason: "store_full",
-        priority: prio,
-        count: d.count,
-        first_seq: d.first,
-        last_seq: d.last,
-      },
-    });
+    const rec = storeFullGap(d, this.opts.max_bytes, this.now());
+    this.opts.logger.warn({ gap: d }, rec.event!.message);
+    return rec;
   }
 
-  /** Readings that never got a seq (memory overflow, or a shutdown while unwritable). */
   private lossGapEvent(reason: "memory_full" | "shutdown", d: Loss): PendingRecord {
-    const range = `between ${new Date(d.firstTs).toISOString()} and ${new Date(d.lastTs).toISOString()}`;
-    const msg =
-      reason === "memory_full"
-        ? `store database unavailable and memory buffer full (memory_max ${this.opts.memory_max}): dropped ${d.count} readings acquired ${range} before they got a seq`
-        : `the agent stopped while the store database could not be written: ${d.count} readings acquired ${range} were lost before they got a seq`;
-    this.opts.logger.warn({ count: d.count, reason }, msg);
-    return eventRecord({
-      ts: this.now(),
-      type: "gap",
-      severity: "error",
-      message: msg,
-      data: { reason, count: d.count, first_ts: d.firstTs / 1000, last_ts: d.lastTs / 1000 },
-    });
+    const rec = lossGap(reason, d, this.opts.memory_max, this.now());
+    this.opts.logger.warn({ count: d.count, reason }, rec.event!.message);
+    return rec;
   }
 
   /** Called with every committed batch (after COMMIT). Returns an unsubscribe function. */
