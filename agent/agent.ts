@@ -316,7 +316,7 @@ export class Agent {
   /** One line for systemd STATUS= and logs. */
   summary(): string {
     const st = this.store.stats();
-    const backlog = st.pending.event + st.pending.live + st.pending.backfill + st.buffered;
+    const backlog = st.backlog;
     const up = this.uplink.connected ? "uplink connected" : "uplink DOWN";
     const store = st.available
       ? `backlog ${backlog}`

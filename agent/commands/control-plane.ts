@@ -44,6 +44,9 @@ export interface ControlPlaneOptions {
   lightingClock?: ClockSource;
 }
 
+/** Seqs read per replay page (see `replay` below). */
+const REPLAY_PAGE = 1000;
+
 export class ControlPlane {
   readonly journal: Journal;
   readonly audit: AuditLog;
@@ -242,25 +245,46 @@ function controlTarget(agent: Agent, current: () => Config): ControlTarget {
     write: (r) => agent.write(r),
     read: (device, points) => agent.read(device, points),
     status: () => buildStatusView(agent),
-    history: (q) => queryHistory(agent.store.db, q),
+    history: (q) => queryHistory(agent.store, q),
     replay: async (from, to) => {
       agent.store.flush();
-      const batches = replayPayloads(agent.store.db, from, to, current().uplink.batch_size);
+      const store = agent.store;
+      const uplink = agent.uplink;
+      // Chunked to the broker's Maximum Packet Size (publish gate, uplink/gate.ts).
+      const room = uplink.payloadRoom(uplink.topics.telemetry);
       let count = 0;
-      for (const b of batches) {
-        const ok = await agent.uplink.publish(agent.uplink.topics.stream(b.stream), b.payload, {
-          qos: 1,
-        });
-        if (!ok) {
-          throw new EdgeError(
-            ErrorCode.UplinkConnect,
-            `replay interrupted after ${count} records: the uplink is not connected — repeat the replay`,
-            { published: count },
-          );
+      let stored = 0;
+      const tooLarge: number[] = [];
+      // Page by REPLAY_PAGE seqs: each page is a few ms of SQLite, and the publishes of one page
+      // are awaited before the next is read, so a 100 000-seq replay never stalls polling.
+      for (let lo = from; lo <= to; lo += REPLAY_PAGE) {
+        const hi = Math.min(to, lo + REPLAY_PAGE - 1);
+        const r = replayPayloads(store, lo, hi, current().uplink.batch_size, room);
+        stored += r.stored;
+        tooLarge.push(...r.tooLarge);
+        for (const b of r.batches) {
+          const ok = await uplink.publish(uplink.topics.stream(b.stream), b.payload, { qos: 1 });
+          if (!ok) {
+            throw new EdgeError(
+              ErrorCode.UplinkConnect,
+              `replay interrupted after ${count} records: the uplink is not connected — repeat the replay`,
+              { published: count },
+            );
+          }
+          count += b.count;
         }
-        count += b.count;
       }
-      return { from_seq: from, to_seq: to, count, missing: to - from + 1 - count };
+      const never = store.neverAssigned(from, to);
+      const neverCount = never ? never.to_seq - never.from_seq + 1 : 0;
+      return {
+        epoch: store.epoch,
+        from_seq: from,
+        to_seq: to,
+        count,
+        missing: to - from + 1 - stored - neverCount,
+        never_assigned: never,
+        ...(tooLarge.length > 0 ? { too_large: tooLarge } : {}),
+      };
     },
     resync: async () => {
       agent.uplink.resync();

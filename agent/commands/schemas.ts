@@ -267,21 +267,35 @@ export const resultSchemas = {
     ),
   }),
   history: z.strictObject({
+    epoch: z.string().describe("The store epoch of these records (docs/mqtt-api.md §7)."),
     records: z.array(senmlRecord),
     next_after_seq: z
       .number()
       .int()
       .nullable()
-      .describe("Pass as after_seq for the next page; null on the last page."),
+      .describe(
+        "Pass as after_seq for the next page; null on the last page. A page examines a bounded seq range, so it may hold fewer records than `limit` (even none) and still have a next page.",
+      ),
   }),
   replay: z.strictObject({
     from_seq: z.number().int(),
     to_seq: z.number().int(),
     count: z.number().int().describe("Records published again."),
+    epoch: z.string().describe("The store epoch of the replayed records."),
     missing: z
       .number()
       .int()
-      .describe("Seq numbers of the range no longer stored (expired or dropped)."),
+      .describe(
+        "Seq numbers of the range that were assigned but are no longer stored (expired or dropped).",
+      ),
+    never_assigned: z
+      .strictObject({ from_seq: z.number().int(), to_seq: z.number().int() })
+      .nullable()
+      .describe("The part of the range above the highest seq this epoch assigned so far."),
+    too_large: z
+      .array(z.number().int())
+      .optional()
+      .describe("Seqs not replayed: each alone exceeds the broker's maximum packet size."),
   }),
   "config/get": z.strictObject({
     version: z.number().int().nullable(),

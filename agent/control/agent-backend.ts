@@ -163,11 +163,7 @@ export class AgentBackend implements ControlBackend {
   private seedLatest(): void {
     if (!this.agent.store.available) return;
     this.seeded = true;
-    const rows = this.agent.store.db
-      .prepare(
-        "SELECT seq, ts, name, body FROM outbox WHERE name IS NOT NULL ORDER BY seq DESC LIMIT ?",
-      )
-      .all(LATEST_SCAN_ROWS) as Pick<HistoryRow, "seq" | "ts" | "name" | "body">[];
+    const rows = this.agent.store.latestReadingRows(LATEST_SCAN_ROWS);
     for (const row of rows) {
       if (row.name === null || this.latestSeen.has(row.name)) continue;
       const r = readingOfRow(row);
@@ -204,23 +200,15 @@ export class AgentBackend implements ControlBackend {
   }
 
   bufferStats(): BufferStats {
-    const st = this.agent.store.stats();
-    const unsent = st.pending.event + st.pending.live + st.pending.backfill + st.buffered;
+    const store = this.agent.store;
+    const st = store.stats();
+    const unsent = st.backlog;
     let total = 0;
     let oldestTs: number | undefined;
     if (st.available) {
-      const db = this.agent.store.db;
-      total = db.prepare("SELECT count(*) FROM outbox").pluck().get() as number;
-      // History = rows at or below their priority's acknowledged watermark (outbox.ts).
-      const box = this.agent.store.outbox;
-      oldestTs =
-        (db
-          .prepare(
-            "SELECT ts FROM outbox WHERE (prio = 0 AND seq <= ?) OR (prio = 1 AND seq <= ?) OR (prio = 2 AND seq <= ?) ORDER BY seq LIMIT 1",
-          )
-          .pluck()
-          .get(box.sentUpTo(0), box.sentUpTo(1), box.sentUpTo(2)) as number | undefined) ??
-        undefined;
+      const c = store.contents();
+      total = c.rows;
+      oldestTs = c.oldestHistoryTs;
     }
     return {
       path: st.path,
@@ -237,33 +225,27 @@ export class AgentBackend implements ControlBackend {
   }
 
   *bufferExport(q: ExportQuery): Iterable<StoredReading> {
-    this.agent.store.flush();
-    const db = this.agent.store.db;
-    const where = ["seq > ?", "name IS NOT NULL"];
-    const args: (string | number)[] = [];
-    const cond = (sql: string, ...values: (string | number)[]) => {
-      where.push(sql);
-      args.push(...values);
+    const store = this.agent.store;
+    store.flush();
+    const filter = {
+      ...(q.from !== undefined ? { fromTs: q.from } : {}),
+      // `to` is inclusive for the export (ts ≤ to).
+      ...(q.to !== undefined ? { toTs: q.to + 1 } : {}),
+      ...(q.device && q.point
+        ? { name: `${q.device}/${q.point}` }
+        : { ...(q.device ? { device: q.device } : {}), ...(q.point ? { point: q.point } : {}) }),
     };
-    if (q.from !== undefined) cond("ts >= ?", q.from);
-    if (q.to !== undefined) cond("ts <= ?", q.to);
-    if (q.device && q.point) cond("name = ?", `${q.device}/${q.point}`);
-    else if (q.device) cond("substr(name, 1, ?) = ?", q.device.length + 1, `${q.device}/`);
-    else if (q.point) cond("name LIKE ? ESCAPE '\\'", `%/${q.point.replace(/[\\%_]/g, "\\$&")}`);
-    const stmt = db.prepare(
-      `SELECT seq, ts, name, body FROM outbox WHERE ${where.join(" AND ")} ORDER BY seq LIMIT ${PAGE}`,
-    );
     let after = 0;
     for (;;) {
       // One page per query: the consumer awaits between pages, and the store must be free to
       // commit meanwhile (better-sqlite3 forbids other statements while an iterator is open).
-      const rows = stmt.all(after, ...args) as Pick<HistoryRow, "seq" | "ts" | "name" | "body">[];
-      for (const row of rows) {
+      const page = store.readingsPage(filter, after, PAGE);
+      for (const row of page.rows) {
         const r = readingOfRow(row);
         if (r) yield r;
       }
-      if (rows.length < PAGE) return;
-      after = rows[rows.length - 1]!.seq;
+      if (page.next === null) return;
+      after = page.next;
     }
   }
 
@@ -274,14 +256,7 @@ export class AgentBackend implements ControlBackend {
    */
   bufferPurge(q: PurgeQuery): PurgeResult {
     const store = this.agent.store;
-    const box = store.outbox;
-    const cutoff = q.before ?? Number.MAX_SAFE_INTEGER;
-    let deleted = 0;
-    for (;;) {
-      const n = store.db.transaction(() => box.deleteExpired(cutoff, 5000))();
-      deleted += n;
-      if (n < 5000) break;
-    }
+    const deleted = store.deleteHistoryBefore(q.before ?? Number.MAX_SAFE_INTEGER);
     const message = `a local technician purged ${deleted} sent records from the store${q.before !== undefined ? ` (acquired before ${new Date(q.before).toISOString()})` : ""}`;
     this.agent.logger.warn({ component: "control", deleted, before: q.before }, message);
     store.appendEvent({

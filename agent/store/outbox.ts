@@ -202,6 +202,22 @@ export class Outbox {
     return dropped;
   }
 
+  /**
+   * Delete already-sent history, oldest first within each priority (backfill, live, events), until
+   * about `bytes` (logical) were freed: the disk is full (SQLITE_FULL) and the freed pages make
+   * room for new readings. Returns the number of rows deleted. Runs inside the caller's transaction.
+   */
+  evictSent(bytes: number): number {
+    const target = this.st.bytes - bytes;
+    let n = 0;
+    for (const prio of [2, 1, 0] as const) {
+      n += this.deleteChunked(prio, 0, this.st.sent[prio]!, target)?.count ?? 0;
+      if (this.st.bytes <= target) break;
+    }
+    if (n > 0) this.saveBytes();
+    return n;
+  }
+
   private deleteChunked(
     prio: Priority,
     after: number,

@@ -79,6 +79,11 @@ export function eventRecord(e: DriverEvent): PendingRecord {
   return { prio: 0, stream: "events", ts: e.ts, name: null, body: JSON.stringify(body), event: e };
 }
 
+/** The payload of one published batch: `{"epoch":…,"records":[…]}` (docs/mqtt-api.md §3, §7). */
+export function batchPayload(epoch: string, parts: readonly string[]): string {
+  return `{"epoch":${JSON.stringify(epoch)},"records":[${parts.join(",")}]}`;
+}
+
 /** `{"seq":N,…rest of body}` — the body always starts with `{"` and is never empty. */
 export function withSeq(seq: number, body: string): string {
   return `{"seq":${seq},${body.slice(1)}`;

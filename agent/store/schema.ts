@@ -8,8 +8,12 @@
  *   is full. `body` is the rendered JSON record without `seq` (see records.ts).
  * meta:   small integer counters (next_seq, sent_0, sent_1, sent_2, bytes).
  * kv:     drivers' durable state (DriverState), namespaced per driver instance.
+ * info:   text facts of the store: `epoch` (random UUID created with the database: the
+ *   hypervisor's dedupe key is (gateway, epoch, seq), docs/mqtt-api.md §7), `epoch_first_seq`,
+ *   and `announce` while the new epoch's `store_epoch` event is not yet queued.
  */
-import type { Migration } from "./db.js";
+import { randomUUID } from "node:crypto";
+import type { Db, Migration } from "./db.js";
 
 export const coreMigrations: readonly Migration[] = [
   `CREATE TABLE outbox (
@@ -34,4 +38,18 @@ export const coreMigrations: readonly Migration[] = [
   `INSERT INTO meta (key, value)
      SELECT 'bytes', coalesce(sum(length(body) + coalesce(length(name), 0)), 0) + count(*) * 40
      FROM outbox;`,
+  // 3: the store epoch. A store that already assigned seqs (an upgrade) starts its epoch at its
+  // next seq and announces it; a new file starts at 1 (announced if the box knew an older one,
+  // see sidecar.ts).
+  (db: Db) => {
+    const next = db
+      .prepare("SELECT value FROM meta WHERE key = 'next_seq'")
+      .pluck()
+      .get() as number;
+    db.exec("CREATE TABLE info (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID");
+    const put = db.prepare("INSERT INTO info (key, value) VALUES (?, ?)");
+    put.run("epoch", randomUUID());
+    put.run("epoch_first_seq", String(next));
+    if (next > 1) put.run("announce", "upgraded");
+  },
 ];

@@ -8,13 +8,19 @@
  * a batch is read from SQLite once and never re-read while in flight (the "prefetch race" that
  * made ThingsBoard's gateway send duplicates). On disconnect the in-flight batches are forgotten
  * and the cursors go back to the watermarks.
+ *
+ * A broker that keeps the link up (answers PINGREQ) but never acknowledges would stall the drain
+ * forever with `connected: true`: a batch without PUBACK for `ackTimeoutMs` drops the connection
+ * (issue 15 item 5), and the reconnect resumes from the watermark. Publishes failed by the link
+ * going down ("Connection closed") are not refusals and are not logged one by one: the
+ * connection logs one warning per link loss.
  */
 import type { MqttClient } from "mqtt";
 import type { Logger } from "pino";
-import { withNormalSync } from "../store/db.js";
-import { PRIORITIES, type Priority, withSeq } from "../store/records.js";
+import { batchPayload, PRIORITIES, type Priority, withSeq } from "../store/records.js";
 import type { Store } from "../store/store.js";
 import { EdgeError, ErrorCode } from "../../core/errors.js";
+import type { PublishGate } from "./gate.js";
 
 interface Batch {
   prio: Priority;
@@ -22,20 +28,20 @@ interface Batch {
   last: number;
   count: number;
   acked: boolean;
+  sentAt: number;
 }
 
 export interface DrainOptions {
   batchSize: number;
   inflight: number;
   topic(stream: string): string;
+  /** A batch without PUBACK for this long drops the connection (ms). */
+  ackTimeoutMs: number;
 }
-
-/** Fixed bytes of a PUBLISH packet besides topic and payload (header, length, packet id, props). */
-const PUBLISH_OVERHEAD = 16;
 
 export class Drainer {
   private client?: MqttClient;
-  private maxPacket = Infinity;
+  private ackTimer?: NodeJS.Timeout;
   private maxInflight: number;
   private readonly inflight: Batch[][] = [[], [], []];
   private inflightCount = 0;
@@ -51,6 +57,7 @@ export class Drainer {
   constructor(
     private readonly store: Store,
     private readonly opts: DrainOptions,
+    private readonly gate: PublishGate,
     private readonly logger: Logger,
   ) {
     this.maxInflight = opts.inflight;
@@ -61,14 +68,12 @@ export class Drainer {
   }
 
   /** Start draining on a fresh connection. */
-  attach(
-    client: MqttClient,
-    maxPacketSize: number | undefined,
-    receiveMaximum: number | undefined,
-  ): void {
+  attach(client: MqttClient, receiveMaximum: number | undefined): void {
     this.detach();
     this.client = client;
-    this.maxPacket = maxPacketSize ?? Infinity;
+    const period = Math.max(250, Math.floor(this.opts.ackTimeoutMs / 4));
+    this.ackTimer = setInterval(() => this.checkAcks(), period);
+    this.ackTimer.unref();
     // Leave room for state/inventory/command responses within the broker's receive maximum.
     this.maxInflight = Math.max(1, Math.min(this.opts.inflight, (receiveMaximum ?? 65_535) - 4));
     this.stalled = undefined;
@@ -78,6 +83,8 @@ export class Drainer {
   /** Connection lost: forget in-flight batches, resume from the watermarks next time. */
   detach(): void {
     this.client = undefined;
+    clearInterval(this.ackTimer);
+    this.ackTimer = undefined;
     for (const p of PRIORITIES) {
       this.inflight[p] = [];
       this.more[p] = true;
@@ -92,6 +99,23 @@ export class Drainer {
   get error(): EdgeError | undefined {
     return this.stalled;
   }
+
+  /** The oldest unacknowledged batch waited longer than ackTimeoutMs: the link is useless. */
+  private checkAcks(): void {
+    const now = Date.now();
+    let oldest = Infinity;
+    for (const q of this.inflight)
+      for (const b of q) if (!b.acked) oldest = Math.min(oldest, b.sentAt);
+    if (this.client && now - oldest > this.opts.ackTimeoutMs) {
+      clearInterval(this.ackTimer);
+      this.ackTimer = undefined;
+      this.onAckTimeout?.(
+        `no PUBACK from the broker for ${Math.round((now - oldest) / 1000)} s (${this.inflightCount} batches in flight)`,
+      );
+    }
+  }
+
+  onAckTimeout?: (reason: string) => void;
 
   /** Fill the in-flight window, highest priority first. Synchronous reads, async acks. */
   pump(): void {
@@ -128,24 +152,21 @@ export class Drainer {
       const topic = this.opts.topic(stream);
       let parts: string[] = new Array<string>(n);
       for (let i = 0; i < n; i++) parts[i] = withSeq(rows[i]!.seq, rows[i]!.body);
-      let payload = `{"records":[${parts.join(",")}]}`;
-      // Respect the broker's Maximum Packet Size (MQTT 5 §3.2.2.3.6): halve until it fits.
-      // (UTF-8 is at most 3 bytes per UTF-16 unit: skip the exact count when it cannot matter.)
-      while (
-        (payload.length + topic.length) * 3 + PUBLISH_OVERHEAD > this.maxPacket &&
-        Buffer.byteLength(payload) + Buffer.byteLength(topic) + PUBLISH_OVERHEAD > this.maxPacket
-      ) {
+      const epoch = this.store.epoch;
+      let payload = batchPayload(epoch, parts);
+      // Respect the broker's Maximum Packet Size (publish gate, gate.ts): halve until it fits.
+      while (!this.gate.fits(topic, payload)) {
         if (parts.length === 1) {
           this.stalled = new EdgeError(
             ErrorCode.UplinkPacketTooLarge,
-            `record seq ${rows[0]!.seq} does not fit in the broker's maximum packet size (${this.maxPacket} bytes); raise the broker's max_packet_size — the record stays in the store`,
-            { seq: rows[0]!.seq, maxPacketSize: this.maxPacket },
+            `record seq ${rows[0]!.seq} does not fit in the broker's maximum packet size (${this.gate.maxPacket} bytes); raise the broker's max_packet_size — the record stays in the store`,
+            { seq: rows[0]!.seq, maxPacketSize: this.gate.maxPacket },
           );
           this.logger.error({ err: this.stalled }, this.stalled.message);
           return false;
         }
         parts = parts.slice(0, Math.ceil(parts.length / 2));
-        payload = `{"records":[${parts.join(",")}]}`;
+        payload = batchPayload(epoch, parts);
         this.more[prio] = true;
       }
       const batch: Batch = {
@@ -154,6 +175,7 @@ export class Drainer {
         last: rows[parts.length - 1]!.seq,
         count: parts.length,
         acked: false,
+        sentAt: Date.now(),
       };
       this.cursor[prio] = batch.last;
       this.inflight[prio]!.push(batch);
@@ -182,8 +204,7 @@ export class Drainer {
       // Recorded at once, not batched: only the batches still in flight may be sent twice after
       // a crash. A tiny transaction without fsync (see store/db.ts, withNormalSync).
       try {
-        const box = this.store.outbox;
-        withNormalSync(this.store.db, () => box.markSent(batch.prio, upTo));
+        this.store.markSent(batch.prio, upTo);
         this.lastAckSeq = Math.max(this.lastAckSeq, upTo);
       } catch (err) {
         // The batch reached the broker; failing to record it only means it is sent again.
@@ -194,8 +215,14 @@ export class Drainer {
   }
 
   private refused(batch: Batch, err: Error): void {
-    // PUBACK with a failure reason code (MQTT 5 §3.4.2.1), e.g. "Not authorized" by an ACL: the
-    // records stay in the store; reconnecting (with backoff) retries from the watermark.
+    // Only a PUBACK with a failure reason code (MQTT 5 §3.4.2.1, mqtt.js ErrorWithReasonCode,
+    // numeric `code`) is a refusal, e.g. "Not authorized" by an ACL. Anything else is mqtt.js
+    // failing the in-flight publishes of a closing link: the connection reports that once.
+    if (typeof (err as { code?: unknown }).code !== "number") {
+      this.logger.debug({ err, first_seq: batch.first }, "in-flight batch failed with the link");
+      return;
+    }
+    // The records stay in the store; reconnecting (with backoff) retries from the watermark.
     this.logger.error(
       { err, first_seq: batch.first, last_seq: batch.last },
       `broker refused telemetry batch seq ${batch.first}..${batch.last}: ${err.message}`,

@@ -44,7 +44,11 @@ export const telemetryRecordSchema = z
     },
   );
 
+/** The store epoch (docs/mqtt-api.md §7): the hypervisor's dedupe key is (gateway, epoch, seq). */
+export const epochSchema = z.string().min(1).max(64);
+
 export const telemetryPayloadSchema = z.strictObject({
+  epoch: epochSchema,
   records: z.array(telemetryRecordSchema).min(1),
 });
 
@@ -68,14 +72,28 @@ export const gapDataSchema = z.union([
     last_seq: z.number().int().positive(),
   }),
   z.strictObject({
-    reason: z.literal("memory_full"),
+    // memory_full: the memory buffer overflowed while the database refused writes;
+    // shutdown: the agent stopped while the database refused writes. Never got seqs.
+    reason: z.enum(["memory_full", "shutdown"]),
     count: z.number().int().positive(),
     first_ts: z.number(),
     last_ts: z.number(),
   }),
 ]);
 
-export const eventsPayloadSchema = z.strictObject({ records: z.array(eventRecordSchema).min(1) });
+/** The `store_epoch` event's data: a new epoch begins (docs/mqtt-api.md §7). */
+export const storeEpochDataSchema = z.strictObject({
+  epoch: epochSchema,
+  first_seq: z.number().int().positive(),
+  reason: z.enum(["new_store", "upgraded"]),
+  previous_epoch: epochSchema.optional(),
+  previous_last_seq: z.number().int().min(0).optional(),
+});
+
+export const eventsPayloadSchema = z.strictObject({
+  epoch: epochSchema,
+  records: z.array(eventRecordSchema).min(1),
+});
 
 export const statePayloadSchema = z.strictObject({
   online: z.boolean(),
@@ -119,6 +137,9 @@ export const inventoryPayloadSchema = z.strictObject({
       points: z.array(pointInfo),
     }),
   ),
+  /** Present when the inventory is split to fit the broker's maximum packet size (§6). */
+  part: z.number().int().positive().optional(),
+  parts: z.number().int().positive().optional(),
 });
 /** Devices come from the drivers' `inventory()` (their units are SenML symbols by contract). */
 export type InventoryPayload = Omit<z.infer<typeof inventoryPayloadSchema>, "devices"> & {

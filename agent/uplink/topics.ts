@@ -3,6 +3,8 @@ export interface Topics {
   base: string;
   state: string;
   inventory: string;
+  /** Part `i` (≥ 2) of an inventory split to fit the broker (docs/mqtt-api.md §6). */
+  inventoryPart(i: number): string;
   telemetry: string;
   events: string;
   /** Subscription filter for command requests. */
@@ -20,6 +22,7 @@ export function topicsFor(prefix: string, gatewayId: string): Topics {
     base,
     state: `${base}/state`,
     inventory: `${base}/inventory`,
+    inventoryPart: (i) => `${base}/inventory/${i}`,
     telemetry: `${base}/telemetry`,
     events: `${base}/events`,
     cmdFilter: `${base}/cmd/#`,

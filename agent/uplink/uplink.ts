@@ -9,10 +9,12 @@ import type { IConnackPacket, IPublishPacket, MqttClient } from "mqtt";
 import type { Logger } from "pino";
 import type { UplinkConfig } from "../../config/schema.js";
 import type { DeviceInfo } from "../../drivers/driver.js";
+import { ErrorCode } from "../../core/errors.js";
 import type { Store } from "../store/store.js";
 import { Connection } from "./connection.js";
 import { type DrainOptions, Drainer } from "./drain.js";
 import type { HealthSummary } from "../health/schema.js";
+import { PublishGate } from "./gate.js";
 import type { InventoryPayload, StatePayload } from "./payloads.js";
 import { topicsFor, type Topics } from "./topics.js";
 
@@ -54,6 +56,11 @@ export interface UplinkStatus {
   published_records: number;
 }
 
+/** A batch without PUBACK for two keepalive periods means the broker stopped acknowledging. */
+function ackTimeoutOf(cfg: UplinkConfig): number {
+  return 2000 * cfg.keepalive_s;
+}
+
 export class Uplink {
   // Not readonly: `reconfigure` (remote configuration) replaces the settings and the connection.
   private cfg: UplinkConfig;
@@ -68,6 +75,8 @@ export class Uplink {
   private fallback?: CommandHandler;
   private readonly connectWaiters = new Set<() => void>();
   private health?: () => HealthSummary;
+  /** Every publish passes it (broker's Maximum Packet Size, gate.ts). */
+  private readonly gate = new PublishGate();
 
   constructor(
     cfg: UplinkConfig,
@@ -83,9 +92,11 @@ export class Uplink {
       batchSize: cfg.batch_size,
       inflight: cfg.inflight,
       topic: (s) => this.topicSet.stream(s),
+      ackTimeoutMs: ackTimeoutOf(cfg),
     };
-    this.drainer = new Drainer(store, this.drainOpts, logger);
+    this.drainer = new Drainer(store, this.drainOpts, this.gate, logger);
     this.drainer.onRefused = (err) => this.conn.drop(`broker refused a publish (${err.message})`);
+    this.drainer.onAckTimeout = (reason) => this.conn.drop(reason);
     this.conn = this.newConnection();
   }
 
@@ -149,6 +160,7 @@ export class Uplink {
     this.topicSet = topicsFor(cfg.prefix, this.id.gatewayId);
     this.drainOpts.batchSize = cfg.batch_size;
     this.drainOpts.inflight = cfg.inflight;
+    this.drainOpts.ackTimeoutMs = ackTimeoutOf(cfg);
     this.conn = this.newConnection();
     this.logger.info({ url: cfg.url, client_id: this.clientId }, "uplink reconfigured");
     if (this.started) this.conn.start();
@@ -215,16 +227,73 @@ export class Uplink {
           `cannot subscribe to ${this.topicSet.cmdFilter}: commands will not arrive`,
         );
     });
+    this.gate.maxPacket = props?.maximumPacketSize ?? Infinity;
+    this.gate.lastRefusal = undefined;
     this.publishRetained(this.topicSet.state, this.statePayload(true));
-    this.publishRetained(this.topicSet.inventory, this.inventoryPayload());
-    this.drainer.attach(client, props?.maximumPacketSize, props?.receiveMaximum);
+    this.publishInventory();
+    this.drainer.attach(client, props?.receiveMaximum);
     for (const w of this.connectWaiters) w();
     this.connectWaiters.clear();
   }
 
   private publishRetained(topic: string, body: unknown): void {
-    this.conn.current?.publish(topic, JSON.stringify(body), { qos: 1, retain: true }, (err) => {
-      if (err) this.logger.error({ err, topic }, `publishing ${topic} failed`);
+    void this.publish(topic, JSON.stringify(body), { qos: 1, retain: true });
+  }
+
+  /**
+   * The retained inventory; when it does not fit the broker's Maximum Packet Size it is split by
+   * devices into parts (docs/mqtt-api.md §6): part 1 on `<base>/inventory`, part i on
+   * `<base>/inventory/<i>`, each `{ts, gateway, devices, part, parts}` with the same `ts`.
+   * A single device that does not fit alone is left out and reported (last_error, log).
+   */
+  private publishInventory(): void {
+    const inv = this.inventoryPayload();
+    const whole = JSON.stringify(inv);
+    if (this.gate.fits(this.topicSet.inventory, whole)) {
+      void this.publish(this.topicSet.inventory, whole, { qos: 1, retain: true });
+      return;
+    }
+    // The longest part topic, and room for the part/parts fields.
+    const room = this.gate.room(this.topicSet.inventoryPart(999)) - 40;
+    const frame = Buffer.byteLength(JSON.stringify({ ...inv, devices: [] }));
+    const parts: DeviceInfo[][] = [];
+    let cur: DeviceInfo[] = [];
+    let size = frame;
+    for (const d of inv.devices) {
+      const n = Buffer.byteLength(JSON.stringify(d)) + 1;
+      if (frame + n > room) {
+        const err = this.gate.refuse(
+          this.topicSet.inventory,
+          JSON.stringify(d),
+          `device ${d.id} of the inventory`,
+        );
+        this.logger.error(
+          { err, device: d.id },
+          `${err.message}; the device is left out of the inventory`,
+        );
+        continue;
+      }
+      if (size + n > room && cur.length > 0) {
+        parts.push(cur);
+        cur = [];
+        size = frame;
+      }
+      cur.push(d);
+      size += n;
+    }
+    if (cur.length > 0 || parts.length === 0) parts.push(cur);
+    this.logger.info(
+      {
+        parts: parts.length,
+        bytes: Buffer.byteLength(whole),
+        max_packet_size: this.gate.maxPacket,
+      },
+      `inventory split in ${parts.length} parts to fit the broker's maximum packet size`,
+    );
+    parts.forEach((devices, i) => {
+      const topic = i === 0 ? this.topicSet.inventory : this.topicSet.inventoryPart(i + 1);
+      const body = JSON.stringify({ ...inv, devices, part: i + 1, parts: parts.length });
+      void this.publish(topic, body, { qos: 1, retain: true });
     });
   }
 
@@ -236,7 +305,7 @@ export class Uplink {
   /** Republish state and inventory (the `resync` command, or after the inventory changed). */
   resync(): void {
     this.publishRetained(this.topicSet.state, this.statePayload(true));
-    this.publishRetained(this.topicSet.inventory, this.inventoryPayload());
+    this.publishInventory();
   }
 
   /**
@@ -284,13 +353,38 @@ export class Uplink {
   respond(msg: CommandMessage, body: unknown): Promise<boolean> {
     const topic = msg.responseTopic ?? this.topicSet.response(msg.name);
     const properties = msg.correlationData ? { correlationData: msg.correlationData } : undefined;
-    return this.publish(topic, JSON.stringify(body), {
+    let text = JSON.stringify(body);
+    if (!this.gate.fits(topic, text, msg.correlationData)) {
+      // Refused with an error response that fits, rather than a response the broker would
+      // answer by closing the connection.
+      const err = this.gate.refuse(topic, text, `the response to ${msg.name}`);
+      this.logger.warn({ err, command: msg.name }, err.message);
+      const id = (body as { id?: unknown } | null)?.id;
+      text = JSON.stringify({
+        id: typeof id === "string" ? id : null,
+        ok: false,
+        error: {
+          code: "ResponseTooLarge",
+          ecode: ErrorCode.UplinkPacketTooLarge,
+          message: `the response is ${PublishGate.packetSize(topic, text, msg.correlationData)} bytes, over the broker's maximum packet size (${this.gate.maxPacket} bytes): ask for less (a smaller limit or range)`,
+        },
+      });
+    }
+    return this.publish(topic, text, {
       qos: 1,
       ...(properties ? { properties } : {}),
     });
   }
 
-  /** Publish now if connected (not through the outbox). Resolves true on PUBACK, false otherwise. */
+  /** Bytes of payload that fit on `topic` under the broker's limit (Infinity when none). */
+  payloadRoom(topic: string): number {
+    return this.gate.room(topic);
+  }
+
+  /**
+   * Publish now if connected (not through the outbox), through the publish gate. Resolves true on
+   * PUBACK, false otherwise (not connected, over the broker's limit, link lost).
+   */
   publish(
     topic: string,
     payload: string | Buffer,
@@ -298,6 +392,11 @@ export class Uplink {
   ): Promise<boolean> {
     const client = this.conn.current;
     if (!client) return Promise.resolve(false);
+    if (!this.gate.fits(topic, payload, opts.properties?.correlationData)) {
+      const err = this.gate.refuse(topic, payload, "a message");
+      this.logger.error({ err, topic }, err.message);
+      return Promise.resolve(false);
+    }
     return new Promise((resolve) => {
       client.publish(
         topic,
@@ -308,7 +407,9 @@ export class Uplink {
           ...(opts.properties ? { properties: opts.properties } : {}),
         },
         (err) => {
-          if (err) this.logger.error({ err, topic }, `publishing ${topic} failed`);
+          // A link going down fails every in-flight publish: the connection logs that once.
+          if (err && typeof (err as { code?: unknown }).code === "number")
+            this.logger.error({ err, topic }, `publishing ${topic} failed`);
           resolve(!err);
         },
       );
@@ -323,8 +424,11 @@ export class Uplink {
       protocol_version: this.cfg.protocol_version,
       ...(this.conn.lastConnectTs ? { last_connect_ts: this.conn.lastConnectTs } : {}),
       ...(this.drainer.lastPublishTs ? { last_publish_ts: this.drainer.lastPublishTs } : {}),
-      ...(this.conn.lastError || this.drainer.error
-        ? { last_error: (this.conn.lastError ?? this.drainer.error)!.message }
+      ...(this.conn.lastError || this.drainer.error || this.gate.lastRefusal
+        ? {
+            last_error: (this.conn.lastError ?? this.drainer.error ?? this.gate.lastRefusal)!
+              .message,
+          }
         : {}),
       connects: this.conn.connectCount,
       inflight_batches: this.drainer.inflightBatches,

@@ -374,10 +374,12 @@ describe("history and replay", () => {
       .pluck()
       .all(a, b) as number[];
     expect(rep.result).toEqual({
+      epoch: rig.run.agent.store.epoch,
       from_seq: a,
       to_seq: b,
       count: all.length,
       missing: b - a + 1 - all.length,
+      never_assigned: null,
     });
     await waitFor(
       () => {

@@ -103,6 +103,8 @@ export interface Received {
   invalid: string[];
   /** Arrival order of every record, e.g. "e:3001", "t:1". */
   order: string[];
+  /** Distinct telemetry records by `<epoch>:<seq>`: the dedupe key of docs/mqtt-api.md §7. */
+  keys: Set<string>;
 }
 
 /** The hypervisor side: subscribes to everything of the gateway and checks every payload. */
@@ -119,6 +121,7 @@ export async function hypervisor(
     inventory: [],
     invalid: [],
     order: [],
+    keys: new Set(),
   };
   // A persistent session (clean: false + session expiry): QoS 1 messages published while this
   // subscriber is reconnecting are queued by the broker, as a real hypervisor would configure it.
@@ -141,6 +144,7 @@ export async function hypervisor(
         rx.messages.push(seqs);
         rx.telemetry.push(...seqs);
         rx.order.push(...seqs.map((q) => `t:${q}`));
+        for (const q of seqs) rx.keys.add(`${p.data.epoch}:${q}`);
       }
     } else if (kind === "events") {
       const p = eventsPayloadSchema.safeParse(body);

@@ -50,10 +50,21 @@ class Target extends FakeTarget implements ControlTarget {
     };
   }
   history() {
-    return { records: [{ seq: 1, n: "lamp-1/dim", t: 1, v: 2 }], next_after_seq: null };
+    return {
+      epoch: "e1",
+      records: [{ seq: 1, n: "lamp-1/dim", t: 1, v: 2 }],
+      next_after_seq: null,
+    };
   }
   replay(from: number, to: number) {
-    return Promise.resolve({ from_seq: from, to_seq: to, count: to - from + 1, missing: 0 });
+    return Promise.resolve({
+      epoch: "e1",
+      from_seq: from,
+      to_seq: to,
+      count: to - from + 1,
+      missing: 0,
+      never_assigned: null,
+    });
   }
   resync() {
     return Promise.resolve(["eclor/v1/gw-1/state"]);

@@ -9,13 +9,14 @@ import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import type { z } from "zod";
 import { commandDocSchemas } from "../../agent/commands/schemas.js";
-import { eventRecord, readingRecord, withSeq } from "../../agent/store/records.js";
+import { batchPayload, eventRecord, readingRecord, withSeq } from "../../agent/store/records.js";
 import {
   eventRecordSchema,
   gapDataSchema,
   inventoryPayloadSchema,
   payloadSchemas,
   statePayloadSchema,
+  storeEpochDataSchema,
   telemetryPayloadSchema,
   telemetryRecordSchema,
 } from "../../agent/uplink/payloads.js";
@@ -62,6 +63,8 @@ describe("docs/mqtt-api.md", () => {
       for (const r of (JSON.parse(e.json) as { records: { type: string; data?: unknown }[] })
         .records) {
         if (r.type === "gap") expect(gapDataSchema.safeParse(r.data).success).toBe(true);
+        if (r.type === "store_epoch")
+          expect(storeEpochDataSchema.safeParse(r.data).success).toBe(true);
       }
     }
   });
@@ -89,6 +92,8 @@ describe("docs/asyncapi.yaml", () => {
     expect(documented).toEqual(Object.keys(schema.shape).sort());
   });
 });
+
+const EPOCH = "0b6f1a52-9c8e-4d3a-a1f7-5e2c9d40b813";
 
 describe("what the code renders", () => {
   it("telemetry records of every value type and quality are valid SenML+seq", () => {
@@ -121,9 +126,13 @@ describe("what the code renders", () => {
       ),
     ];
     const payload = JSON.parse(
-      `{"records":[${recs.map((r, i) => withSeq(i + 1, r.body)).join(",")}]}`,
+      batchPayload(
+        EPOCH,
+        recs.map((r, i) => withSeq(i + 1, r.body)),
+      ),
     ) as unknown;
     expect(telemetryPayloadSchema.parse(payload)).toEqual({
+      epoch: EPOCH,
       records: [
         { seq: 1, n: "m/p", t: 1795630960.843, u: "kWh", v: 1.5 },
         { seq: 2, n: "m/b", t: 1795630960.843, vb: true },
@@ -143,7 +152,8 @@ describe("what the code renders", () => {
       data: { errors: 3 },
     });
     expect(
-      payloadSchemas.events.safeParse(JSON.parse(`{"records":[${withSeq(7, r.body)}]}`)).success,
+      payloadSchemas.events.safeParse(JSON.parse(batchPayload(EPOCH, [withSeq(7, r.body)])))
+        .success,
     ).toBe(true);
   });
 });

@@ -10,7 +10,8 @@ import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Reading } from "../../drivers/driver.js";
 import { migrate, withNormalSync } from "../../agent/store/db.js";
-import type { StoredRecord } from "../../agent/store/records.js";
+import { PRIORITY_NAMES, type StoredRecord } from "../../agent/store/records.js";
+import { coreMigrations } from "../../agent/store/schema.js";
 import { Store, type StoreOptions } from "../../agent/store/store.js";
 import { waitFor } from "../helpers/ports.js";
 
@@ -181,13 +182,29 @@ describe("size bound", () => {
     // Nothing silently lost: every reading is either still pending or counted in a gap event.
     expect(pending.live + pending.backfill + dropped).toBe(produced);
     expect(pending.event).toBe(gaps.length);
-    // The dropped ranges are exactly the missing seqs of their priority.
+    // The dropped ranges are exactly the missing seqs of their priority (issue 19 item 9): every
+    // seq of that priority inside a gap's range is gone and counted, and every seq gone from the
+    // store lies in a gap of its own priority.
+    expect(gaps.some((g) => g.priority === "live")).toBe(true);
     const remaining = new Set(s.outbox.range(1, 1_000_000, 1_000_000).map((r) => r.seq));
+    const prioOf = new Map(got.map((r) => [r.seq, PRIORITY_NAMES[r.prio]]));
+    const wrong: string[] = [];
     for (const g of gaps) {
+      let inRange = 0;
       for (let q = g.first_seq; q <= g.last_seq; q++) {
-        if (g.priority === "backfill" && q <= 3000) expect(remaining.has(q)).toBe(false);
+        if (prioOf.get(q) !== g.priority) continue;
+        inRange++;
+        if (remaining.has(q)) wrong.push(`seq ${q} is in a ${g.priority} gap but still stored`);
       }
+      if (inRange !== g.count)
+        wrong.push(`gap ${g.first_seq}..${g.last_seq}: ${inRange} ≠ ${g.count}`);
     }
+    for (const [q, p] of prioOf) {
+      if (remaining.has(q)) continue;
+      if (!gaps.some((g) => g.priority === p && g.first_seq <= q && q <= g.last_seq))
+        wrong.push(`seq ${q} (${p}) is gone but in no gap`);
+    }
+    expect(wrong).toEqual([]);
   });
 
   it("sent history goes before any unsent reading", () => {
@@ -241,7 +258,7 @@ describe("history cleanup", () => {
 describe("migrations", () => {
   it("core schema uses user_version; components register theirs once", () => {
     const s = makeStore();
-    expect(s.db.pragma("user_version", { simple: true })).toBe(2);
+    expect(s.db.pragma("user_version", { simple: true })).toBe(coreMigrations.length);
     const steps = [
       "CREATE TABLE journal (id TEXT PRIMARY KEY)",
       "ALTER TABLE journal ADD COLUMN result TEXT",
