@@ -15,6 +15,8 @@ import { failure } from "./outcome.js";
 import type { CommandResponse } from "./schemas.js";
 import type { CommandService } from "./service.js";
 
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
 /** Largest request accepted (a whole configuration fits easily). */
 export const MAX_REQUEST_BYTES = 256 * 1024;
 
@@ -108,16 +110,35 @@ export class CommandDispatcher {
         ),
       };
     }
-    let body: unknown;
+    let text: string;
     try {
-      body = JSON.parse(msg.payload.toString("utf8"));
-    } catch (e) {
+      // Fatal: invalid UTF-8 is refused, not decoded with U+FFFD (two different byte ids would
+      // then collide in the journal). MQTT 5 §1.5.4 requires UTF-8 for payload format 1; JSON
+      // is UTF-8 (RFC 8259 §8.1).
+      text = UTF8.decode(msg.payload);
+    } catch {
       return {
         id: null,
         ...failure(
           new EdgeError(
             ErrorCode.CommandInvalid,
-            `malformed JSON: ${(e as Error).message} — the request must be a JSON object with an "id"`,
+            "the request is not valid UTF-8 — send JSON encoded in UTF-8",
+          ),
+        ),
+      };
+    }
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch (e) {
+      // V8's message quotes the input; the reason alone is enough (and bounded).
+      const why = (e as Error).message.split(",")[0]!.slice(0, 80);
+      return {
+        id: null,
+        ...failure(
+          new EdgeError(
+            ErrorCode.CommandInvalid,
+            `malformed JSON (${why}) — the request must be a JSON object with an "id"`,
           ),
         ),
       };

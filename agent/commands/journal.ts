@@ -80,6 +80,14 @@ export class Journal {
     this.doneStmt.run(JSON.stringify(response), now, id);
   }
 
+  /**
+   * Drop a pending id whose command never reached a device (a driver refused the value before
+   * the bus): it is not consumed, a corrected resend with the same id runs (issue 14.5).
+   */
+  forget(id: string): void {
+    this.db.prepare("DELETE FROM cmd_journal WHERE id = ? AND state = 'pending'").run(id);
+  }
+
   /** Forget ids older than `maxAgeMs` (commands.journal_days). */
   prune(maxAgeMs: number, now = Date.now()): number {
     return this.pruneStmt.run(now - maxAgeMs).changes;
