@@ -123,16 +123,22 @@ export class ControlPlane {
         : undefined,
       timeoutMs: cfg.commands.timeout,
       logger,
+      audit: this.audit,
+      readLimiter: new RateLimiter(
+        cfg.commands.read_rate_limit.burst,
+        cfg.commands.read_rate_limit.per_minute,
+      ),
     });
     this.dispatcher = new CommandDispatcher({
+      maxInFlight: cfg.commands.max_in_flight,
       // The prefix in force: config/set may change it.
       prefix: () => agent.uplink.prefix,
       gatewayId: cfg.gateway.id,
       service: this.service,
       publisher: {
-        publish: async (topic, payload, correlationData) => {
+        publish: async (topic, payload, correlationData, qos = 1) => {
           const ok = await agent.uplink.publish(topic, payload, {
-            qos: 1,
+            qos,
             ...(correlationData ? { properties: { correlationData } } : {}),
           });
           if (!ok)
@@ -167,6 +173,8 @@ export class ControlPlane {
   /** Stop the control plane's timers (the agent stops the rest). */
   close(): void {
     clearInterval(this.pruneTimer);
+    // The refusals counted in the current window are recorded, not lost.
+    this.audit.flush();
   }
 
   /** The local control API's entry point: run a command as the local technician. */

@@ -7,7 +7,14 @@
 import type { Database, Statement } from "better-sqlite3";
 import { migrateControlPlane } from "./db.js";
 
-export type Who = "hypervisor" | "local";
+/**
+ * Who sent a command: the hypervisor (MQTT), a local technician (`local`, or `local:uid=1000`
+ * with the control socket's peer credentials, issue 14.6), or `aggregate` for the audit's
+ * counted refusals.
+ */
+export type Who = "hypervisor" | "local" | `local:${string}` | "aggregate";
+
+export const isLocal = (who: Who): boolean => who === "local" || who.startsWith("local:");
 
 export type JournalEntry =
   | { state: "pending"; name: string; who: Who; fingerprint: string; createdTs: number }

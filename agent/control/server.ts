@@ -14,6 +14,9 @@ import { type Stream, streaming, unary } from "./handlers.js";
 import {
   type ServerFrame,
   LineSplitter,
+  MAX_CONNECTIONS,
+  MAX_QUEUED_OUTPUT,
+  MAX_REQUESTS_PER_CONNECTION,
   encodeFrame,
   parseRequest,
   toWireError,
@@ -106,12 +109,36 @@ export class ControlServer {
   }
 
   private accept(sock: Socket): void {
+    if (this.sockets.size >= MAX_CONNECTIONS) {
+      // Bounded (issue 14.3): one plain answer, then the door closes.
+      sock.end(
+        encodeFrame({
+          id: null,
+          ok: false,
+          error: toWireError(
+            new EdgeError(
+              ErrorCode.CommandBusy,
+              `the agent already serves ${MAX_CONNECTIONS} control connections — retry later`,
+            ),
+          ),
+        }),
+      );
+      sock.on("error", () => sock.destroy());
+      return;
+    }
     this.sockets.add(sock);
     sock.setEncoding("utf8");
+    let inFlight = 0;
     const streams = new Map<number, OpenStream>();
     const send = (frame: ServerFrame): Promise<void> => {
       if (sock.destroyed) return Promise.resolve();
       if (sock.write(encodeFrame(frame))) return Promise.resolve();
+      // A client that writes requests without reading answers is not read any further until
+      // it catches up: its answers cannot pile up in memory.
+      if (sock.writableLength > MAX_QUEUED_OUTPUT && !sock.isPaused()) {
+        sock.pause();
+        sock.once("drain", () => sock.resume());
+      }
       return new Promise((resolve) => {
         const done = () => {
           sock.off("drain", done);
@@ -131,8 +158,28 @@ export class ControlServer {
       return true;
     };
     const splitter = new LineSplitter(
-      (line) =>
-        void this.handle(line, { send, streams, closeStream, queued: () => sock.writableLength }),
+      (line) => {
+        if (inFlight >= MAX_REQUESTS_PER_CONNECTION) {
+          void send({
+            id: requestId(line),
+            ok: false,
+            error: toWireError(
+              new EdgeError(
+                ErrorCode.CommandBusy,
+                `${MAX_REQUESTS_PER_CONNECTION} requests of this connection are already running — wait for their answers`,
+              ),
+            ),
+          });
+          return;
+        }
+        inFlight++;
+        void this.handle(line, {
+          send,
+          streams,
+          closeStream,
+          queued: () => sock.writableLength,
+        }).finally(() => inFlight--);
+      },
       () => {
         void send({
           id: null,
@@ -226,4 +273,14 @@ function isAlive(path: string): Promise<boolean> {
     });
     s.once("error", () => resolve(false));
   });
+}
+
+/** The id of a request line, to answer it when it is refused unparsed; null if there is none. */
+function requestId(line: string): number | null {
+  try {
+    const id = (JSON.parse(line) as { id?: unknown } | null)?.id;
+    return typeof id === "number" && Number.isSafeInteger(id) ? id : null;
+  } catch {
+    return null;
+  }
 }
