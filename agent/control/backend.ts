@@ -4,6 +4,7 @@
  * one. The shapes here are what the CLI prints and what `--json` returns, so they are part of
  * the technician-facing contract (docs/operations.md).
  */
+import type { EdgeError } from "../../core/errors.js";
 import type {
   DeviceInfo,
   DriverEvent,
@@ -131,7 +132,11 @@ export interface ControlBackend {
     point: string;
     value: Value;
     commandId: string;
+    /** The connection's peer (`local:uid=1000`), for the audit. */
+    who?: `local:${string}`;
   }): Promise<WriteOutcome>;
+  /** Audit a request refused before it reached the command service (unknown device on read…). */
+  auditRefusal?(method: string, who: `local:${string}`, e: EdgeError): void;
   subscribe(fn: (item: TailItem) => void): () => void;
   bufferStats(): BufferStats;
   bufferExport(q: ExportQuery): Iterable<StoredReading>;

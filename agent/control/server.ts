@@ -11,6 +11,7 @@ import type { Logger } from "pino";
 import { EdgeError, ErrorCode, describeError } from "../../core/errors.js";
 import type { ControlBackend } from "./backend.js";
 import { type Stream, streaming, unary } from "./handlers.js";
+import { peerOf, peerWho } from "./peer.js";
 import {
   type ServerFrame,
   LineSplitter,
@@ -30,6 +31,8 @@ interface OpenStream {
 }
 
 interface Connection {
+  /** The peer, resolved once per connection (peer.ts). */
+  who: Promise<`local:${string}`>;
   send: (f: ServerFrame) => Promise<void>;
   streams: Map<number, OpenStream>;
   closeStream: (id: number) => boolean;
@@ -129,6 +132,7 @@ export class ControlServer {
     this.sockets.add(sock);
     sock.setEncoding("utf8");
     let inFlight = 0;
+    const who = peerOf(sock).then(peerWho, () => peerWho({}));
     const streams = new Map<number, OpenStream>();
     const send = (frame: ServerFrame): Promise<void> => {
       if (sock.destroyed) return Promise.resolve();
@@ -174,6 +178,7 @@ export class ControlServer {
         }
         inFlight++;
         void this.handle(line, {
+          who,
           send,
           streams,
           closeStream,
@@ -200,6 +205,7 @@ export class ControlServer {
   private async handle(line: string, conn: Connection): Promise<void> {
     const { send, streams, closeStream } = conn;
     let id: number | null = null;
+    let method = "";
     try {
       let parsed: unknown;
       try {
@@ -209,6 +215,7 @@ export class ControlServer {
       }
       const req = parseRequest(parsed);
       id = req.id;
+      method = req.method;
       if (req.method === "cancel") {
         const target = req.params?.id;
         const cancelled = typeof target === "number" && streams.has(target);
@@ -221,7 +228,7 @@ export class ControlServer {
       }
       const u = unary[req.method];
       if (u) {
-        const result = await u(this.backend, req.params);
+        const result = await u(this.backend, req.params, { who: await conn.who });
         await send({ id: req.id, ok: true, result });
         return;
       }
@@ -258,6 +265,17 @@ export class ControlServer {
     } catch (e) {
       if (!(e instanceof EdgeError))
         this.logger?.warn({ err: e }, `control request failed: ${describeError(e)}`);
+      // Device commands refused here (before the command service, which audits its own) are
+      // audited too, with the peer (issue 14.6).
+      // (A write's other refusals come from the service, already audited.)
+      else if (
+        (method === "read" &&
+          (e.code === ErrorCode.DeviceUnknown ||
+            e.code === ErrorCode.PointUnknown ||
+            e.code === ErrorCode.UsageError)) ||
+        (method === "write" && e.code === ErrorCode.UsageError)
+      )
+        this.backend.auditRefusal?.(method, await conn.who, e);
       await send({ id, ok: false, error: toWireError(e) });
     }
   }

@@ -4,13 +4,12 @@
  * without limit), counted in the audit, and the agent keeps serving; the control socket caps
  * connections, line length and requests in flight. (Memory under a 50k flood: bench/command-flood.ts.)
  */
-import { type Socket, connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ModbusSimulator, addSimDevice } from "../../sim/modbus/index.js";
 import { Mosquitto } from "../helpers/mosquitto.js";
 import { waitFor } from "../helpers/ports.js";
 import { Hypervisor, baseConfig } from "./commands-fixtures.js";
-import { Daemon } from "./security-daemon.js";
+import { Daemon, open } from "./security-daemon.js";
 
 const GW = "gw-sec-bounds";
 let broker: Mosquitto;
@@ -34,32 +33,6 @@ afterAll(async () => {
   await sim?.close();
   await broker?.dispose();
 });
-
-/** A raw control-socket connection collecting the answer lines. */
-function open(): Promise<{
-  sock: Socket;
-  lines: Record<string, unknown>[];
-  closed: () => boolean;
-}> {
-  return new Promise((resolve, reject) => {
-    const sock = connect(daemon.socket);
-    const lines: Record<string, unknown>[] = [];
-    let buf = "";
-    let closed = false;
-    sock.setEncoding("utf8");
-    sock.on("data", (d: string) => {
-      buf += d;
-      let nl: number;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        lines.push(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
-        buf = buf.slice(nl + 1);
-      }
-    });
-    sock.on("close", () => (closed = true));
-    sock.once("error", reject);
-    sock.once("connect", () => resolve({ sock, lines, closed: () => closed }));
-  });
-}
 
 describe("bounded input (issue 14.3)", () => {
   it("answers a flood of reads busy or rate-limited, audits it, and keeps serving", async () => {
@@ -114,8 +87,8 @@ describe("bounded input (issue 14.3)", () => {
   }, 120_000);
 
   it("caps control connections, line length and requests in flight", async () => {
-    const conns = await Promise.all(Array.from({ length: 16 }, () => open()));
-    const extra = await open();
+    const conns = await Promise.all(Array.from({ length: 16 }, () => open(daemon.socket)));
+    const extra = await open(daemon.socket);
     await waitFor(() => extra.closed(), 10_000, "the 17th connection closed");
     expect(extra.lines[0]).toMatchObject({ ok: false, error: { name: "CommandBusy" } });
     for (const c of conns.slice(1)) c.sock.destroy();

@@ -8,6 +8,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { type Socket, connect } from "node:net";
 import { stringify } from "yaml";
 import { waitFor } from "../helpers/ports.js";
 import type { Hypervisor } from "./commands-fixtures.js";
@@ -89,4 +90,30 @@ export class Daemon {
     await this.stop();
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** A raw control-socket connection collecting the answer lines. */
+export function open(path: string): Promise<{
+  sock: Socket;
+  lines: Record<string, unknown>[];
+  closed: () => boolean;
+}> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(path);
+    const lines: Record<string, unknown>[] = [];
+    let buf = "";
+    let closed = false;
+    sock.setEncoding("utf8");
+    sock.on("data", (d: string) => {
+      buf += d;
+      let nl: number;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        lines.push(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
+        buf = buf.slice(nl + 1);
+      }
+    });
+    sock.on("close", () => (closed = true));
+    sock.once("error", reject);
+    sock.once("connect", () => resolve({ sock, lines, closed: () => closed }));
+  });
 }
