@@ -27,6 +27,7 @@ import { loadNotifier, loadProvisioner, type Notifier, type ProvisionStep } from
 import { createLogger } from "./log.js";
 import { Pipeline, rulesFromConfig, type Stage } from "./pipeline/index.js";
 import { Store, type StoredListener } from "./store/index.js";
+import { lockStateDir } from "./store/db.js";
 import { Uplink, type CommandHandler, type UplinkIdentity } from "./uplink/index.js";
 import { VERSION } from "./version.js";
 import { attachWhenReady } from "./commands/control-plane.js";
@@ -324,6 +325,8 @@ export async function runAgent(fileConfig: Config, opts: RunOptions): Promise<vo
   // The control API serves the recent lines to `eclor-edge logs` (agent/control/logring.ts).
   const logRing = new LogRing();
   const logger = createLogger({ level: fileConfig.log.level, tee: logRing });
+  // One agent per state directory (issue 14.7): before the store is opened.
+  lockStateDir(fileConfig.state_dir);
   const notifier: Notifier = await loadNotifier(logger.child({ component: "systemd" }));
   // The local file or the last remote configuration (precedence: agent/commands/config-versions.ts).
   const startup = resolveStartupConfig(opts.configPath, fileConfig, { record: true, logger });

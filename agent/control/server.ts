@@ -54,7 +54,13 @@ export class ControlServer {
    * agent answers on it) is an error rather than stealing the socket from it.
    */
   async listen(path: string): Promise<void> {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+    // The socket's directory must let the service group through (issue 14.7): 0750 whatever
+    // the umask when we create it (systemd's RuntimeDirectory= does the same in production).
+    const dir = dirname(path);
+    if (!existsSync(dir)) {
+      mkdirSync(dir, { recursive: true, mode: 0o750 });
+      chmodSync(dir, 0o750);
+    }
     if (existsSync(path)) {
       if (await isAlive(path)) {
         throw new EdgeError(

@@ -151,7 +151,19 @@ export function parseBundleText(text: string, source: string): Bundle {
       })),
     );
   }
-  const raw: unknown = doc.toJS();
+  let raw: unknown;
+  try {
+    // A bundle needs no aliases; a "billion laughs" alias bomb makes the yaml library throw a
+    // ReferenceError (maxAliasCount, https://eemeli.org/yaml/#tojs-options): bad input, EE0701.
+    raw = doc.toJS({ maxAliasCount: 20 });
+  } catch (e) {
+    throw bundleError(source, [
+      {
+        path: "(yaml)",
+        message: `refused: ${(e as Error).message.split("\n")[0]!.slice(0, 120)} — a provisioning bundle needs no YAML aliases (*name)`,
+      },
+    ]);
+  }
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
     throw bundleError(source, [
       {
