@@ -11,6 +11,7 @@ import { resolveStartupConfig } from "./commands/startup.js";
 import { LogRing, startControl } from "./control/index.js";
 import { loadNotifier, type Notifier } from "./hooks.js";
 import { createLogger } from "./log.js";
+import { lockStateDir } from "./store/db.js";
 
 export interface RunOptions {
   configPath: string;
@@ -21,6 +22,8 @@ export async function runAgent(fileConfig: Config, opts: RunOptions): Promise<vo
   // The control API serves the recent lines to `eclor-edge logs` (agent/control/logring.ts).
   const logRing = new LogRing();
   const logger = createLogger({ level: fileConfig.log.level, tee: logRing });
+  // One agent per state directory (issue 14.7): before the store is opened.
+  lockStateDir(fileConfig.state_dir);
   const notifier: Notifier = await loadNotifier(logger.child({ component: "systemd" }));
   // The local file or the last remote configuration (precedence: agent/commands/config-versions.ts).
   const startup = resolveStartupConfig(opts.configPath, fileConfig, { record: true, logger });

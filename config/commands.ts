@@ -50,6 +50,22 @@ export const commandsConfigSchema = z.strictObject({
     .describe(
       "Per-point write rate limit: protects relays and lamp drivers from a runaway hypervisor.",
     ),
+  read_rate_limit: z
+    .strictObject({
+      burst: intRange(1, 1000).default(10).describe("Reads a device accepts back to back."),
+      per_minute: intRange(1, 6000)
+        .default(120)
+        .describe("Sustained `read` commands per minute per device (token bucket refill)."),
+    })
+    .prefault({})
+    .describe(
+      "Per-device limit of `read` commands (each goes to the bus at once, bypassing schedules): a flood of reads cannot starve polling.",
+    ),
+  max_in_flight: intRange(1, 256)
+    .default(16)
+    .describe(
+      "MQTT commands of one kind (write, read, …) handled at once; beyond, they are answered CommandBusy. history/replay/config take at most 2.",
+    ),
   journal_days: z
     .number()
     .min(1)

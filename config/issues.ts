@@ -20,10 +20,19 @@ export function formatPath(path: readonly PropertyKey[]): string {
   return out || "(root)";
 }
 
-function describeInput(input: unknown): string {
+/** Longest input shown in a message; longer ones are cut (a pasted key, a whole file). */
+const MAX_SHOWN = 48;
+
+function describeInput(input: unknown, hidden = false): string {
   if (input === undefined) return "nothing";
   if (input === null) return "null";
-  if (typeof input === "string") return JSON.stringify(input);
+  // A value from a reference or a secret field is never echoed (issue 14.1): its type only.
+  if (hidden)
+    return `a ${typeof input === "object" ? "value" : typeof input} (not shown: secret or reference)`;
+  if (typeof input === "string")
+    return input.length > MAX_SHOWN
+      ? `${JSON.stringify(input.slice(0, MAX_SHOWN))}… (${input.length} characters)`
+      : JSON.stringify(input);
   if (typeof input === "number" || typeof input === "boolean") return String(input);
   if (Array.isArray(input)) return "a list";
   return "an object";
@@ -57,9 +66,13 @@ function closest(key: string, allowed: readonly string[]): string | undefined {
 /** Keys a strict object at `path` accepts, found by walking the schema (for suggestions). */
 export type AllowedKeys = (path: readonly PropertyKey[]) => readonly string[];
 
+/** True for a path whose value must not be shown (it came from a reference, or is a secret). */
+export type HiddenInput = (path: readonly PropertyKey[]) => boolean;
+
 export function formatIssues(
   issues: readonly z.core.$ZodIssue[],
   allowedKeys?: AllowedKeys,
+  hidden: HiddenInput = () => false,
 ): ConfigProblem[] {
   const out: ConfigProblem[] = [];
   for (const issue of issues) {
@@ -83,7 +96,7 @@ export function formatIssues(
         input && typeof input === "object" ? (input as Record<string, unknown>)[key] : input;
       out.push({
         path: formatPath(issue.path),
-        message: `expected one of ${(issue.options as unknown[]).map(String).join(", ")}, got ${describeInput(got)}`,
+        message: `expected one of ${(issue.options as unknown[]).map(String).join(", ")}, got ${describeInput(got, hidden(issue.path))}`,
       });
       continue;
     }
@@ -92,7 +105,7 @@ export function formatIssues(
     if (issue.code === "invalid_type" && input === undefined) {
       message = `missing: ${message.replace(/^Invalid input: /, "")}`;
     } else if (!/\bgot\b/.test(message) && issue.code !== "custom") {
-      message = `${message.replace(/^Invalid input: /, "")}, got ${describeInput(input)}`;
+      message = `${message.replace(/^Invalid input: /, "")}, got ${describeInput(input, hidden(issue.path))}`;
     }
     out.push({ path: formatPath(issue.path), message });
   }

@@ -9,6 +9,7 @@ import type { z } from "zod";
 import { EdgeError, ErrorCode } from "../core/errors.js";
 import { type ConfigProblem, formatIssues, formatPath } from "./issues.js";
 import { resolveRefs, type RefContext } from "./refs.js";
+import { type RemoteRefContext, isSecretKey, resolveRemote } from "./remote-refs.js";
 import { type Config, configSchema } from "./schema.js";
 import { allowedKeysAt } from "./walk.js";
 
@@ -26,17 +27,41 @@ export function configError(source: string, problems: ConfigProblem[]): EdgeErro
   );
 }
 
-/** Validate an already-parsed object (used for remote config/set as well as files). */
+/** Validate an already-parsed object of the LOCAL file (its references are resolved). */
 export function validateConfigObject(raw: unknown, source: string, ctx: RefContext): Config {
   const problems: ConfigProblem[] = [];
-  const resolved = resolveRefs(raw, ctx, problems);
-  if (problems.length > 0) {
-    // Still validate, to report every problem at once.
-  }
+  const sensitive = new Set<string>();
+  const resolved = resolveRefs(raw, { ...ctx, sensitive }, problems);
+  return validateResolved(resolved, source, problems, sensitive);
+}
+
+/**
+ * Validate a remote configuration (config/set, or one stored by it): plain data, references only
+ * as remote-refs.ts allows.
+ */
+export function validateRemoteConfig(raw: unknown, source: string, ctx: RemoteRefContext): Config {
+  const problems: ConfigProblem[] = [];
+  const sensitive = new Set<string>();
+  const resolved = resolveRemote(raw, ctx, problems, sensitive);
+  return validateResolved(resolved, source, problems, sensitive);
+}
+
+function validateResolved(
+  resolved: unknown,
+  source: string,
+  problems: ConfigProblem[],
+  sensitive: Set<string>,
+): Config {
+  // Validate even after reference problems, to report every problem at once.
   const result = configSchema.safeParse(resolved, { reportInput: true });
   if (!result.success) {
     problems.push(
-      ...formatIssues(result.error.issues, (p) => allowedKeysAt(configSchema, resolved, p)),
+      ...formatIssues(
+        result.error.issues,
+        (p) => allowedKeysAt(configSchema, resolved, p),
+        // A value from a reference or in a secret field is never echoed in an error.
+        (p) => sensitive.has(formatPath(p)) || isSecretKey(p[p.length - 1]),
+      ),
     );
   }
   if (problems.length > 0) throw configError(source, problems);

@@ -1,9 +1,12 @@
 /**
  * Secrets must not have to live in the config file. Two kinds of reference are resolved in every
- * string value before validation:
+ * string value of the LOCAL file before validation:
  *   - `${ENV_VAR}` or `${ENV_VAR:-default}` anywhere in a string (`$${` writes a literal `${`);
  *   - a whole value `file:/path/to/secret` (or `file:relative/to/config`) is replaced by the
  *     file's contents without the trailing newline (systemd credentials, Docker secrets).
+ * A remote configuration (`config/set`, issue 14.1) is plain data: see remote-refs.ts.
+ * The paths whose value came from a reference are collected in `sensitive`, so no error message
+ * ever shows that value (issues.ts).
  */
 import { readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
@@ -15,6 +18,15 @@ export interface RefContext {
   /** Directory of the config file, for relative `file:` references. */
   baseDir: string;
   readFile?: (path: string) => string;
+  /** Filled with the formatted paths whose value was expanded from a reference. */
+  sensitive?: Set<string>;
+}
+
+/** Does `s` ask for expansion (a `file:` value or a `${NAME}` anywhere)? */
+export function isReference(s: string): boolean {
+  if (s.startsWith("file:")) return true;
+  for (const m of s.matchAll(ENV_RE)) if (m[0] !== "$${") return true;
+  return false;
 }
 
 const ENV_RE = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
@@ -42,6 +54,7 @@ function resolveString(
   problems: ConfigProblem[],
   path: PropertyKey[],
 ): string {
+  if (isReference(s)) ctx.sensitive?.add(formatPath(path));
   if (s.startsWith("file:")) {
     const rel = s.slice(5);
     const file = isAbsolute(rel) ? rel : resolve(ctx.baseDir, rel);

@@ -11,6 +11,7 @@ import { commandsConfigSchema } from "./commands.js";
 import { lightingConfigSchema } from "./lighting.js";
 import { provisioningConfigSchema } from "./provisioning.js";
 import { intRange, location, topicSegment } from "./common.js";
+import { SECRET_NAME } from "./remote-refs.js";
 
 export const CONFIG_VERSION = 1;
 
@@ -157,6 +158,18 @@ export const configSchema = z
       .default("/var/lib/eclor-edge")
       .describe("Directory of the store and other durable state."),
     log: log.prefault({}),
+    secrets: z
+      .record(
+        z.string().regex(SECRET_NAME, {
+          error:
+            "expected a secret name: letters, digits, _ . - (at most 64, not starting with a digit)",
+        }),
+        z.string(),
+      )
+      .default({})
+      .describe(
+        "Named secrets this box exports to remote configurations (config/set), each a value or a file:/${ENV} reference; a remote configuration uses one as secret:NAME in a secret field and never reads it back.",
+      ),
     uplink,
     store: store.prefault({}),
     control: control.prefault({}),

@@ -39,6 +39,8 @@ export const ErrorCode = {
   CommandRateLimited: 505,
   CommandFailed: 506,
   CommandSignature: 507,
+  /** Too many commands of this kind in flight (issue 14.3): retry later. */
+  CommandBusy: 508,
   // 06xx CLI and control API
   UsageError: 601,
   AgentNotRunning: 602,

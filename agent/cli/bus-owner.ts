@@ -4,6 +4,7 @@
  * frames) or opens a second connection to a gateway that accepts one. When the agent is not
  * running (or not reachable), the answer is simply "no".
  */
+import { lookup } from "node:dns/promises";
 import { realpathSync } from "node:fs";
 import type { BusInfo } from "../control/backend.js";
 import type { ControlClient } from "../control/client.js";
@@ -20,11 +21,40 @@ function canonicalPath(p: string): string {
   }
 }
 
-export function sameBus(bus: BusInfo, ep: Endpoint): boolean {
-  if ("path" in ep)
-    return bus.path !== undefined && canonicalPath(bus.path) === canonicalPath(ep.path);
-  const norm = (h: string) => (h === "localhost" || h === "::1" ? "127.0.0.1" : h.toLowerCase());
-  return bus.host !== undefined && norm(bus.host) === norm(ep.host) && bus.port === ep.port;
+/**
+ * The addresses a host name or literal connects to, compared as the kernel would (issue 14.7):
+ * `127.1` and `[::ffff:127.0.0.1]` are 127.0.0.1, and every loopback or "this host" address
+ * (127.0.0.0/8, ::1, 0.0.0.0, ::) is the same machine — so the technician cannot bypass the
+ * ownership check by spelling the agent's endpoint differently. An unresolvable name is
+ * compared as written.
+ */
+async function addressesOf(host: string): Promise<Set<string>> {
+  const h = host.replace(/^\[|\]$/g, "").toLowerCase();
+  let addrs: string[];
+  try {
+    addrs = (await lookup(h, { all: true, verbatim: true })).map((a) => a.address);
+  } catch {
+    addrs = [h];
+  }
+  return new Set(addrs.map(canonicalAddress));
+}
+
+function canonicalAddress(a: string): string {
+  const v4 = /^(?:::ffff:)?(\d+\.\d+\.\d+\.\d+)$/i.exec(a)?.[1] ?? a;
+  if (/^127\./.test(v4) || v4 === "0.0.0.0" || v4 === "::1" || v4 === "::") return "loopback";
+  return v4.toLowerCase();
+}
+
+/** Same serial port (synchronous: paths need no lookup). */
+export function samePort(bus: BusInfo, path: string): boolean {
+  return bus.path !== undefined && canonicalPath(bus.path) === canonicalPath(path);
+}
+
+export async function sameBus(bus: BusInfo, ep: Endpoint): Promise<boolean> {
+  if ("path" in ep) return samePort(bus, ep.path);
+  if (bus.host === undefined || bus.port !== ep.port) return false;
+  const [a, b] = await Promise.all([addressesOf(bus.host), addressesOf(ep.host)]);
+  return [...a].some((x) => b.has(x));
 }
 
 export interface Owner {
@@ -51,8 +81,7 @@ export async function findOwner(opts: AgentOptions, ep: Endpoint): Promise<Owner
   if (!client) return undefined;
   try {
     const { buses } = await client.call<{ buses: BusInfo[] }>("buses");
-    const bus = buses.find((b) => sameBus(b, ep));
-    if (bus) return { bus, client };
+    for (const bus of buses) if (await sameBus(bus, ep)) return { bus, client };
   } catch {
     // An agent without the method owns nothing we can tell: proceed directly.
   }

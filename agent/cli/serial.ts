@@ -8,7 +8,7 @@ import { join } from "node:path";
 import type { Command } from "commander";
 import type { BusInfo } from "../control/backend.js";
 import { type AgentOptions, withAgent, withAgentOptions } from "./agent-conn.js";
-import { sameBus } from "./bus-owner.js";
+import { samePort } from "./bus-owner.js";
 import { table } from "./format.js";
 import { dim, fail, printJson } from "./output.js";
 
@@ -79,7 +79,7 @@ export async function listSerialPorts(opts: AgentOptions): Promise<SerialPortVie
   } catch {
     // Agent not running: nobody owns a port.
   }
-  const owner = (path: string) => buses.find((b) => sameBus(b, { path }))?.driver;
+  const owner = (path: string) => buses.find((b) => samePort(b, path))?.driver;
   return ports.map((p) => {
     const byId = links.get(p.path);
     const ownedBy = owner(p.path);

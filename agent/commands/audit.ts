@@ -1,6 +1,12 @@
 /**
- * The audit trail: every write (and config change) that reached the router, accepted or
- * refused — when, who, what, outcome — in SQLite and, as an event, upstream to the hypervisor.
+ * The audit trail: every command that reached the gateway, accepted or refused — when, who, what,
+ * outcome — in SQLite and, as an event, upstream to the hypervisor.
+ *
+ * Refusals are bounded (issue 14.3/14.6): a flood of refused commands must not turn into a flood
+ * of fsyncs and upstream events. Per window of REFUSAL_WINDOW_MS, the first REFUSED_ROWS refusals
+ * get a row each and the first REFUSED_EVENTS an event each; the rest are counted by
+ * (who, command, code) and recorded as ONE aggregate row and ONE `commands_refused` event when
+ * the window closes. Every refusal is therefore in the trail, individually or counted.
  */
 import type { Database, Statement } from "better-sqlite3";
 import type { DriverEvent, Value } from "../../drivers/driver.js";
@@ -21,6 +27,22 @@ export interface AuditRecord {
   /** Error code name (EdgeError codeName) when the outcome is not ok. */
   code?: string | undefined;
   message?: string | undefined;
+}
+
+export const REFUSAL_WINDOW_MS = 10_000;
+const REFUSED_ROWS = 100;
+const REFUSED_EVENTS = 5;
+/** Distinct (who, command, code) keys counted per window; the rest share one key. */
+const MAX_KEYS = 32;
+
+interface Window {
+  start: number;
+  rows: number;
+  events: number;
+  /** Refusals without a row / without an event of their own, by key. */
+  unrecorded: Map<string, number>;
+  unpublished: Map<string, number>;
+  timer?: NodeJS.Timeout;
 }
 
 /** Where audit events go upstream (the agent queues them at top priority in the store). */
@@ -55,9 +77,18 @@ export class AuditLog {
     ]
   >;
 
+  private win: Window = {
+    start: 0,
+    rows: 0,
+    events: 0,
+    unrecorded: new Map(),
+    unpublished: new Map(),
+  };
+
   constructor(
     private readonly db: Database,
     private readonly sink?: EventSink,
+    private readonly now: () => number = Date.now,
   ) {
     migrateControlPlane(db);
     this.insert = db.prepare(
@@ -66,6 +97,76 @@ export class AuditLog {
   }
 
   record(r: AuditRecord): void {
+    if (r.outcome !== "refused") {
+      this.insertRow(r);
+      this.publish(r);
+      return;
+    }
+    const t = this.now();
+    if (t - this.win.start >= REFUSAL_WINDOW_MS) {
+      this.flush();
+      this.win.start = t;
+    }
+    const w = this.win;
+    const key = `${r.who}|${r.command}|${r.code ?? ""}`;
+    const count = (m: Map<string, number>) => {
+      const k = m.has(key) || m.size < MAX_KEYS ? key : "(others)||";
+      m.set(k, (m.get(k) ?? 0) + 1);
+      // The summary goes out when the window closes, also if the flood stops.
+      w.timer ??= setTimeout(() => this.flush(), REFUSAL_WINDOW_MS - (t - w.start));
+      w.timer.unref?.();
+    };
+    if (w.rows < REFUSED_ROWS) {
+      w.rows++;
+      this.insertRow(r);
+    } else count(w.unrecorded);
+    if (w.events < REFUSED_EVENTS) {
+      w.events++;
+      this.publish(r);
+    } else count(w.unpublished);
+  }
+
+  /** Record the counted refusals of the current window (aggregate row + event) and start anew. */
+  flush(): void {
+    const w = this.win;
+    clearTimeout(w.timer);
+    this.win = {
+      start: this.now(),
+      rows: 0,
+      events: 0,
+      unrecorded: new Map(),
+      unpublished: new Map(),
+    };
+    const summary = (m: Map<string, number>) =>
+      [...m].map(([k, n]) => {
+        const [who, command, code] = k.split("|");
+        return { who: who!, command: command!, ...(code ? { code } : {}), count: n };
+      });
+    const total = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+    const text = (m: Map<string, number>) =>
+      summary(m)
+        .map((x) => `${x.command}${x.code ? ` ${x.code}` : ""} by ${x.who} ×${x.count}`)
+        .join("; ");
+    const ts = this.now();
+    if (w.unrecorded.size > 0)
+      this.insertRow({
+        ts,
+        who: "aggregate",
+        command: "(refused)",
+        outcome: "refused",
+        message: `${total(w.unrecorded)} more refused commands since ${new Date(w.start).toISOString()}, counted, not recorded one by one: ${text(w.unrecorded)}`,
+      });
+    if (w.unpublished.size > 0)
+      this.sink?.({
+        ts,
+        type: "commands_refused",
+        severity: "warning",
+        message: `${total(w.unpublished)} more commands refused in ${Math.round((ts - w.start) / 1000)} s: ${text(w.unpublished)}`,
+        data: { count: total(w.unpublished), since: w.start, by: summary(w.unpublished) },
+      });
+  }
+
+  private insertRow(r: AuditRecord): void {
     this.insert.run(
       r.ts,
       r.who,
@@ -78,13 +179,18 @@ export class AuditLog {
       r.code ?? null,
       r.message ?? null,
     );
+  }
+
+  private publish(r: AuditRecord): void {
     const what = r.device ? `${r.device}${r.point ? `/${r.point}` : ""}` : r.command;
     const by =
       r.who === "hypervisor"
         ? "the hypervisor"
         : r.who === "lighting"
           ? "the lighting module"
-          : "a local technician";
+          : r.who.startsWith("local")
+            ? `a local technician${r.who.length > 5 ? ` (${r.who.slice(6)})` : ""}`
+            : r.who;
     this.sink?.({
       ts: r.ts,
       type: "command_audit",

@@ -9,7 +9,7 @@
 import type { Logger } from "pino";
 import type { RefContext } from "../../config/refs.js";
 import type { DriverEvent } from "../../drivers/driver.js";
-import { validateConfigObject } from "../../config/load.js";
+import { validateRemoteConfig } from "../../config/load.js";
 import type { Config } from "../../config/schema.js";
 import { EdgeError, ErrorCode, isEdgeError } from "../../core/errors.js";
 import type { AuditLog } from "./audit.js";
@@ -61,6 +61,10 @@ const LOCAL_ONLY: readonly (readonly string[])[] = [
   ["state_dir"],
   ["store", "path"],
   ["control", "socket"],
+  // The secrets the box exports (issue 14.1): compared raw, never shown.
+  ["secrets"],
+  // The broker identity is the certificate's (issue 14.2), not the territory's to change.
+  ["uplink", "client_id"],
 ];
 
 export class ConfigManager {
@@ -146,7 +150,12 @@ export class ConfigManager {
     let problems: { path: string; message: string }[] = [];
     let next: Config | undefined;
     try {
-      next = validateConfigObject(raw, "config/set", this.opts.refs);
+      // Plain data: no file:/${} of its own, secrets by name only (config/remote-refs.ts).
+      next = validateRemoteConfig(raw, "config/set", {
+        current: this.raw,
+        secrets: prev.secrets,
+        local: this.opts.refs,
+      });
     } catch (e) {
       if (!isEdgeError(e)) throw e;
       problems = (
@@ -158,12 +167,19 @@ export class ConfigManager {
     // Local-only settings are compared on the raw input too, so they are reported with the
     // schema problems (all at once) even when the rest is invalid.
     for (const path of LOCAL_ONLY) {
+      const secret = path[0] === "secrets";
       const want = dig(raw, path);
-      const have = dig(prev, path);
-      if (want !== undefined && have !== undefined && canonicalJson(want) !== canonicalJson(have)) {
+      // Secrets compared in their raw form (references), the others as resolved.
+      const have = dig(secret ? this.raw : prev, path);
+      // Unset on the box and set remotely is a change too (a store.path would move the store).
+      if (
+        want !== undefined &&
+        (have === undefined || canonicalJson(want) !== canonicalJson(have))
+      ) {
+        const shown = JSON.stringify(have);
         problems.push({
           path: path.join("."),
-          message: `cannot be changed remotely (it is ${JSON.stringify(have)} on this box) — change it in the local file`,
+          message: `cannot be changed remotely${secret ? "" : ` (it is ${have === undefined ? "not set" : shown.length > 80 ? `${shown.slice(0, 80)}…` : shown} on this box)`} — change it in the local file`,
         });
       }
     }

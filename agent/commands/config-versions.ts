@@ -9,11 +9,14 @@
  *
  * Every version keeps who (hypervisor | local), when, the command id and its status
  * (active | rolled_back | superseded). The stored config is the raw object (before `${ENV}` and
- * `file:` references are resolved), so secrets kept outside the file stay outside the database.
+ * `file:` references are resolved), so secrets kept outside the file stay outside the database,
+ * with every literal secret redacted (issue 14.7); the literal secrets a remote configuration
+ * carried are kept apart (column `secrets`) and put back only by `rawOf`, to restart from it.
  */
 import { createHash } from "node:crypto";
 import type { Database } from "better-sqlite3";
 import { migrateControlPlane } from "./db.js";
+import { REDACTED, redactSecrets } from "./redact.js";
 import type { Who } from "./journal.js";
 
 export type VersionSource = "file" | "remote";
@@ -26,9 +29,41 @@ export interface ConfigVersion {
   source: VersionSource;
   commandId: string | null;
   fileHash: string | null;
+  /** The configuration with its literal secrets redacted. */
   config: Record<string, unknown>;
   status: VersionStatus;
   detail: string | null;
+  /** The literal secrets redacted from `config`, by path (see `rawOf`). */
+  secrets?: [(string | number)[], string][];
+}
+
+/** The stored configuration with its secrets put back (to run it). */
+export function rawOf(v: ConfigVersion): Record<string, unknown> {
+  const out = structuredClone(v.config);
+  for (const [path, value] of v.secrets ?? []) {
+    let cur: Record<string | number, unknown> = out;
+    for (const k of path.slice(0, -1)) cur = cur[k] as Record<string | number, unknown>;
+    cur[path[path.length - 1]!] = value;
+  }
+  return out;
+}
+
+/** Split a raw configuration into its redacted form and the literal secrets taken out of it. */
+function splitSecrets(raw: Record<string, unknown>): {
+  config: Record<string, unknown>;
+  secrets: [(string | number)[], string][];
+} {
+  const config = redactSecrets(raw) as Record<string, unknown>;
+  const secrets: [(string | number)[], string][] = [];
+  const walk = (a: unknown, b: unknown, path: (string | number)[]): void => {
+    if (b === REDACTED && typeof a === "string" && a !== REDACTED) secrets.push([path, a]);
+    else if (Array.isArray(a) && Array.isArray(b)) a.forEach((v, i) => walk(v, b[i], [...path, i]));
+    else if (a !== null && typeof a === "object" && b !== null && typeof b === "object")
+      for (const [k, v] of Object.entries(a))
+        walk(v, (b as Record<string, unknown>)[k], [...path, k]);
+  };
+  walk(raw, config, []);
+  return { config, secrets };
 }
 
 interface Row {
@@ -41,6 +76,7 @@ interface Row {
   config: string;
   status: string;
   detail: string | null;
+  secrets?: string | null;
 }
 
 const toVersion = (r: Row): ConfigVersion => ({
@@ -53,6 +89,7 @@ const toVersion = (r: Row): ConfigVersion => ({
   config: JSON.parse(r.config) as Record<string, unknown>,
   status: r.status as VersionStatus,
   detail: r.detail,
+  ...(r.secrets ? { secrets: JSON.parse(r.secrets) as [(string | number)[], string][] } : {}),
 });
 
 export function sha256(text: string): string {
@@ -87,7 +124,8 @@ export class ConfigVersions {
   }
 
   /** Record a new version; an `active` one supersedes the previous active version. */
-  add(v: Omit<ConfigVersion, "version">): number {
+  add(v: Omit<ConfigVersion, "version" | "secrets">): number {
+    const { config, secrets } = splitSecrets(v.config);
     return this.db.transaction(() => {
       if (v.status === "active")
         this.db
@@ -95,7 +133,7 @@ export class ConfigVersions {
           .run();
       const r = this.db
         .prepare(
-          "INSERT INTO config_versions (ts, who, source, command_id, file_hash, config, status, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+          "INSERT INTO config_versions (ts, who, source, command_id, file_hash, config, status, detail, secrets) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .run(
           v.ts,
@@ -103,9 +141,11 @@ export class ConfigVersions {
           v.source,
           v.commandId,
           v.fileHash,
-          JSON.stringify(v.config),
+          JSON.stringify(config),
           v.status,
           v.detail,
+          // A file version needs none: it restarts from the file itself.
+          v.source === "remote" && secrets.length > 0 ? JSON.stringify(secrets) : null,
         );
       return Number(r.lastInsertRowid);
     })();
@@ -134,7 +174,7 @@ export function chooseStartupConfig(
   if (active?.source === "remote" && active.fileHash === file.hash) {
     return {
       source: "remote",
-      raw: active.config,
+      raw: rawOf(active),
       version: active,
       reason: `remote configuration v${active.version} (set by ${active.who} at ${new Date(active.ts).toISOString()}) is in force: the local file has not changed since it was applied`,
     };

@@ -21,7 +21,8 @@ import { buildStatusView } from "../health/view.js";
 import { queryHistory, replayPayloads } from "./history.js";
 import { Journal } from "./journal.js";
 import { RateLimiter } from "./rate-limit.js";
-import { CommandRouter } from "./router.js";
+import { CommandRouter, type WriteResultBody } from "./router.js";
+import type { Who } from "./journal.js";
 import type { CommandResponse } from "./schemas.js";
 import { type ControlTarget, CommandService } from "./service.js";
 import { parsePublicKey } from "../../config/ed25519.js";
@@ -147,6 +148,11 @@ export class ControlPlane {
         : undefined,
       timeoutMs: cfg.commands.timeout,
       logger,
+      audit: this.audit,
+      readLimiter: new RateLimiter(
+        cfg.commands.read_rate_limit.burst,
+        cfg.commands.read_rate_limit.per_minute,
+      ),
     });
     this.dispatcher = dispatcherFor(agent, cfg, this.service, logger);
   }
@@ -166,6 +172,8 @@ export class ControlPlane {
   close(): void {
     clearInterval(this.pruneTimer);
     void this.lighting.stop();
+    // The refusals counted in the current window are recorded, not lost.
+    this.audit.flush();
   }
 
   /** The local control API's entry point: run a command as the local technician. */
@@ -174,35 +182,45 @@ export class ControlPlane {
   }
 
   /**
-   * `eclor-edge write` through the control socket (agent/control/backend.ts): the router's checks,
-   * journal and audit, as a local technician. Refusals and failures throw an EdgeError with the
-   * router's code and words.
+   * `eclor-edge write` through the control socket (agent/control/backend.ts): the same command
+   * service as MQTT (one schema, one router, one audit — issue 19.2), as the local technician
+   * `who` (the socket's peer uid, issue 14.6). Refusals and failures throw an EdgeError with the
+   * service's code and words.
    */
   async localWrite(req: {
     device: string;
     point: string;
     value: Value;
     commandId: string;
+    who?: Who;
   }): Promise<WriteResult & { commandId: string; duplicate?: boolean }> {
-    const r = await this.router.write(
-      { id: req.commandId, device: req.device, values: [{ point: req.point, value: req.value }] },
-      "local",
+    const r = await this.service.execute(
+      "write",
+      { id: req.commandId, device: req.device, point: req.point, value: req.value },
+      { who: req.who ?? "local" },
     );
-    if (!r.ok)
-      throw new EdgeError(r.error.ecode as ErrorCodeValue, r.error.message, {
-        ...r.error.details,
-        command_id: r.id,
+    if (!r.ok || !r.result) {
+      const err = r.error ?? { ecode: ErrorCode.CommandFailed, message: "no result", details: {} };
+      throw new EdgeError(err.ecode as ErrorCodeValue, err.message, {
+        ...err.details,
+        command_id: r.id ?? req.commandId,
         ...(r.duplicate ? { duplicate: true } : {}),
       });
-    const p = r.result.results[0]!;
+    }
+    const p = (r.result as WriteResultBody).results[0]!;
     return {
       ok: p.ok,
-      commandId: r.id,
+      commandId: r.id ?? req.commandId,
       ...(p.queued ? { queued: true } : {}),
       ...(p.read_back !== undefined ? { readBack: p.read_back } : {}),
       ...(p.detail ? { detail: p.detail } : {}),
       ...(r.duplicate ? { duplicate: true } : {}),
     };
+  }
+
+  /** A control-socket request refused before the service (e.g. read of an unknown device). */
+  auditRefusal(method: string, who: Who, e: EdgeError): void {
+    this.service.auditRefusal(method, null, who, e);
   }
 
   private async apply(next: Config, plan: ApplyPlan): Promise<ApplyReport> {
@@ -300,14 +318,15 @@ function dispatcherFor(
   logger: Logger,
 ): CommandDispatcher {
   return new CommandDispatcher({
+    maxInFlight: cfg.commands.max_in_flight,
     // The prefix in force: config/set may change it.
     prefix: () => agent.uplink.prefix,
     gatewayId: cfg.gateway.id,
     service,
     publisher: {
-      publish: async (topic, payload, correlationData) => {
+      publish: async (topic, payload, correlationData, qos = 1) => {
         const ok = await agent.uplink.publish(topic, payload, {
-          qos: 1,
+          qos,
           ...(correlationData ? { properties: { correlationData } } : {}),
         });
         if (!ok)

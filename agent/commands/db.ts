@@ -52,11 +52,19 @@ CREATE TABLE config_versions (
 );
 `;
 
+/**
+ * Step 2 (issue 14.7): `config` holds the version with its secrets redacted (what `config show`
+ * and any reader of the table sees); the literal secrets a remote configuration carried (e.g. a
+ * LoRaWAN AppKey for a device added remotely) are kept apart in `secrets`, so the version can
+ * still be restarted from. The database file itself is 0600 (agent/store/db.ts).
+ */
+export const CONFIG_SECRETS_DDL = "ALTER TABLE config_versions ADD COLUMN secrets TEXT;";
+
 const migrated = new WeakSet<Database>();
 
 /** Idempotent and cheap after the first call on a handle. */
 export function migrateControlPlane(db: Database): void {
   if (migrated.has(db)) return;
-  migrate(db, "commands", [CONTROL_PLANE_DDL]);
+  migrate(db, "commands", [CONTROL_PLANE_DDL, CONFIG_SECRETS_DDL]);
   migrated.add(db);
 }

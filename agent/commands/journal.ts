@@ -7,8 +7,14 @@
 import type { Database, Statement } from "better-sqlite3";
 import { migrateControlPlane } from "./db.js";
 
-/** Who asked: the hypervisor, a local technician, or the lighting module (agent/lighting). */
-export type Who = "hypervisor" | "local" | "lighting";
+/**
+ * Who sent a command: the hypervisor (MQTT), a local technician (`local`, or `local:uid=1000`
+ * with the control socket's peer credentials, issue 14.6), the lighting module (agent/lighting),
+ * or `aggregate` for the audit's counted refusals.
+ */
+export type Who = "hypervisor" | "local" | `local:${string}` | "lighting" | "aggregate";
+
+export const isLocal = (who: Who): boolean => who === "local" || who.startsWith("local:");
 
 export type JournalEntry =
   | { state: "pending"; name: string; who: Who; fingerprint: string; createdTs: number }
@@ -79,6 +85,14 @@ export class Journal {
 
   finish(id: string, response: unknown, now = Date.now()): void {
     this.doneStmt.run(JSON.stringify(response), now, id);
+  }
+
+  /**
+   * Drop a pending id whose command never reached a device (a driver refused the value before
+   * the bus): it is not consumed, a corrected resend with the same id runs (issue 14.5).
+   */
+  forget(id: string): void {
+    this.db.prepare("DELETE FROM cmd_journal WHERE id = ? AND state = 'pending'").run(id);
   }
 
   /** Forget ids older than `maxAgeMs` (commands.journal_days). */

@@ -28,6 +28,12 @@ export class RateLimiter {
     return Math.ceil(((1 - b.tokens) * 60_000) / this.perMinute);
   }
 
+  /** Return a token taken for a command that then reached no device. */
+  giveBack(key: string): void {
+    const b = this.refill(key);
+    b.tokens = Math.min(this.burst, b.tokens + 1);
+  }
+
   private refill(key: string): { tokens: number; at: number } {
     const t = this.now();
     const b = this.buckets.get(key) ?? { tokens: this.burst, at: t };

@@ -1,20 +1,30 @@
 /**
- * Secrets in configurations sent over MQTT (`config/get`): literal values of secret keys are
- * replaced by "[redacted]"; references (`${ENV}`, `file:`) are shown, they are not secrets.
+ * Secrets in configurations sent over MQTT (`config/get`) and stored as versions: literal values
+ * of secret keys, and every literal value under the local file's `secrets:`, are replaced by
+ * "[redacted]"; references (`${ENV}`, `file:`, `secret:NAME`) are shown, they are not secrets.
  * In `config/set`, a "[redacted]" value keeps the current value at the same path, so the
  * hypervisor can edit a configuration it got from `config/get` without ever knowing the secrets.
  */
-export const REDACTED = "[redacted]";
-const SECRET_KEY =
-  /(password|passphrase|secret|token|app_key|nwk_s_key|app_s_key|appskey|nwkskey|private_key)$/i;
-const isRef = (s: string) =>
-  s.startsWith("file:") || /^\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}$/.test(s);
+import { SECRET_PREFIX, isSecretKey } from "../../config/remote-refs.js";
 
-export function redactSecrets(value: unknown, key = ""): unknown {
-  if (typeof value === "string") return SECRET_KEY.test(key) && !isRef(value) ? REDACTED : value;
-  if (Array.isArray(value)) return value.map((v) => redactSecrets(v, key));
+export const REDACTED = "[redacted]";
+const isRef = (s: string) =>
+  s.startsWith("file:") ||
+  s.startsWith(SECRET_PREFIX) ||
+  /^\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}$/.test(s);
+
+export function redactSecrets(value: unknown, key = "", all = false): unknown {
+  if (typeof value === "string")
+    return (all || isSecretKey(key)) && !isRef(value) ? REDACTED : value;
+  if (Array.isArray(value)) return value.map((v) => redactSecrets(v, key, all));
   if (value !== null && typeof value === "object") {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactSecrets(v, k)]));
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [
+        k,
+        // The top-level `secrets:` map: every value is a secret, whatever its name.
+        redactSecrets(v, k, all || (key === "" && k === "secrets")),
+      ]),
+    );
   }
   return value;
 }

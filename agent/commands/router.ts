@@ -133,10 +133,19 @@ export class CommandRouter {
       return { id, ...failure(e) };
     }
     const run = this.execute(id, cmd, points, who);
-    this.inflight.set(id, run);
+    this.inflight.set(
+      id,
+      run.then((r) => r.outcome),
+    );
     try {
-      const outcome = await run;
-      this.opts.journal.finish(id, outcome, this.now());
+      const { outcome, attempted } = await run;
+      // A driver's refusal of the first value (it cannot represent it) reached no device: the id
+      // is not consumed and the token is given back, like the router's own refusals.
+      if (attempted) this.opts.journal.finish(id, outcome, this.now());
+      else {
+        this.opts.journal.forget(id);
+        for (const { point } of cmd.values) this.opts.limiter.giveBack(`${cmd.device}/${point}`);
+      }
       return outcome;
     } finally {
       this.inflight.delete(id);
@@ -256,12 +265,13 @@ export class CommandRouter {
     for (const { point } of cmd.values) this.opts.limiter.take(`${cmd.device}/${point}`);
   }
 
+  /** `attempted` is false when the driver refused the first value before the bus. */
   private async execute(
     id: string,
     cmd: WriteCommand,
     _points: PointInfo[],
     who: Who,
-  ): Promise<WriteOutcome> {
+  ): Promise<{ outcome: WriteOutcome; attempted: boolean }> {
     const budget = Math.min(cmd.timeoutMs ?? this.opts.timeoutMs, this.opts.timeoutMs);
     const deadline = this.now() + budget;
     const results: PointWriteResult[] = [];
@@ -314,6 +324,23 @@ export class CommandRouter {
         );
       } catch (e) {
         const err = errorBody(e);
+        // Drivers refuse a value they cannot encode with CommandInvalid/CommandRefused, before
+        // the bus (drivers/driver.ts `write`); on the first point nothing was written at all.
+        const refusedFirst =
+          results.length === 0 &&
+          e instanceof EdgeError &&
+          (e.code === ErrorCode.CommandInvalid || e.code === ErrorCode.CommandRefused);
+        if (refusedFirst) {
+          this.auditAll(cmd, id, who, "refused", e);
+          return {
+            attempted: false,
+            outcome: {
+              id,
+              ok: false,
+              error: { ...err, details: { ...err.details, device: cmd.device } },
+            },
+          };
+        }
         if (!results.some((r) => r.point === point))
           results.push({ point, value, ok: false, detail: err.message });
         const outcome = err.code === "CommandTimeout" ? "timeout" : "failed";
@@ -332,13 +359,16 @@ export class CommandRouter {
           );
         }
         return {
-          id,
-          ok: false,
-          error: { ...err, details: { ...err.details, device: cmd.device, results } },
+          attempted: true,
+          outcome: {
+            id,
+            ok: false,
+            error: { ...err, details: { ...err.details, device: cmd.device, results } },
+          },
         };
       }
     }
-    return { id, ok: true, result: { device: cmd.device, results } };
+    return { attempted: true, outcome: { id, ok: true, result: { device: cmd.device, results } } };
   }
 
   private auditAll(

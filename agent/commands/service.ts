@@ -10,8 +10,9 @@ import type { Reading } from "../../drivers/driver.js";
 import type { StatusView } from "../health/schema.js";
 import { formatIssues } from "../../config/issues.js";
 import { EdgeError, ErrorCode } from "../../core/errors.js";
+import type { AuditLog } from "./audit.js";
 import type { ConfigGetResult, ConfigManager } from "./config-manager.js";
-import type { Who } from "./journal.js";
+import { type Who, isLocal } from "./journal.js";
 import { type Outcome, failure } from "./outcome.js";
 import { type CommandRouter, type WriteTarget, withTimeout } from "./router.js";
 import {
@@ -23,6 +24,7 @@ import {
   isCommandName,
   requestSchemas,
 } from "./schemas.js";
+import type { RateLimiter } from "./rate-limit.js";
 import type { SignatureVerifier } from "./signing.js";
 import type { LightingService } from "../lighting/service.js";
 
@@ -69,7 +71,23 @@ export interface ServiceOptions {
   logger: Logger;
   /** cmd/lighting/* (agent/lighting/service.ts); absent: those commands are refused. */
   lighting?: LightingService | undefined;
+  /** Refusals thrown here (unknown command, schema, signature, unknown device…) are audited. */
+  audit?: AuditLog | undefined;
+  /** Per-device limit of `read` commands (commands.read_rate_limit). */
+  readLimiter?: RateLimiter | undefined;
 }
+
+/** Codes of a command refused before it ran (the router and config manager audit their own). */
+const REFUSALS = new Set<number>([
+  ErrorCode.CommandUnknown,
+  ErrorCode.CommandInvalid,
+  ErrorCode.CommandRefused,
+  ErrorCode.CommandRateLimited,
+  ErrorCode.CommandSignature,
+  ErrorCode.CommandBusy,
+  ErrorCode.DeviceUnknown,
+  ErrorCode.PointUnknown,
+]);
 
 export class CommandService {
   constructor(private readonly opts: ServiceOptions) {}
@@ -79,7 +97,7 @@ export class CommandService {
       body !== null && typeof body === "object" && !Array.isArray(body)
         ? (body as Record<string, unknown>)
         : undefined;
-    if (obj && origin.who === "local" && obj.id === undefined)
+    if (obj && isLocal(origin.who) && obj.id === undefined)
       body = { ...obj, id: `local-${randomUUID()}` };
     const rawId = (body as { id?: unknown } | undefined)?.id;
     const id = typeof rawId === "string" ? rawId : null;
@@ -89,7 +107,28 @@ export class CommandService {
     } catch (e) {
       if (!(e instanceof EdgeError))
         this.opts.logger.error({ err: e, command: name }, "command failed unexpectedly");
+      else if (REFUSALS.has(e.code)) this.auditRefusal(name, id, origin.who, e);
       return { id, ...failure(e) };
+    }
+  }
+
+  /** Audit a command refused before it ran (issue 14.6): who, what, why; bounded by AuditLog. */
+  auditRefusal(name: string, id: string | null, who: Who, e: EdgeError): void {
+    const dev = e.details?.device;
+    try {
+      this.opts.audit?.record({
+        ts: Date.now(),
+        who,
+        ...(id !== null ? { commandId: id.slice(0, 128) } : {}),
+        // A name from the topic: bounded, it is input.
+        command: name.slice(0, 64),
+        ...(typeof dev === "string" ? { device: dev.slice(0, 128) } : {}),
+        outcome: "refused",
+        code: e.codeName,
+        message: e.text.split("\n")[0]!.slice(0, 300),
+      });
+    } catch (err) {
+      this.opts.logger.error({ err }, "could not audit a refused command");
     }
   }
 
@@ -233,6 +272,15 @@ export class CommandService {
         { device: r.device, points: unknown },
       );
     }
+    // Reads are rate-limited as writes are (issue 14.3): each one goes to the bus at once.
+    const lim = this.opts.readLimiter;
+    const wait = lim?.take(`read:${r.device}`) ?? 0;
+    if (wait > 0)
+      throw new EdgeError(
+        ErrorCode.CommandRateLimited,
+        `too many reads of "${r.device}" — retry in ${Math.ceil(wait / 1000)} s (commands.read_rate_limit)`,
+        { device: r.device, retry_after_ms: wait },
+      );
     const ms = Math.min(r.timeout_ms ?? this.opts.timeoutMs, this.opts.timeoutMs);
     const readings = await withTimeout(
       this.opts.target.read(r.device, r.points),

@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import type { Logger } from "pino";
 import { parse } from "yaml";
-import { validateConfigObject } from "../../config/load.js";
+import { validateRemoteConfig } from "../../config/load.js";
 import type { Config } from "../../config/schema.js";
 import { describeError } from "../../core/errors.js";
 import { type Db, openDatabase } from "../store/db.js";
@@ -16,6 +16,7 @@ import {
   type ConfigVersion,
   ConfigVersions,
   chooseStartupConfig,
+  rawOf,
   sha256,
 } from "./config-versions.js";
 
@@ -84,7 +85,7 @@ export function resolveStartupConfig(
         return {
           history,
           ...tryRemote(
-            active.config,
+            rawOf(active),
             active,
             `remote configuration v${active.version} (set by ${active.who} at ${new Date(active.ts).toISOString()}) is in force: the local file has not changed since it was applied`,
           ),
@@ -117,9 +118,11 @@ export function resolveStartupConfig(
     reason: string,
   ): StartupConfig {
     try {
-      const config = validateConfigObject(remoteRaw, `remote configuration v${version.version}`, {
-        env: opts.env ?? process.env,
-        baseDir: dirname(path),
+      // Plain data, as when it was set (issue 14.1): its references must still be the file's.
+      const config = validateRemoteConfig(remoteRaw, `remote configuration v${version.version}`, {
+        current: raw,
+        secrets: fileConfig.secrets,
+        local: { env: opts.env ?? process.env, baseDir: dirname(path) },
       });
       return { config, raw: remoteRaw, fileHash, source: "remote", version, reason };
     } catch (e) {

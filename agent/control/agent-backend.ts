@@ -32,9 +32,11 @@ export interface LocalWriter {
     point: string;
     value: Value;
     commandId: string;
+    who?: `local:${string}`;
   }): Promise<WriteOutcome>;
   /** The command service as the local technician (control-plane.ts `execute`). */
   execute(name: string, body: Record<string, unknown>): Promise<unknown>;
+  auditRefusal(method: string, who: `local:${string}`, e: EdgeError): void;
 }
 
 /** How far back `devices` looks for latest values it has not seen committed since the start. */
@@ -175,11 +177,16 @@ export class AgentBackend implements ControlBackend {
     return this.agent.read(device, points);
   }
 
+  auditRefusal(method: string, who: `local:${string}`, e: EdgeError): void {
+    this.writer?.auditRefusal(method, who, e);
+  }
+
   async write(req: {
     device: string;
     point: string;
     value: Value;
     commandId: string;
+    who?: `local:${string}`;
   }): Promise<WriteOutcome> {
     if (!this.writer) {
       throw new EdgeError(

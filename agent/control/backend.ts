@@ -4,7 +4,15 @@
  * one. The shapes here are what the CLI prints and what `--json` returns, so they are part of
  * the technician-facing contract (docs/operations.md).
  */
-import type { DeviceInfo, DriverEvent, Reading, Value, WriteResult } from "../../drivers/driver.js";
+import type { EdgeError } from "../../core/errors.js";
+import type {
+  DeviceInfo,
+  DriverEvent,
+  DriverStatus,
+  Reading,
+  Value,
+  WriteResult,
+} from "../../drivers/driver.js";
 import type { StatusView } from "../health/schema.js";
 import type { LogRing } from "./logring.js";
 
@@ -82,7 +90,11 @@ export interface ControlBackend {
     point: string;
     value: Value;
     commandId: string;
+    /** The connection's peer (`local:uid=1000`), for the audit. */
+    who?: `local:${string}`;
   }): Promise<WriteOutcome>;
+  /** Audit a request refused before it reached the command service (unknown device on read…). */
+  auditRefusal?(method: string, who: `local:${string}`, e: EdgeError): void;
   subscribe(fn: (item: TailItem) => void): () => void;
   bufferStats(): BufferStats;
   bufferExport(q: ExportQuery): Iterable<StoredReading>;

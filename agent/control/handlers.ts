@@ -23,7 +23,11 @@ export interface Stream {
 }
 
 type Params = Record<string, unknown> | undefined;
-export type Unary = (backend: ControlBackend, p: Params) => unknown;
+/** The connection's peer, as the audit's who (peer.ts). */
+export interface CallContext {
+  who: `local:${string}`;
+}
+export type Unary = (backend: ControlBackend, p: Params, ctx: CallContext) => unknown;
 /** Returns the final result of a finite stream, or never resolves for an endless one. */
 export type Streaming = (backend: ControlBackend, p: Params, s: Stream) => Promise<unknown>;
 
@@ -99,10 +103,11 @@ export const unary: Record<string, Unary> = {
     checkPoints(dev, points);
     return { device: dev.id, readings: await b.read(dev.id, points?.length ? points : undefined) };
   },
-  write: async (b, p) => {
-    const dev = findDevice(b, param.string(p, "device"));
+  write: async (b, p, ctx) => {
+    // Unknown device or point: the command router refuses it and audits it, with who (14.6).
+    const device = param.string(p, "device");
+    const dev = b.inventory().find((d) => d.id === device);
     const point = param.string(p, "point");
-    checkPoints(dev, [point]);
     const raw = p?.value;
     if (typeof raw !== "number" && typeof raw !== "boolean" && typeof raw !== "string") {
       throw new EdgeError(
@@ -110,14 +115,14 @@ export const unary: Record<string, Unary> = {
         "params.value: expected a number, boolean or string",
       );
     }
-    const type = dev.points.find((x) => x.id === point)?.type;
+    const type = dev?.points.find((x) => x.id === point)?.type;
     const commandId = param.optString(p, "commandId") ?? `local-${randomUUID()}`;
     const value = coerceValue(type, raw);
     return {
-      device: dev.id,
+      device,
       point,
       value,
-      ...(await b.write({ device: dev.id, point, value, commandId })),
+      ...(await b.write({ device, point, value, commandId, who: ctx.who })),
     };
   },
   "buffer.stats": (b) => b.bufferStats(),

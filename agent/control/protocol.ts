@@ -24,8 +24,17 @@ import {
 
 export const PROTOCOL_VERSION = 1;
 
-/** Longest accepted line: a request is small; a larger line is a bug or an attack. */
-export const MAX_LINE_BYTES = 1024 * 1024;
+/**
+ * Longest accepted line: a request is small (the largest, a config, fits the MQTT limit of
+ * 256 KiB); a larger line is a bug or an attack, and closes the connection.
+ */
+export const MAX_LINE_BYTES = 256 * 1024;
+/** Connections at once (issue 14.3): beyond, a new one gets one error line and is closed. */
+export const MAX_CONNECTIONS = 16;
+/** Requests of one connection in flight (streams included); beyond: CommandBusy. */
+export const MAX_REQUESTS_PER_CONNECTION = 16;
+/** Stop reading a connection while this much output waits for the client to read it. */
+export const MAX_QUEUED_OUTPUT = 1024 * 1024;
 
 export interface ControlRequest {
   id: number;

@@ -11,9 +11,13 @@ import type { Logger } from "pino";
 import { EdgeError, ErrorCode, describeError } from "../../core/errors.js";
 import type { ControlBackend } from "./backend.js";
 import { type Stream, streaming, unary } from "./handlers.js";
+import { peerOf, peerWho } from "./peer.js";
 import {
   type ServerFrame,
   LineSplitter,
+  MAX_CONNECTIONS,
+  MAX_QUEUED_OUTPUT,
+  MAX_REQUESTS_PER_CONNECTION,
   encodeFrame,
   parseRequest,
   toWireError,
@@ -27,6 +31,8 @@ interface OpenStream {
 }
 
 interface Connection {
+  /** The peer, resolved once per connection (peer.ts). */
+  who: Promise<`local:${string}`>;
   send: (f: ServerFrame) => Promise<void>;
   streams: Map<number, OpenStream>;
   closeStream: (id: number) => boolean;
@@ -48,7 +54,13 @@ export class ControlServer {
    * agent answers on it) is an error rather than stealing the socket from it.
    */
   async listen(path: string): Promise<void> {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+    // The socket's directory must let the service group through (issue 14.7): 0750 whatever
+    // the umask when we create it (systemd's RuntimeDirectory= does the same in production).
+    const dir = dirname(path);
+    if (!existsSync(dir)) {
+      mkdirSync(dir, { recursive: true, mode: 0o750 });
+      chmodSync(dir, 0o750);
+    }
     if (existsSync(path)) {
       if (await isAlive(path)) {
         throw new EdgeError(
@@ -106,12 +118,37 @@ export class ControlServer {
   }
 
   private accept(sock: Socket): void {
+    if (this.sockets.size >= MAX_CONNECTIONS) {
+      // Bounded (issue 14.3): one plain answer, then the door closes.
+      sock.end(
+        encodeFrame({
+          id: null,
+          ok: false,
+          error: toWireError(
+            new EdgeError(
+              ErrorCode.CommandBusy,
+              `the agent already serves ${MAX_CONNECTIONS} control connections — retry later`,
+            ),
+          ),
+        }),
+      );
+      sock.on("error", () => sock.destroy());
+      return;
+    }
     this.sockets.add(sock);
     sock.setEncoding("utf8");
+    let inFlight = 0;
+    const who = peerOf(sock).then(peerWho, () => peerWho({}));
     const streams = new Map<number, OpenStream>();
     const send = (frame: ServerFrame): Promise<void> => {
       if (sock.destroyed) return Promise.resolve();
       if (sock.write(encodeFrame(frame))) return Promise.resolve();
+      // A client that writes requests without reading answers is not read any further until
+      // it catches up: its answers cannot pile up in memory.
+      if (sock.writableLength > MAX_QUEUED_OUTPUT && !sock.isPaused()) {
+        sock.pause();
+        sock.once("drain", () => sock.resume());
+      }
       return new Promise((resolve) => {
         const done = () => {
           sock.off("drain", done);
@@ -131,8 +168,29 @@ export class ControlServer {
       return true;
     };
     const splitter = new LineSplitter(
-      (line) =>
-        void this.handle(line, { send, streams, closeStream, queued: () => sock.writableLength }),
+      (line) => {
+        if (inFlight >= MAX_REQUESTS_PER_CONNECTION) {
+          void send({
+            id: requestId(line),
+            ok: false,
+            error: toWireError(
+              new EdgeError(
+                ErrorCode.CommandBusy,
+                `${MAX_REQUESTS_PER_CONNECTION} requests of this connection are already running — wait for their answers`,
+              ),
+            ),
+          });
+          return;
+        }
+        inFlight++;
+        void this.handle(line, {
+          who,
+          send,
+          streams,
+          closeStream,
+          queued: () => sock.writableLength,
+        }).finally(() => inFlight--);
+      },
       () => {
         void send({
           id: null,
@@ -153,6 +211,7 @@ export class ControlServer {
   private async handle(line: string, conn: Connection): Promise<void> {
     const { send, streams, closeStream } = conn;
     let id: number | null = null;
+    let method = "";
     try {
       let parsed: unknown;
       try {
@@ -162,6 +221,7 @@ export class ControlServer {
       }
       const req = parseRequest(parsed);
       id = req.id;
+      method = req.method;
       if (req.method === "cancel") {
         const target = req.params?.id;
         const cancelled = typeof target === "number" && streams.has(target);
@@ -174,7 +234,7 @@ export class ControlServer {
       }
       const u = unary[req.method];
       if (u) {
-        const result = await u(this.backend, req.params);
+        const result = await u(this.backend, req.params, { who: await conn.who });
         await send({ id: req.id, ok: true, result });
         return;
       }
@@ -211,6 +271,17 @@ export class ControlServer {
     } catch (e) {
       if (!(e instanceof EdgeError))
         this.logger?.warn({ err: e }, `control request failed: ${describeError(e)}`);
+      // Device commands refused here (before the command service, which audits its own) are
+      // audited too, with the peer (issue 14.6).
+      // (A write's other refusals come from the service, already audited.)
+      else if (
+        (method === "read" &&
+          (e.code === ErrorCode.DeviceUnknown ||
+            e.code === ErrorCode.PointUnknown ||
+            e.code === ErrorCode.UsageError)) ||
+        (method === "write" && e.code === ErrorCode.UsageError)
+      )
+        this.backend.auditRefusal?.(method, await conn.who, e);
       await send({ id, ok: false, error: toWireError(e) });
     }
   }
@@ -226,4 +297,14 @@ function isAlive(path: string): Promise<boolean> {
     });
     s.once("error", () => resolve(false));
   });
+}
+
+/** The id of a request line, to answer it when it is refused unparsed; null if there is none. */
+function requestId(line: string): number | null {
+  try {
+    const id = (JSON.parse(line) as { id?: unknown } | null)?.id;
+    return typeof id === "number" && Number.isSafeInteger(id) ? id : null;
+  } catch {
+    return null;
+  }
 }

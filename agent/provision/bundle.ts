@@ -117,7 +117,10 @@ export const bundleSchema = z.strictObject({
       .string()
       .optional()
       .describe("Enrolment identity on the broker (ACL: enrolment topics only)."),
-    password: z.string().optional().describe("Password of the enrolment identity."),
+    password: z
+      .string()
+      .optional()
+      .describe("Password of the enrolment identity. Deleted with the token once enrolled."),
   }),
 });
 
@@ -151,7 +154,19 @@ export function parseBundleText(text: string, source: string): Bundle {
       })),
     );
   }
-  const raw: unknown = doc.toJS();
+  let raw: unknown;
+  try {
+    // A bundle needs no aliases; a "billion laughs" alias bomb makes the yaml library throw a
+    // ReferenceError (maxAliasCount, https://eemeli.org/yaml/#tojs-options): bad input, EE0701.
+    raw = doc.toJS({ maxAliasCount: 20 });
+  } catch (e) {
+    throw bundleError(source, [
+      {
+        path: "(yaml)",
+        message: `refused: ${(e as Error).message.split("\n")[0]!.slice(0, 120)} — a provisioning bundle needs no YAML aliases (*name)`,
+      },
+    ]);
+  }
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
     throw bundleError(source, [
       {
@@ -189,7 +204,12 @@ export function bundleToYaml(bundle: BundleInput): string {
 }
 
 /** The bundle without its token: what stays on disk once the gateway is enrolled. */
+/**
+ * The bundle once enrolled: without the spent token AND without the enrolment identity's
+ * password (shared by a batch of boxes, issue 14.2) — renewal uses the certificate, and a
+ * re-enrolment needs a new bundle (a new token) anyway.
+ */
 export function withoutToken(bundle: Bundle): Bundle {
-  const { token: _token, ...rest } = bundle.enrolment;
+  const { token: _token, username: _user, password: _password, ...rest } = bundle.enrolment;
   return { ...bundle, enrolment: rest };
 }

@@ -143,7 +143,7 @@ function deleteToken(
   log: Logger,
 ): void {
   const paths = provisionPaths(opts.stateDir);
-  if (bundle.enrolment.token)
+  if (bundle.enrolment.token || bundle.enrolment.password)
     writeFileAtomic(paths.bundle, bundleToYaml(withoutToken(bundle)), 0o600);
   if (opts.bundlePath && existsSync(opts.bundlePath)) {
     try {

@@ -31,8 +31,17 @@
  * (more steps than this code knows) is refused with a clear error rather than misread.
  */
 import Database from "better-sqlite3";
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import {
+  chmodSync,
+  closeSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
+import { dirname, join } from "node:path";
 import { EdgeError, ErrorCode, describeError } from "../../core/errors.js";
 
 export type Db = Database.Database;
@@ -69,10 +78,30 @@ export function storeError(path: string, e: unknown, doing: string): EdgeError {
   );
 }
 
+/**
+ * State files are the agent's alone (issue 14.7): the store holds readings, the audit trail and
+ * configuration versions. Created 0600 whatever the umask (the file is created here, before
+ * SQLite opens it: SQLite gives its -wal/-shm files the database file's mode), and tightened if
+ * an older agent left it wider; the directory 0750.
+ */
+export const STATE_FILE_MODE = 0o600;
+
+function secureFile(path: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o750 });
+  closeSync(openSync(path, "a", STATE_FILE_MODE));
+  for (const f of [path, `${path}-wal`, `${path}-shm`]) {
+    try {
+      if ((statSync(f).mode & 0o777) !== STATE_FILE_MODE) chmodSync(f, STATE_FILE_MODE);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+    }
+  }
+}
+
 /** Open (creating if needed) the database file with the agent's pragmas. Throws EdgeError. */
 export function openDatabase(path: string): Db {
   try {
-    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+    if (path !== ":memory:") secureFile(path);
     const db = new Database(path);
     try {
       db.pragma("journal_mode = WAL");
@@ -167,4 +196,70 @@ export function migrateUserVersion(db: Db, steps: readonly Migration[]): number 
     })();
   }
   return steps.length;
+}
+
+/**
+ * Take the state directory for this process (issue 14.7): a second agent on the same directory
+ * would poll the same buses, share one store and fight for the broker's client id. Node has no
+ * flock(2); an O_EXCL lock file holding the pid is the portable equivalent. A lock whose pid is
+ * gone (kill -9, power cut) or is no longer an eclor-edge process (pid reused after a reboot) is
+ * stale and taken over. Returns the release function (also run at process exit).
+ */
+export function lockStateDir(dir: string): () => void {
+  mkdirSync(dir, { recursive: true, mode: 0o750 });
+  const path = join(dir, "agent.lock");
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const fd = openSync(path, "wx", STATE_FILE_MODE);
+      writeSync(fd, `${process.pid}\n`);
+      closeSync(fd);
+      const release = (): void => {
+        try {
+          if (readFileSync(path, "utf8").trim() === String(process.pid)) unlinkSync(path);
+        } catch {
+          // Already gone: nothing to release.
+        }
+      };
+      process.once("exit", release);
+      return release;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST" || attempt > 0)
+        throw new EdgeError(
+          ErrorCode.StoreUnavailable,
+          `cannot lock the state directory ${dir} (${describeError(e)}) — check its ownership and permissions`,
+          { path },
+        );
+      let pid = 0;
+      try {
+        pid = Number(readFileSync(path, "utf8").trim());
+      } catch {
+        // Unreadable or vanished: treated as stale below.
+      }
+      if (pid > 0 && pid !== process.pid && isAgent(pid))
+        throw new EdgeError(
+          ErrorCode.StoreUnavailable,
+          `another eclor-edge agent (pid ${pid}) is running on the state directory ${dir} — stop it first (systemctl stop eclor-edge), or give this one its own state_dir`,
+          { path, pid },
+        );
+      try {
+        unlinkSync(path); // stale
+      } catch {
+        // Someone else removed it: retry once.
+      }
+    }
+  }
+}
+
+function isAgent(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EPERM") return false;
+  }
+  try {
+    const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+    return /eclor-edge|agent\/main\.js/.test(cmd);
+  } catch {
+    return true; // alive but not inspectable: do not take its lock
+  }
 }

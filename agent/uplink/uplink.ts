@@ -220,7 +220,14 @@ export class Uplink {
 
   private onConnect(client: MqttClient, connack: IConnackPacket): void {
     const props = connack.properties;
-    client.subscribe(this.topicSet.cmdFilter, { qos: 1 }, (err) => {
+    // Retain As Published (MQTT 5 §3.8.3.1): a live command published with retain keeps its flag,
+    // so the control plane refuses it (docs/mqtt-api.md §8.2) — without it the broker clears the
+    // flag on live delivery (§3.3.1.3) and the command would run now and at every reconnect.
+    // MQTT 3.1.1 has no equivalent: there, only retained commands delivered at subscription are
+    // seen as retained (issue 14.5).
+    const subOpts =
+      this.cfg.protocol_version === 5 ? { qos: 1 as const, rap: true } : { qos: 1 as const };
+    client.subscribe(this.topicSet.cmdFilter, subOpts, (err) => {
       if (err)
         this.logger.error(
           { err },

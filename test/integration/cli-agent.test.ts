@@ -183,7 +183,8 @@ describe("against the running agent", () => {
     expect(sim.unit(2).bank.holding[300]).toBe(40);
     await waitFor(() => events.some((e) => e.event.type === "command_audit"), 5000, "audit event");
     expect(events.find((e) => e.event.type === "command_audit")).toMatchObject({
-      event: { data: { who: "local" } },
+      // The technician's uid, from the socket's peer (issue 14.6).
+      event: { data: { who: `local:uid=${process.getuid!()}` } },
     });
     await tail.cancel();
     watcher.close();

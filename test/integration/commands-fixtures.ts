@@ -59,11 +59,18 @@ export class Hypervisor {
   request(
     name: string,
     body: unknown,
-    opts: { plain?: boolean; raw?: string; timeoutMs?: number } = {},
+    opts: {
+      plain?: boolean;
+      raw?: string | Buffer;
+      retain?: boolean;
+      timeoutMs?: number;
+      /** Resolve the response by this id when the body has none (e.g. a raw payload). */
+      id?: string;
+    } = {},
   ): Promise<CommandResponse> {
     const corr = randomBytes(8);
     const key = opts.plain
-      ? `eclor/v1/${this.gw}/res/${name}|${(body as { id?: string }).id}`
+      ? `eclor/v1/${this.gw}/res/${name}|${opts.id ?? (body as { id?: string }).id}`
       : corr.toString("hex");
     return new Promise((resolve, reject) => {
       const t = setTimeout(
@@ -78,7 +85,7 @@ export class Hypervisor {
       this.client.publish(
         `eclor/v1/${this.gw}/cmd/${name}`,
         payload,
-        { qos: 1, properties },
+        { qos: 1, retain: opts.retain ?? false, properties },
         (err) => err && reject(err),
       );
     });

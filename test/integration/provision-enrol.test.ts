@@ -77,6 +77,9 @@ describe("provisioning: first-boot enrolment", { timeout: 90_000 }, () => {
     // Token deleted from the state copy and from the original bundle file.
     expect(parse(readFileSync(p.bundle, "utf8")).enrolment.token).toBeUndefined();
     expect(parse(readFileSync(gw1.bundlePath, "utf8")).enrolment.token).toBeUndefined();
+    // The batch's shared enrolment password leaves the box with the token (issue 14.2).
+    expect(readFileSync(p.bundle, "utf8")).not.toContain(ENROL_PASSWORD);
+    expect(readFileSync(gw1.bundlePath, "utf8")).not.toContain(ENROL_PASSWORD);
     const status = readProvisionStatus(gw1.stateDir);
     expect(status).toMatchObject({ status: "enrolled", gateway: "gw-volmerange-01", step: "done" });
     expect(status.certificate?.notAfter).toBe(new Date(cert.validTo).toISOString());

@@ -179,6 +179,8 @@ describe("devices, read, write", () => {
       point: "dim",
       value: 40,
       commandId: "cli-test-1",
+      // The peer uid from the socket (issue 14.6): this test process's own.
+      who: `local:uid=${process.getuid!()}`,
     });
     const bad = await cli(["write", "lamp-1", "dim", "140"]);
     expect(bad.code).toBe(2);

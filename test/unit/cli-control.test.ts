@@ -114,6 +114,8 @@ describe("control server", () => {
         point: "on",
         value: false,
         commandId: "abc",
+        // The peer uid from the socket (issue 14.6): this test process's own.
+        who: `local:uid=${process.getuid!()}`,
       });
       const e = await errorOf(c.call("write", { device: "lamp-1", point: "dim", value: "140" }));
       expect(isEdgeError(e) && e.codeName).toBe("CommandInvalid");

@@ -200,7 +200,7 @@ describe("control pieces", () => {
     expect(readingOfRow({ seq: 7, ts: 1000, name: null, body: "{}" })).toBeUndefined();
   });
 
-  it("lists the agent's buses from its configuration, per TCP endpoint", () => {
+  it("lists the agent's buses from its configuration, per TCP endpoint", async () => {
     const cfg = configSchema.parse({
       version: 1,
       gateway: { id: "gw" },
@@ -251,8 +251,13 @@ describe("control pieces", () => {
         devices: [{ id: "b", address: 1 }],
       },
     ]);
-    expect(sameBus(buses[1]!, { host: "10.0.0.5", port: 502 })).toBe(true);
-    expect(sameBus(buses[1]!, { host: "10.0.0.5", port: 503 })).toBe(false);
-    expect(sameBus(buses[0]!, { path: "/dev/ttyUSB0" })).toBe(true);
+    expect(await sameBus(buses[1]!, { host: "10.0.0.5", port: 502 })).toBe(true);
+    expect(await sameBus(buses[1]!, { host: "10.0.0.5", port: 503 })).toBe(false);
+    expect(await sameBus(buses[2]!, { host: "10.0.0.5", port: 502 })).toBe(false);
+    expect(await sameBus(buses[0]!, { path: "/dev/ttyUSB0" })).toBe(true);
+    // Resolved addresses (issue 14.7): every spelling of this machine is the same host.
+    const local = { driver: "d", kind: "modbus", host: "127.0.0.1", port: 502, devices: [] };
+    for (const host of ["127.1", "[::ffff:127.0.0.1]", "::1", "localhost", "0.0.0.0"])
+      expect(await sameBus(local, { host, port: 502 })).toBe(true);
   });
 });

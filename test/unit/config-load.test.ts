@@ -110,6 +110,30 @@ describe("config loader", () => {
     ]);
   });
 
+  it("never echoes a value from a reference or a secret field, and cuts long ones (issue 14.1)", () => {
+    const ps = problems(
+      `${base}gateway: { id: gw-1, name: 12 }
+store: { flush_ms: "\${FLUSH}" }
+drivers:
+  - id: lora
+    driver: lorawan
+    devices:
+      - id: s1
+        dev_eui: "0011223344556677"
+        codec: raw
+        activation: { type: otaa, join_eui: "0011223344556677", app_key: "not-a-key-but-secret" }
+`.replace("gateway: { id: gw-1 }\n", ""),
+      { FLUSH: "secret-from-env" },
+    );
+    const text = JSON.stringify(ps);
+    expect(text).not.toContain("secret-from-env");
+    expect(text).not.toContain("not-a-key-but-secret");
+    expect(text).toMatch(/not shown: secret or reference/);
+    const long = problems(`${base}state_dir: 5\nlog: { level: "${"y".repeat(3000)}" }\n`);
+    expect(JSON.stringify(long)).not.toContain("y".repeat(100));
+    expect(JSON.stringify(long)).toMatch(/3000 characters/);
+  });
+
   it("reports every problem at once, each with its path and expected form", () => {
     const p = problems(`
 version: 1
