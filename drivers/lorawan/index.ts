@@ -24,8 +24,10 @@ import {
   type DeviceRuntime,
 } from "./devices.js";
 import { DownlinkScheduler } from "./downlink.js";
+import { EventThrottle } from "./event-throttle.js";
 import { GatewayServer } from "./gateways.js";
 import { LorawanNetwork } from "./network.js";
+import { eventRaiser } from "./network-context.js";
 import type { LorawanDriverConfig } from "./schema.js";
 import { LorawanState } from "./sessions.js";
 
@@ -33,6 +35,8 @@ export type { LorawanDriverConfig } from "./schema.js";
 
 /** Devices with no uplink for this long are reported offline in the status. */
 const ONLINE_FOR_MS = 25 * 3_600_000;
+/** Concentrators named in the status line; the table itself is bounded by gateways.max. */
+const DETAIL_GATEWAYS = 8;
 
 export class LorawanDriver implements Driver {
   readonly kind = "lorawan";
@@ -57,14 +61,37 @@ export class LorawanDriver implements Driver {
       timeoutMs: cfg.codec_timeout,
       memoryBytes: cfg.codec_memory_mb * 1024 * 1024,
     });
+    const state = new LorawanState(ctx.state);
+    const throttle = new EventThrottle(cfg.event_interval, eventRaiser(ctx));
     this.server = new GatewayServer(
       cfg.listen,
       {
         rxpk: (gw, rx, at) => this.network.rxpk(gw, rx, at),
         stat: (gw, stat, at) => this.network.stat(gw, stat, at),
         txAck: (_gw, token, error) => this.scheduler.txAck(token, error),
+        refused: (cause, message, data) =>
+          throttle.event(
+            `gateway:${cause}`,
+            cause === "moved" ? "lorawan_gateway_moved" : "lorawan_gateway_refused",
+            "warning",
+            message,
+            undefined,
+            { cause, ...data },
+          ),
       },
       log,
+      {
+        allow: cfg.gateways.allow.length
+          ? new Map(
+              cfg.gateways.allow.map((g) =>
+                typeof g === "string" ? [g, undefined] : [g.eui, g.address],
+              ),
+            )
+          : undefined,
+        max: cfg.gateways.max,
+        rebindAfterMs: cfg.gateways.rebind_after,
+      },
+      { load: () => state.gatewayPaths(), save: (p) => state.saveGatewayPaths(p) },
     );
     this.scheduler = new DownlinkScheduler(this.server, {
       rx1DelayS: cfg.rx1_delay_s,
@@ -75,11 +102,12 @@ export class LorawanDriver implements Driver {
     this.network = new LorawanNetwork({
       cfg,
       devices: this.devices,
-      state: new LorawanState(ctx.state),
+      state,
       codecs: this.codecs,
       scheduler: this.scheduler,
       ctx,
       log,
+      throttle,
     });
   }
 
@@ -184,11 +212,20 @@ export class LorawanDriver implements Driver {
     };
     for (const [k, v] of Object.entries(this.scheduler.counters)) counters[`tx_${k}`] = v;
     const gws = [...this.server.gateways.values()];
+    // Bounded whatever arrives on UDP: the table is capped (gateways.max), names and sources cut.
+    const named = gws
+      .slice(0, DETAIL_GATEWAYS)
+      .map((g) => `${g.eui}${g.pull ? "" : " (no PULL_DATA yet)"}`);
+    if (gws.length > DETAIL_GATEWAYS) named.push(`… ${gws.length - DETAIL_GATEWAYS} more`);
+    const refused = this.server.admission.refusedSources(3);
+    const refusedText = refused.length
+      ? `; refused datagrams from ${refused.map((s) => `${s.address} (${s.datagrams}, last EUI ${s.lastEui})`).join(", ")}`
+      : "";
     return {
       id: this.id,
       kind: this.kind,
       running: this.running,
-      detail: `listening on UDP ${this.cfg.listen.host}:${this.port()}, ${gws.length} concentrator(s)${gws.length ? `: ${gws.map((g) => `${g.eui}${g.pull ? "" : " (no PULL_DATA yet)"}`).join(", ")}` : ""}`,
+      detail: `listening on UDP ${this.cfg.listen.host}:${this.port()}, ${gws.length} concentrator(s)${named.length ? `: ${named.join(", ")}` : ""}${refusedText}`,
       devices,
       counters,
     };

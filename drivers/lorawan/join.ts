@@ -37,7 +37,8 @@ export class JoinHandler {
       return;
     }
     if (dev.joinEui !== joinEui) {
-      event(
+      this.net.throttled.event(
+        `joineui:${dev.id}`,
         "lorawan_join_refused",
         "warning",
         `Join Request with JoinEUI ${joinEui}, expected ${dev.joinEui}`,
@@ -48,7 +49,8 @@ export class JoinHandler {
     }
     if (!verifyJoinRequestMic(p, dev.appKey)) {
       counters.mic_failed++;
-      event(
+      this.net.throttled.event(
+        `join-mic:${dev.id}`,
         "lorawan_mic_failed",
         "warning",
         "Join Request with a wrong MIC (wrong AppKey, or forged)",
@@ -59,7 +61,8 @@ export class JoinHandler {
     }
     if (state.devNonceUsed(dev.id, nonce)) {
       counters.devnonce_reused++;
-      event(
+      this.net.throttled.event(
+        `devnonce:${dev.id}`,
         "lorawan_devnonce_reused",
         "warning",
         `Join Request refused: DevNonce ${nonce} was already used (replayed join, or a device that lost its nonce counter)`,

@@ -16,6 +16,7 @@ import type { DeviceRuntime } from "./devices.js";
 import type { DownlinkScheduler, UplinkContext } from "./downlink.js";
 import { DownlinkQueue } from "./downlink-queue.js";
 import type { GatewayInfo } from "./gateways.js";
+import { EventThrottle } from "./event-throttle.js";
 import { JoinHandler } from "./join.js";
 import { MType, mtypeOf } from "./lora.js";
 import { eventRaiser, newNetworkCounters, type NetContext } from "./network-context.js";
@@ -33,6 +34,8 @@ export interface NetworkDeps {
   scheduler: DownlinkScheduler;
   ctx: DriverContext;
   log: Logger;
+  /** Shared with the gateway server (refused concentrators); made here when absent. */
+  throttle?: EventThrottle;
 }
 
 export class LorawanNetwork {
@@ -46,12 +49,14 @@ export class LorawanNetwork {
   private readonly readings: ReadingMaker;
 
   constructor(private readonly d: NetworkDeps) {
+    const event = eventRaiser(d.ctx);
     this.net = {
       cfg: d.cfg,
       state: d.state,
       log: d.log,
       counters: this.counters,
-      event: eventRaiser(d.ctx),
+      event,
+      throttled: d.throttle ?? new EventThrottle(d.cfg.event_interval, event),
     };
     this.index = new DeviceIndex(d.devices);
     this.dedup = new Deduplicator(d.cfg.dedup_window, this.counters, (phy, up, gateways) =>
@@ -71,6 +76,7 @@ export class LorawanNetwork {
 
   stop(): void {
     this.dedup.stop();
+    this.net.throttled.flush();
   }
 
   /** One copy of a frame, as a concentrator reported it (PUSH_DATA `rxpk`). */

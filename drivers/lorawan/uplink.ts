@@ -36,7 +36,7 @@ export class UplinkHandler {
   ) {}
 
   dataUp(phy: Buffer, up: UplinkContext, gateways: number, confirmed: boolean): void {
-    const { state, counters, event } = this.net;
+    const { state, counters, throttled } = this.net;
     const p = parse(phy);
     if (!p.DevAddr || !p.FCnt || p.FCnt.length !== 2)
       throw new Error("data frame without DevAddr/FCnt");
@@ -62,7 +62,8 @@ export class UplinkHandler {
       const old = olderFCnt(s.fCntUp, f16);
       if (old >= 0 && verifyDataMic(p, keysOf(s).nwk, old)) {
         counters.replays++;
-        event(
+        throttled.event(
+          `replay:${dev.id}`,
           "lorawan_replay_rejected",
           "warning",
           `frame refused: counter ${old} is not above the last accepted ${s.lastFCntUp} (replayed frame, or a device that restarted its counters)`,
@@ -74,7 +75,9 @@ export class UplinkHandler {
     }
     counters.mic_failed++;
     const devices = candidates.map((c) => c.id);
-    event(
+    // Forged frames cost nothing to send: one event, then a summary per event_interval.
+    throttled.event(
+      `mic:${addr}`,
       "lorawan_mic_failed",
       "warning",
       `frame for DevAddr ${addr} refused: wrong MIC (wrong keys, corrupted or forged frame)`,
