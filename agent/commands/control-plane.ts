@@ -184,9 +184,15 @@ export class ControlPlane {
     point: string;
     value: Value;
     commandId: string;
+    confirmed?: boolean;
   }): Promise<WriteResult & { commandId: string; duplicate?: boolean }> {
     const r = await this.router.write(
-      { id: req.commandId, device: req.device, values: [{ point: req.point, value: req.value }] },
+      {
+        id: req.commandId,
+        device: req.device,
+        values: [{ point: req.point, value: req.value }],
+        confirmed: req.confirmed,
+      },
       "local",
     );
     if (!r.ok)

@@ -34,6 +34,7 @@ export interface LocalWriter {
     point: string;
     value: Value;
     commandId: string;
+    confirmed?: boolean;
   }): Promise<WriteOutcome>;
 }
 
@@ -225,6 +226,7 @@ export class AgentBackend implements ControlBackend {
     point: string;
     value: Value;
     commandId: string;
+    confirmed?: boolean;
   }): Promise<WriteOutcome> {
     if (!this.writer) {
       throw new EdgeError(

@@ -131,6 +131,7 @@ export interface ControlBackend {
     point: string;
     value: Value;
     commandId: string;
+    confirmed?: boolean;
   }): Promise<WriteOutcome>;
   subscribe(fn: (item: TailItem) => void): () => void;
   bufferStats(): BufferStats;

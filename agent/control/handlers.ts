@@ -112,12 +112,19 @@ export const unary: Record<string, Unary> = {
     }
     const type = dev.points.find((x) => x.id === point)?.type;
     const commandId = param.optString(p, "commandId") ?? `local-${randomUUID()}`;
+    const confirmed = p?.confirmed === true;
     const value = coerceValue(type, raw);
     return {
       device: dev.id,
       point,
       value,
-      ...(await b.write({ device: dev.id, point, value, commandId })),
+      ...(await b.write({
+        device: dev.id,
+        point,
+        value,
+        commandId,
+        ...(confirmed ? { confirmed } : {}),
+      })),
     };
   },
   "buffer.stats": (b) => b.bufferStats(),

@@ -37,7 +37,13 @@ async function main() {
 
   const WRAPPER = "\n;function __eclor_call(op, json) {" +
     "var input = JSON.parse(json);" +
-    "if (op === 'decode') { if (typeof decodeUplink !== 'function') throw new Error('the codec has no decodeUplink function'); input.recvTime = new Date(input.recvTime); input.variables = {}; return JSON.stringify(decodeUplink(input)); }" +
+    "if (op === 'decode') { input.recvTime = new Date(input.recvTime); input.variables = {};" +
+    // TTN v3 / ChirpStack v4 first; then the legacy entry points, which return the data itself:
+    // TTN v2 Decoder(bytes, port) and ChirpStack v3 Decode(fPort, bytes, variables).
+    "if (typeof decodeUplink === 'function') return JSON.stringify(decodeUplink(input));" +
+    "if (typeof Decoder === 'function') return JSON.stringify({ data: Decoder(input.bytes, input.fPort) });" +
+    "if (typeof Decode === 'function') return JSON.stringify({ data: Decode(input.fPort, input.bytes, input.variables) });" +
+    "throw new Error('the codec has no decodeUplink (TTN v3), Decoder (TTN v2) or Decode (ChirpStack v3) function'); }" +
     "if (typeof encodeDownlink !== 'function') throw new Error('the codec has no encodeDownlink function');" +
     "return JSON.stringify(encodeDownlink(input)); }";
 

@@ -19,6 +19,7 @@ import { CodecRegistry } from "./codecs.js";
 import {
   GATEWAY_POINTS,
   LINK_POINTS,
+  RESET_POINT,
   gatewayDeviceId,
   resolveDevices,
   type DeviceRuntime,
@@ -161,6 +162,7 @@ export class LorawanDriver implements Driver {
         ...(p.description ? { description: p.description } : {}),
       }));
       if (d.cfg.link_points) points.push(...LINK_POINTS);
+      if (d.cfg.activation.type === "abp") points.push(RESET_POINT);
       return {
         id: d.id,
         driver: this.id,
@@ -270,6 +272,7 @@ export class LorawanDriver implements Driver {
   }
 
   async write(req: WriteRequest): Promise<WriteResult> {
+    if (req.point === RESET_POINT.id) return this.resetCounters(req);
     const { fPort, bytes } = await this.encodeCommand(req.device, req.point, req.value);
     const d = this.device(req.device);
     const queued = this.network.queueLength(d.id);
@@ -291,6 +294,36 @@ export class LorawanDriver implements Driver {
       ok: true,
       queued: true,
       detail: `queued (${n} in queue) for the RX1 window after the device's next uplink; FPort ${fPort}, ${bytes.length} bytes`,
+    };
+  }
+
+  /** `reset_frame_counters` = true (the router checked the point is declared and writable). */
+  private resetCounters(req: WriteRequest): WriteResult {
+    const d = this.device(req.device);
+    if (d.cfg.activation.type !== "abp")
+      throw new EdgeError(
+        ErrorCode.CommandRefused,
+        `${d.id} is an OTAA device: its counters restart when it joins again`,
+        { device: d.id },
+      );
+    if (req.value !== true)
+      throw new EdgeError(
+        ErrorCode.CommandInvalid,
+        `write true to ${d.id}/${RESET_POINT.id} to reset its frame counters`,
+        { device: d.id },
+      );
+    const prev = this.network.resetAbpCounters(d);
+    this.ctx.event({
+      ts: Date.now(),
+      type: "lorawan_counters_reset",
+      severity: "warning",
+      device: d.id,
+      message: `frame counters reset to 0 (were up ${prev.fCntUp}, down ${prev.fCntDown}): old frames of this device are accepted again until its counter passes them`,
+      data: { ...prev, ...(req.commandId ? { commandId: req.commandId } : {}) },
+    });
+    return {
+      ok: true,
+      detail: `frame counters reset (were up ${prev.fCntUp}, down ${prev.fCntDown})`,
     };
   }
 

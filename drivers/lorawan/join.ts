@@ -7,13 +7,14 @@
 import { randomInt, randomUUID } from "node:crypto";
 import type { DeviceIndex } from "./device-index.js";
 import type { DownlinkScheduler, UplinkContext } from "./downlink.js";
-import { buildJoinAccept, parse, sessionKeys, verifyJoinRequestMic } from "./lora.js";
+import { buildJoinAccept, cfListEu868, parse, sessionKeys, verifyJoinRequestMic } from "./lora.js";
 import type { NetContext } from "./network-context.js";
 import { JOIN_ACCEPT_DELAY1_S } from "./regional.js";
 import type { Session } from "./sessions.js";
 
 export class JoinHandler {
   private readonly netId: Buffer;
+  private readonly cfList: Buffer | undefined;
 
   constructor(
     private readonly net: NetContext,
@@ -21,6 +22,8 @@ export class JoinHandler {
     private readonly scheduler: DownlinkScheduler,
   ) {
     this.netId = Buffer.from(net.cfg.net_id, "hex");
+    const extra = net.cfg.extra_channels;
+    this.cfList = extra.length ? cfListEu868(extra) : undefined;
   }
 
   joinRequest(phy: Buffer, up: UplinkContext): void {
@@ -99,6 +102,7 @@ export class JoinHandler {
         rx1DrOffset: 0,
         rx2Dr: this.net.cfg.rx2_dr,
         rxDelay: this.net.cfg.rx1_delay_s,
+        ...(this.cfList ? { cfList: this.cfList } : {}),
       },
       dev.appKey,
     );

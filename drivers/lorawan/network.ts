@@ -7,6 +7,7 @@
  * dispatches frames and owns the counters: frames and `stat` reports in, queue operations and
  * counters out.
  */
+import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { DriverContext } from "../driver.js";
 import type { CodecRegistry } from "./codecs.js";
@@ -91,6 +92,27 @@ export class LorawanNetwork {
 
   queueLength(device: string): number {
     return this.downlinks.length(device);
+  }
+
+  /**
+   * Restart an ABP device's frame counters at 0 (a device that lost its counters: its uplinks are
+   * refused as replays until then). Reopens the replay window for its old frames, which is why
+   * only the command router calls it (writable point `reset_frame_counters`, audited).
+   */
+  resetAbpCounters(dev: DeviceRuntime): { fCntUp: number; fCntDown: number } {
+    const s = this.d.state.session(dev.id);
+    if (!s || s.activation !== "abp")
+      throw new Error(`${dev.id} has no ABP session (an OTAA device gets new counters by joining)`);
+    const { pendingAck: _dropped, ...rest } = s;
+    this.d.state.saveSession(dev.id, {
+      ...rest,
+      sid: randomUUID(),
+      fCntUp: 0,
+      lastFCntUp: -1,
+      fCntDown: 0,
+    });
+    this.d.state.commit();
+    return { fCntUp: s.fCntUp, fCntDown: s.fCntDown };
   }
 
   /** Queue a downlink for the device's next uplink. Returns the queue length. */

@@ -167,6 +167,21 @@ export const lorawanDriverSchema = z
       .describe(
         "NetID given to OTAA devices (type 0: 000000-00003F; 000000/000001 are for private networks). OTAA DevAddrs get its NwkID in their top bits.",
       ),
+    extra_channels: z
+      .array(
+        z
+          .number({ error: "expected a frequency in MHz, e.g. 867.1" })
+          .min(863, { error: "expected an EU868 frequency 863..870 MHz" })
+          .max(870, { error: "expected an EU868 frequency 863..870 MHz" })
+          .refine((f) => Math.abs(f * 10_000 - Math.round(f * 10_000)) < 1e-6, {
+            error: "expected a frequency in steps of 100 Hz (e.g. 867.1)",
+          }),
+      )
+      .max(5, { error: "a Join Accept's CFList holds at most 5 extra channels" })
+      .default([])
+      .describe(
+        "EU868 channels (MHz) given to OTAA devices in the Join Accept's CFList, beyond the three default ones (868.1, 868.3, 868.5). The concentrator must listen on them too; TTN's plan: [867.1, 867.3, 867.5, 867.7, 867.9].",
+      ),
     dedup_window: duration
       .prefault("200ms")
       .describe(
@@ -255,6 +270,12 @@ export const lorawanDriverSchema = z
         });
       const ids = new Set<string>();
       d.points.forEach((p, j) => {
+        if (p.id === "reset_frame_counters")
+          ctx.addIssue({
+            code: "custom",
+            path: [...here, "points", j, "id"],
+            message: `point id "${p.id}" is reserved by the driver (ABP counter reset); rename the point`,
+          });
         if (ids.has(p.id))
           ctx.addIssue({
             code: "custom",

@@ -19,7 +19,7 @@ import {
   verifyDataMic,
   type LoraPacket,
 } from "./lora.js";
-import { answerMac, parseUplinkMac } from "./mac.js";
+import { answerMacCommands, parseUplinkMac } from "./mac.js";
 import type { NetContext } from "./network-context.js";
 import type { ReadingMaker } from "./readings.js";
 import { parseDatr } from "./semtech.js";
@@ -122,7 +122,7 @@ export class UplinkHandler {
     const answers = this.answerMac(dev, macBuf, up, gateways);
 
     if (retry) this.downlinks.requeueFront(dev.id, retry);
-    const dl = this.downlinks.prepare(dev, s, confirmed, answers);
+    const dl = this.downlinks.prepare(dev, s, confirmed, answers, up);
 
     const ts = up.receivedAt;
     const link = this.readings.link(dev, up);
@@ -140,14 +140,14 @@ export class UplinkHandler {
     macBuf: Buffer,
     up: UplinkContext,
     gateways: number,
-  ): Buffer {
+  ): Buffer[] {
     const { log } = this.net;
     const mac = parseUplinkMac(macBuf);
     if (mac.error) log.warn({ device: dev.id }, `MAC commands: ${mac.error}`);
     if (mac.commands.length)
       log.debug({ device: dev.id, commands: mac.commands.map((c) => c.name) }, "MAC commands");
     const datr = parseDatr(up.rx.datr);
-    return answerMac(mac.commands, {
+    return answerMacCommands(mac.commands, {
       ...(datr ? { sf: datr.sf } : {}),
       snr: up.rx.lsnr,
       gateways,
