@@ -58,10 +58,10 @@ export class LorawanDriver implements Driver {
     const log = ctx.logger.child({ driver: cfg.id });
     this.devices = resolveDevices(cfg);
     this.byId = new Map(this.devices.map((d) => [d.id, d]));
-    this.codecs = new CodecRegistry({
-      timeoutMs: cfg.codec_timeout,
-      memoryBytes: cfg.codec_memory_mb * 1024 * 1024,
-    });
+    this.codecs = new CodecRegistry(
+      { timeoutMs: cfg.codec_timeout, memoryBytes: cfg.codec_memory_mb * 1024 * 1024 },
+      cfg.codec_workers,
+    );
     const state = new LorawanState(ctx.state);
     const throttle = new EventThrottle(cfg.event_interval, eventRaiser(ctx));
     this.server = new GatewayServer(
@@ -120,10 +120,12 @@ export class LorawanDriver implements Driver {
     this.running = true;
     // Load the codecs in their sandboxes in the background; a codec that does not compile is an
     // error event (its devices then get codec_error readings), the others keep working.
-    for (const codec of new Set(this.devices.map((d) => d.codec))) {
+    const firstUser = new Map<string, string>();
+    for (const d of this.devices) if (!firstUser.has(d.codec)) firstUser.set(d.codec, d.id);
+    for (const [codec, device] of firstUser) {
       void this.codecs
         .get(codec)
-        .check()
+        .check(device)
         .then((err) => {
           if (err)
             this.ctx.event({
@@ -261,7 +263,7 @@ export class LorawanDriver implements Driver {
         `point ${device}/${point} is not writable (set writable: true in the config to allow it)`,
         { device, point },
       );
-    const r = await this.codecs.get(d.codec).encode({ [p.field ?? p.id]: value });
+    const r = await this.codecs.get(d.codec).encode({ [p.field ?? p.id]: value }, d.id);
     if (!r.ok)
       throw new EdgeError(
         ErrorCode.CodecFailed,

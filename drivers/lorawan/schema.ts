@@ -206,6 +206,11 @@ export const lorawanDriverSchema = z
     codec_memory_mb: intRange(4, 256)
       .default(32)
       .describe("Memory limit of each codec sandbox in MiB."),
+    codec_workers: intRange(1, 8)
+      .default(2)
+      .describe(
+        "Worker threads shared by all codecs (~12 MiB each); a codec that hits its time or memory limit gets one of its own.",
+      ),
     max_queue: intRange(1, 64)
       .default(8)
       .describe("Downlinks queued per device; more are refused."),
