@@ -29,9 +29,13 @@ export interface SavedPath {
   version: number;
 }
 
+export type Refusal = {
+  ok: false;
+  cause: "unknown" | "table_full" | "wrong_source";
+  message: string;
+};
 export type Admission =
-  | { ok: true; gw: GatewayInfo; isNew: boolean; moved?: string; message: string }
-  | { ok: false; cause: "unknown" | "table_full" | "wrong_source"; message: string };
+  { ok: true; gw: GatewayInfo; isNew: boolean; moved?: string; message: string } | Refusal;
 
 export interface SourceStats {
   address: string;
@@ -57,7 +61,15 @@ export class GatewayAdmission {
     private readonly counters: Record<string, number>,
   ) {}
 
-  admit(eui: string, address: string, now: number): Admission {
+  /**
+   * Why a datagram claiming `eui` from `address` is refused (counted), or undefined when it is
+   * served. Changes no binding: `admit` does that once the datagram parsed.
+   */
+  refusal(
+    eui: string,
+    address: string,
+    now: number,
+  ): Extract<Admission, { ok: false }> | undefined {
     const ip = norm(address);
     const allow = this.policy.allow;
     if (allow && !allow.has(eui)) {
@@ -69,7 +81,7 @@ export class GatewayAdmission {
         message: `datagrams from concentrator ${eui} (${ip}) dropped: its EUI is not in gateways.allow`,
       };
     }
-    let gw = this.table.get(eui);
+    const gw = this.table.get(eui);
     if (!gw) {
       if (this.table.size >= this.policy.max) {
         this.counters.gateway_table_full!++;
@@ -83,7 +95,30 @@ export class GatewayAdmission {
       const pinned = allow?.get(eui);
       if (pinned !== undefined && norm(pinned) !== ip)
         return this.wrongSource(eui, ip, pinned, now);
-      gw = { eui, version: 2, boundIp: pinned ?? ip, lastSeenAt: now, rx: 0, tx: 0, txErrors: 0 };
+      return undefined;
+    }
+    if (gw.boundIp === undefined || gw.boundIp === ip) return undefined;
+    if (allow?.get(eui) !== undefined || now - gw.lastSeenAt < this.policy.rebindAfterMs)
+      return this.wrongSource(eui, ip, gw.boundIp, now);
+    return undefined;
+  }
+
+  admit(eui: string, address: string, now: number): Admission {
+    const no = this.refusal(eui, address, now);
+    if (no) return no;
+    const ip = norm(address);
+    const allow = this.policy.allow;
+    let gw = this.table.get(eui);
+    if (!gw) {
+      gw = {
+        eui,
+        version: 2,
+        boundIp: allow?.get(eui) ?? ip,
+        lastSeenAt: now,
+        rx: 0,
+        tx: 0,
+        txErrors: 0,
+      };
       this.table.set(eui, gw);
       return { ok: true, gw, isNew: true, message: "" };
     }
@@ -92,10 +127,12 @@ export class GatewayAdmission {
       gw.lastSeenAt = now;
       return { ok: true, gw, isNew: false, message: "" };
     }
-    const pinned = allow?.get(eui);
-    if (pinned !== undefined || now - gw.lastSeenAt < this.policy.rebindAfterMs)
-      return this.wrongSource(eui, ip, gw.boundIp, now);
-    // Silent for rebind_after at its old address: the concentrator moved (new DHCP lease).
+    return this.move(gw, ip, now);
+  }
+
+  /** Silent for rebind_after at its old address (refusal() checked): the concentrator moved. */
+  private move(gw: GatewayInfo, ip: string, now: number): Admission {
+    const eui = gw.eui;
     const from = gw.boundIp;
     const silentS = Math.round((now - gw.lastSeenAt) / 1000);
     gw.boundIp = ip;
@@ -111,7 +148,7 @@ export class GatewayAdmission {
     };
   }
 
-  private wrongSource(eui: string, ip: string, bound: string, now: number): Admission {
+  private wrongSource(eui: string, ip: string, bound: string, now: number): Refusal {
     this.counters.gateway_wrong_source!++;
     this.countSource(ip, eui, now);
     return {

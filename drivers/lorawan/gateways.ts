@@ -20,6 +20,7 @@ import {
   MalformedDatagram,
   build,
   parseDatagram,
+  peekGatewayEui,
   type GatewayStat,
   type RxPk,
   type TxPk,
@@ -178,6 +179,15 @@ export class GatewayServer {
   private onMessage(msg: Buffer, rinfo: RemoteInfo): void {
     this.counters.datagrams!++;
     const now = Date.now();
+    // Refused concentrators are dropped on their header: no JSON parsed for a flood.
+    const claimed = peekGatewayEui(msg);
+    if (claimed !== undefined) {
+      const no = this.admission.refusal(claimed, rinfo.address, now);
+      if (no) {
+        this.handlers.refused(no.cause, no.message, { gateway: claimed, source: rinfo.address });
+        return;
+      }
+    }
     let d;
     try {
       d = parseDatagram(msg);
