@@ -111,9 +111,18 @@ export function registerDeviceCommands(program: Command): void {
       .argument("<point>", "writable point id (ACCESS rw in `eclor-edge devices DEVICE`)")
       .argument("<value>", "value: a number, true/false (on/off), or text")
       .option("--id <command-id>", "command id, to make a retried write idempotent")
+      .option(
+        "--confirmed",
+        "LoRaWAN: send a confirmed downlink (the device acknowledges it; lorawan_downlink_acked)",
+      )
       .option("--json", "machine-readable output"),
   ).action(
-    async (device: string, point: string, value: string, opts: AgentOptions & { id?: string }) => {
+    async (
+      device: string,
+      point: string,
+      value: string,
+      opts: AgentOptions & { id?: string; confirmed?: boolean },
+    ) => {
       try {
         const r = await withAgent(opts, (c) =>
           c.call<WriteOutcome & { value: unknown }>("write", {
@@ -121,6 +130,7 @@ export function registerDeviceCommands(program: Command): void {
             point,
             value,
             ...(opts.id ? { commandId: opts.id } : {}),
+            ...(opts.confirmed ? { confirmed: true } : {}),
           }),
         );
         if (!r.ok) {

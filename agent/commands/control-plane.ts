@@ -193,10 +193,17 @@ export class ControlPlane {
     value: Value;
     commandId: string;
     who?: Who;
+    confirmed?: boolean;
   }): Promise<WriteResult & { commandId: string; duplicate?: boolean }> {
     const r = await this.service.execute(
       "write",
-      { id: req.commandId, device: req.device, point: req.point, value: req.value },
+      {
+        id: req.commandId,
+        device: req.device,
+        point: req.point,
+        value: req.value,
+        ...(req.confirmed ? { confirmed: true } : {}),
+      },
       { who: req.who ?? "local" },
     );
     if (!r.ok || !r.result) {

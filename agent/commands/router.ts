@@ -42,6 +42,8 @@ export interface WriteCommand {
   verify?: boolean | undefined;
   /** Time budget of the whole command; capped by commands.timeout. */
   timeoutMs?: number | undefined;
+  /** LoRaWAN: confirmed downlinks (refused for devices of other kinds). */
+  confirmed?: boolean | undefined;
 }
 
 export interface PointWriteResult {
@@ -92,7 +94,14 @@ export class CommandRouter {
 
   private async writeOnce(id: string, cmd: WriteCommand, who: Who): Promise<WriteOutcome> {
     const fingerprint = createHash("sha256")
-      .update(canonicalJson({ name: "write", device: cmd.device, values: cmd.values }))
+      .update(
+        canonicalJson({
+          name: "write",
+          device: cmd.device,
+          values: cmd.values,
+          ...(cmd.confirmed ? { confirmed: true } : {}),
+        }),
+      )
       .digest("hex");
     const running = this.inflight.get(id);
     if (running) return this.duplicateOf(id, fingerprint, cmd, who, await running);
@@ -194,6 +203,12 @@ export class CommandRouter {
         "nothing to write: give at least one point and value",
       );
     }
+    if (cmd.confirmed && device.kind !== "lorawan")
+      throw new EdgeError(
+        ErrorCode.CommandInvalid,
+        `"confirmed" applies to LoRaWAN downlinks only; device "${device.id}" is ${device.kind} — nothing was written`,
+        { device: device.id },
+      );
     const problems: { point: string; code: string; message: string }[] = [];
     const points: PointInfo[] = [];
     const seen = new Set<string>();
@@ -290,6 +305,7 @@ export class CommandRouter {
             value,
             verify: cmd.verify ?? true,
             commandId: id,
+            ...(cmd.confirmed ? { confirmed: true } : {}),
           }),
           left,
           () =>

@@ -64,6 +64,12 @@ export const writeRequest = z
       .optional()
       .describe("Several points of the device, written in this order."),
     verify: z.boolean().optional().describe("Read back after writing (default true)."),
+    confirmed: z
+      .boolean()
+      .optional()
+      .describe(
+        "LoRaWAN devices only: send a confirmed downlink (the device ACKs it; resent up to confirmed_retries times).",
+      ),
     timeout_ms: timeoutMs,
   })
   .superRefine((r, ctx) => {

@@ -188,7 +188,14 @@ export class CommandService {
           ? Object.entries(r.values).map(([point, value]) => ({ point, value }))
           : [{ point: r.point!, value: r.value! }];
         const { id: _id, ...outcome } = await this.router().write(
-          { id: r.id, device: r.device, values, verify: r.verify, timeoutMs: r.timeout_ms },
+          {
+            id: r.id,
+            device: r.device,
+            values,
+            verify: r.verify,
+            timeoutMs: r.timeout_ms,
+            confirmed: r.confirmed,
+          },
           origin.who,
         );
         return outcome;

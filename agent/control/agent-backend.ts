@@ -33,6 +33,7 @@ export interface LocalWriter {
     value: Value;
     commandId: string;
     who?: `local:${string}`;
+    confirmed?: boolean;
   }): Promise<WriteOutcome>;
   /** The command service as the local technician (control-plane.ts `execute`). */
   execute(name: string, body: Record<string, unknown>): Promise<unknown>;
@@ -187,6 +188,7 @@ export class AgentBackend implements ControlBackend {
     value: Value;
     commandId: string;
     who?: `local:${string}`;
+    confirmed?: boolean;
   }): Promise<WriteOutcome> {
     if (!this.writer) {
       throw new EdgeError(

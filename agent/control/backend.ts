@@ -5,14 +5,7 @@
  * the technician-facing contract (docs/operations.md).
  */
 import type { EdgeError } from "../../core/errors.js";
-import type {
-  DeviceInfo,
-  DriverEvent,
-  DriverStatus,
-  Reading,
-  Value,
-  WriteResult,
-} from "../../drivers/driver.js";
+import type { DeviceInfo, DriverEvent, Reading, Value, WriteResult } from "../../drivers/driver.js";
 import type { StatusView } from "../health/schema.js";
 import type { LogRing } from "./logring.js";
 
@@ -92,6 +85,7 @@ export interface ControlBackend {
     commandId: string;
     /** The connection's peer (`local:uid=1000`), for the audit. */
     who?: `local:${string}`;
+    confirmed?: boolean;
   }): Promise<WriteOutcome>;
   /** Audit a request refused before it reached the command service (unknown device on read…). */
   auditRefusal?(method: string, who: `local:${string}`, e: EdgeError): void;

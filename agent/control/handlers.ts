@@ -117,12 +117,20 @@ export const unary: Record<string, Unary> = {
     }
     const type = dev?.points.find((x) => x.id === point)?.type;
     const commandId = param.optString(p, "commandId") ?? `local-${randomUUID()}`;
+    const confirmed = p?.confirmed === true;
     const value = coerceValue(type, raw);
     return {
       device,
       point,
       value,
-      ...(await b.write({ device, point, value, commandId, who: ctx.who })),
+      ...(await b.write({
+        device,
+        point,
+        value,
+        commandId,
+        who: ctx.who,
+        ...(confirmed ? { confirmed } : {}),
+      })),
     };
   },
   "buffer.stats": (b) => b.bufferStats(),

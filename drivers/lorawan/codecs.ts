@@ -1,5 +1,5 @@
 /**
- * Where codec files live and one sandbox per codec. Built-in codecs are
+ * Where codec files live, and the codecs of a driver on shared workers (codec-pool.ts). Built-in codecs are
  * drivers/lorawan/codecs/<name>.js (shipped in the npm package); a config may also name an
  * absolute path to its own .js file.
  */
@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { EdgeError, ErrorCode } from "../../core/errors.js";
 import { CodecSandbox, type CodecLimits } from "./codec-host.js";
+import { CodecPool } from "./codec-pool.js";
 
 /** drivers/lorawan/codecs/ from the sources (tests) or from dist/drivers/lorawan/ (installed). */
 export function builtinCodecDir(): string {
@@ -37,27 +38,37 @@ export function loadCodecSource(ref: string): string {
 
 export class CodecRegistry {
   private readonly sandboxes = new Map<string, CodecSandbox>();
+  private readonly pool: CodecPool;
 
-  constructor(private readonly limits: CodecLimits) {}
+  constructor(
+    private readonly limits: CodecLimits,
+    workers = 2,
+  ) {
+    this.pool = new CodecPool(limits, workers);
+  }
 
   /** The sandbox of `ref`, created (and its source read) on first use. Throws EdgeError. */
   get(ref: string): CodecSandbox {
     let s = this.sandboxes.get(ref);
     if (!s) {
-      s = new CodecSandbox(ref, loadCodecSource(ref), this.limits);
+      s = new CodecSandbox(ref, loadCodecSource(ref), this.limits, this.pool);
       this.sandboxes.set(ref, s);
     }
     return s;
   }
 
   restarts(): number {
-    let n = 0;
-    for (const s of this.sandboxes.values()) n += Math.max(0, s.starts - 1);
-    return n;
+    return this.pool.restarts();
+  }
+
+  /** Worker threads started for these codecs (shared, and isolated ones). */
+  workers(): number {
+    return this.pool.workers();
   }
 
   async close(): Promise<void> {
     await Promise.all([...this.sandboxes.values()].map((s) => s.close()));
+    await this.pool.close();
     this.sandboxes.clear();
   }
 }

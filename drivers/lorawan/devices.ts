@@ -16,6 +16,8 @@ export interface DeviceRuntime {
   lastError?: string;
   lastErrorTs?: number;
   last: Map<string, Reading>;
+  /** MAC answers that did not fit the last downlink (sent with the next one). */
+  macBacklog: Buffer[];
 }
 
 export function resolveDevices(cfg: LorawanDriverConfig): DeviceRuntime[] {
@@ -39,6 +41,7 @@ export function resolveDevices(cfg: LorawanDriverConfig): DeviceRuntime[] {
           : {}),
         errorCount: 0,
         last: new Map(),
+        macBacklog: [],
       };
     });
 }
@@ -58,6 +61,15 @@ export function toValue(v: unknown, p: LorawanPointConfig): Value | undefined {
   if (typeof v === "boolean" || typeof v === "string") return v;
   return undefined;
 }
+
+/** The command point of ABP devices that restarts their frame counters (see index.ts write). */
+export const RESET_POINT: PointInfo = {
+  id: "reset_frame_counters",
+  type: "boolean",
+  writable: true,
+  description:
+    "ABP only: write true after the device restarted its frame counters (its uplinks are refused as replays). Reopens the replay window for its old frames.",
+};
 
 export const LINK_POINTS: PointInfo[] = [
   {

@@ -9,6 +9,8 @@
 import type { DeviceRuntime } from "./devices.js";
 import type { DownlinkScheduler, UplinkContext } from "./downlink.js";
 import { buildDataDown } from "./lora.js";
+import { wholeCommands } from "./mac.js";
+import { EU868_DATR, maxPayload } from "./regional.js";
 import type { NetContext } from "./network-context.js";
 import { keysOf, type QueuedDownlink, type Session } from "./sessions.js";
 
@@ -71,17 +73,37 @@ export class DownlinkQueue {
     return undefined;
   }
 
-  /** Reserve the downlink counter and take the next queued item (durable), or nothing to send. */
+  /**
+   * Reserve the downlink counter and take the next queued item (durable), or nothing to send.
+   * MAC answers go whole (a command is never cut): in FOpts when they fit its 15 bytes, else in
+   * an FPort 0 payload of their own (§4.3.1.6: never in both), the queued item then waiting for
+   * the next uplink with FPending set — ChirpStack does the same. Answers beyond what FPort 0
+   * can carry at this data rate wait for the next downlink (`dev.macBacklog`).
+   */
   prepare(
     dev: DeviceRuntime,
     s: Session,
     ackUp: boolean,
-    answers: Buffer,
+    answers: readonly Buffer[],
+    up?: UplinkContext,
   ): PreparedDownlink | undefined {
     const { state } = this.net;
     const queue = state.queue(dev.id);
-    if (!ackUp && answers.length === 0 && queue.length === 0) return undefined;
-    const item = queue[0];
+    const mac = [...dev.macBacklog.splice(0), ...answers];
+    if (!ackUp && mac.length === 0 && queue.length === 0) return undefined;
+    const macLen = mac.reduce((n, b) => n + b.length, 0);
+    const inPort0 = macLen > 15;
+    let macOut = mac;
+    if (inPort0) {
+      const dr = up ? EU868_DATR.indexOf(up.rx.datr as (typeof EU868_DATR)[number]) : -1;
+      // The frame may fall back to RX2: fit both windows' data rates.
+      const room = Math.min(maxPayload(Math.max(0, dr)), maxPayload(this.net.cfg.rx2_dr));
+      const n = wholeCommands(mac, room);
+      macOut = mac.slice(0, n);
+      // Bounded: answers only come from requests, a few per uplink.
+      dev.macBacklog.push(...mac.slice(n).slice(0, 16));
+    }
+    const item = inPort0 ? undefined : queue[0];
     const fCnt = s.fCntDown;
     s.fCntDown = (s.fCntDown + 1) >>> 0;
     state.setCounters(dev.id, s);
@@ -93,8 +115,10 @@ export class DownlinkQueue {
         fCnt32: fCnt,
         confirmed: item?.confirmed ?? false,
         ack: ackUp,
-        fPending: queue.length > 1,
-        fOpts: answers.subarray(0, 15),
+        fPending: queue.length > (item ? 1 : 0) || dev.macBacklog.length > 0,
+        ...(inPort0
+          ? { fPort: 0, payload: Buffer.concat(macOut) }
+          : { fOpts: Buffer.concat(macOut) }),
         ...(item ? { fPort: item.fPort, payload: Buffer.from(item.bytes, "hex") } : {}),
       },
       app,

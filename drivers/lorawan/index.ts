@@ -19,13 +19,16 @@ import { CodecRegistry } from "./codecs.js";
 import {
   GATEWAY_POINTS,
   LINK_POINTS,
+  RESET_POINT,
   gatewayDeviceId,
   resolveDevices,
   type DeviceRuntime,
 } from "./devices.js";
 import { DownlinkScheduler } from "./downlink.js";
+import { EventThrottle } from "./event-throttle.js";
 import { GatewayServer } from "./gateways.js";
 import { LorawanNetwork } from "./network.js";
+import { eventRaiser } from "./network-context.js";
 import type { LorawanDriverConfig } from "./schema.js";
 import { LorawanState } from "./sessions.js";
 
@@ -33,6 +36,8 @@ export type { LorawanDriverConfig } from "./schema.js";
 
 /** Devices with no uplink for this long are reported offline in the status. */
 const ONLINE_FOR_MS = 25 * 3_600_000;
+/** Concentrators named in the status line; the table itself is bounded by gateways.max. */
+const DETAIL_GATEWAYS = 8;
 
 export class LorawanDriver implements Driver {
   readonly kind = "lorawan";
@@ -53,18 +58,41 @@ export class LorawanDriver implements Driver {
     const log = ctx.logger.child({ driver: cfg.id });
     this.devices = resolveDevices(cfg);
     this.byId = new Map(this.devices.map((d) => [d.id, d]));
-    this.codecs = new CodecRegistry({
-      timeoutMs: cfg.codec_timeout,
-      memoryBytes: cfg.codec_memory_mb * 1024 * 1024,
-    });
+    this.codecs = new CodecRegistry(
+      { timeoutMs: cfg.codec_timeout, memoryBytes: cfg.codec_memory_mb * 1024 * 1024 },
+      cfg.codec_workers,
+    );
+    const state = new LorawanState(ctx.state);
+    const throttle = new EventThrottle(cfg.event_interval, eventRaiser(ctx));
     this.server = new GatewayServer(
       cfg.listen,
       {
         rxpk: (gw, rx, at) => this.network.rxpk(gw, rx, at),
         stat: (gw, stat, at) => this.network.stat(gw, stat, at),
         txAck: (_gw, token, error) => this.scheduler.txAck(token, error),
+        refused: (cause, message, data) =>
+          throttle.event(
+            `gateway:${cause}`,
+            cause === "moved" ? "lorawan_gateway_moved" : "lorawan_gateway_refused",
+            "warning",
+            message,
+            undefined,
+            { cause, ...data },
+          ),
       },
       log,
+      {
+        allow: cfg.gateways.allow.length
+          ? new Map(
+              cfg.gateways.allow.map((g) =>
+                typeof g === "string" ? [g, undefined] : [g.eui, g.address],
+              ),
+            )
+          : undefined,
+        max: cfg.gateways.max,
+        rebindAfterMs: cfg.gateways.rebind_after,
+      },
+      { load: () => state.gatewayPaths(), save: (p) => state.saveGatewayPaths(p) },
     );
     this.scheduler = new DownlinkScheduler(this.server, {
       rx1DelayS: cfg.rx1_delay_s,
@@ -75,11 +103,12 @@ export class LorawanDriver implements Driver {
     this.network = new LorawanNetwork({
       cfg,
       devices: this.devices,
-      state: new LorawanState(ctx.state),
+      state,
       codecs: this.codecs,
       scheduler: this.scheduler,
       ctx,
       log,
+      throttle,
     });
   }
 
@@ -91,10 +120,12 @@ export class LorawanDriver implements Driver {
     this.running = true;
     // Load the codecs in their sandboxes in the background; a codec that does not compile is an
     // error event (its devices then get codec_error readings), the others keep working.
-    for (const codec of new Set(this.devices.map((d) => d.codec))) {
+    const firstUser = new Map<string, string>();
+    for (const d of this.devices) if (!firstUser.has(d.codec)) firstUser.set(d.codec, d.id);
+    for (const [codec, device] of firstUser) {
       void this.codecs
         .get(codec)
-        .check()
+        .check(device)
         .then((err) => {
           if (err)
             this.ctx.event({
@@ -133,6 +164,7 @@ export class LorawanDriver implements Driver {
         ...(p.description ? { description: p.description } : {}),
       }));
       if (d.cfg.link_points) points.push(...LINK_POINTS);
+      if (d.cfg.activation.type === "abp") points.push(RESET_POINT);
       return {
         id: d.id,
         driver: this.id,
@@ -184,11 +216,20 @@ export class LorawanDriver implements Driver {
     };
     for (const [k, v] of Object.entries(this.scheduler.counters)) counters[`tx_${k}`] = v;
     const gws = [...this.server.gateways.values()];
+    // Bounded whatever arrives on UDP: the table is capped (gateways.max), names and sources cut.
+    const named = gws
+      .slice(0, DETAIL_GATEWAYS)
+      .map((g) => `${g.eui}${g.pull ? "" : " (no PULL_DATA yet)"}`);
+    if (gws.length > DETAIL_GATEWAYS) named.push(`… ${gws.length - DETAIL_GATEWAYS} more`);
+    const refused = this.server.admission.refusedSources(3);
+    const refusedText = refused.length
+      ? `; refused datagrams from ${refused.map((s) => `${s.address} (${s.datagrams}, last EUI ${s.lastEui})`).join(", ")}`
+      : "";
     return {
       id: this.id,
       kind: this.kind,
       running: this.running,
-      detail: `listening on UDP ${this.cfg.listen.host}:${this.port()}, ${gws.length} concentrator(s)${gws.length ? `: ${gws.map((g) => `${g.eui}${g.pull ? "" : " (no PULL_DATA yet)"}`).join(", ")}` : ""}`,
+      detail: `listening on UDP ${this.cfg.listen.host}:${this.port()}, ${gws.length} concentrator(s)${named.length ? `: ${named.join(", ")}` : ""}${refusedText}`,
       devices,
       counters,
     };
@@ -222,7 +263,7 @@ export class LorawanDriver implements Driver {
         `point ${device}/${point} is not writable (set writable: true in the config to allow it)`,
         { device, point },
       );
-    const r = await this.codecs.get(d.codec).encode({ [p.field ?? p.id]: value });
+    const r = await this.codecs.get(d.codec).encode({ [p.field ?? p.id]: value }, d.id);
     if (!r.ok)
       throw new EdgeError(
         ErrorCode.CodecFailed,
@@ -233,6 +274,7 @@ export class LorawanDriver implements Driver {
   }
 
   async write(req: WriteRequest): Promise<WriteResult> {
+    if (req.point === RESET_POINT.id) return this.resetCounters(req);
     const { fPort, bytes } = await this.encodeCommand(req.device, req.point, req.value);
     const d = this.device(req.device);
     const queued = this.network.queueLength(d.id);
@@ -254,6 +296,36 @@ export class LorawanDriver implements Driver {
       ok: true,
       queued: true,
       detail: `queued (${n} in queue) for the RX1 window after the device's next uplink; FPort ${fPort}, ${bytes.length} bytes`,
+    };
+  }
+
+  /** `reset_frame_counters` = true (the router checked the point is declared and writable). */
+  private resetCounters(req: WriteRequest): WriteResult {
+    const d = this.device(req.device);
+    if (d.cfg.activation.type !== "abp")
+      throw new EdgeError(
+        ErrorCode.CommandRefused,
+        `${d.id} is an OTAA device: its counters restart when it joins again`,
+        { device: d.id },
+      );
+    if (req.value !== true)
+      throw new EdgeError(
+        ErrorCode.CommandInvalid,
+        `write true to ${d.id}/${RESET_POINT.id} to reset its frame counters`,
+        { device: d.id },
+      );
+    const prev = this.network.resetAbpCounters(d);
+    this.ctx.event({
+      ts: Date.now(),
+      type: "lorawan_counters_reset",
+      severity: "warning",
+      device: d.id,
+      message: `frame counters reset to 0 (were up ${prev.fCntUp}, down ${prev.fCntDown}): old frames of this device are accepted again until its counter passes them`,
+      data: { ...prev, ...(req.commandId ? { commandId: req.commandId } : {}) },
+    });
+    return {
+      ok: true,
+      detail: `frame counters reset (were up ${prev.fCntUp}, down ${prev.fCntDown})`,
     };
   }
 

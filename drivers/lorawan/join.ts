@@ -7,13 +7,14 @@
 import { randomInt, randomUUID } from "node:crypto";
 import type { DeviceIndex } from "./device-index.js";
 import type { DownlinkScheduler, UplinkContext } from "./downlink.js";
-import { buildJoinAccept, parse, sessionKeys, verifyJoinRequestMic } from "./lora.js";
+import { buildJoinAccept, cfListEu868, parse, sessionKeys, verifyJoinRequestMic } from "./lora.js";
 import type { NetContext } from "./network-context.js";
 import { JOIN_ACCEPT_DELAY1_S } from "./regional.js";
 import type { Session } from "./sessions.js";
 
 export class JoinHandler {
   private readonly netId: Buffer;
+  private readonly cfList: Buffer | undefined;
 
   constructor(
     private readonly net: NetContext,
@@ -21,6 +22,8 @@ export class JoinHandler {
     private readonly scheduler: DownlinkScheduler,
   ) {
     this.netId = Buffer.from(net.cfg.net_id, "hex");
+    const extra = net.cfg.extra_channels;
+    this.cfList = extra.length ? cfListEu868(extra) : undefined;
   }
 
   joinRequest(phy: Buffer, up: UplinkContext): void {
@@ -37,7 +40,8 @@ export class JoinHandler {
       return;
     }
     if (dev.joinEui !== joinEui) {
-      event(
+      this.net.throttled.event(
+        `joineui:${dev.id}`,
         "lorawan_join_refused",
         "warning",
         `Join Request with JoinEUI ${joinEui}, expected ${dev.joinEui}`,
@@ -48,7 +52,8 @@ export class JoinHandler {
     }
     if (!verifyJoinRequestMic(p, dev.appKey)) {
       counters.mic_failed++;
-      event(
+      this.net.throttled.event(
+        `join-mic:${dev.id}`,
         "lorawan_mic_failed",
         "warning",
         "Join Request with a wrong MIC (wrong AppKey, or forged)",
@@ -59,7 +64,8 @@ export class JoinHandler {
     }
     if (state.devNonceUsed(dev.id, nonce)) {
       counters.devnonce_reused++;
-      event(
+      this.net.throttled.event(
+        `devnonce:${dev.id}`,
         "lorawan_devnonce_reused",
         "warning",
         `Join Request refused: DevNonce ${nonce} was already used (replayed join, or a device that lost its nonce counter)`,
@@ -96,6 +102,7 @@ export class JoinHandler {
         rx1DrOffset: 0,
         rx2Dr: this.net.cfg.rx2_dr,
         rxDelay: this.net.cfg.rx1_delay_s,
+        ...(this.cfList ? { cfList: this.cfList } : {}),
       },
       dev.appKey,
     );

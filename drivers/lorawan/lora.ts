@@ -222,6 +222,19 @@ export interface JoinAcceptFields {
   rx1DrOffset: number;
   rx2Dr: number;
   rxDelay: number; // seconds, 1..15 (0 means 1)
+  /** 16 bytes (cfListEu868) or absent. */
+  cfList?: Buffer;
+}
+
+/**
+ * EU868 CFList (RP002-1.0.4 §2.4.4): up to five extra channel frequencies, each 24 bits
+ * little-endian in units of 100 Hz, zero-padded to 15 bytes, then CFListType 0 (frequencies).
+ */
+export function cfListEu868(freqsMHz: readonly number[]): Buffer {
+  if (freqsMHz.length > 5) throw new RangeError("a CFList holds at most 5 frequencies");
+  const b = Buffer.alloc(16);
+  freqsMHz.forEach((f, i) => b.writeUIntLE(Math.round(f * 10_000), i * 3, 3));
+  return b;
 }
 
 /** Network side: the encrypted Join Accept, ready for the air (§6.2.5). */
@@ -237,7 +250,7 @@ export function buildJoinAccept(f: JoinAcceptFields, appKey: Buffer): Buffer {
       // DLSettings/RxDelay of 0 are falsy and would be dropped by lora-packet: pass buffers.
       DLSettings: Buffer.from([((f.rx1DrOffset & 0x7) << 4) | (f.rx2Dr & 0x0f)]),
       RxDelay: Buffer.from([f.rxDelay & 0x0f]),
-      CFList: Buffer.alloc(0),
+      CFList: f.cfList ?? Buffer.alloc(0),
     },
     undefined,
     undefined,
@@ -252,6 +265,7 @@ export interface JoinAcceptClear {
   devAddr: Buffer;
   dlSettings: number;
   rxDelay: number;
+  cfList: Buffer;
   micOk: boolean;
 }
 
@@ -267,6 +281,7 @@ export function openJoinAccept(phy: Buffer, appKey: Buffer): JoinAcceptClear {
     devAddr: p.DevAddr,
     dlSettings: p.DLSettings[0] ?? 0,
     rxDelay: p.RxDelay[0] ?? 0,
+    cfList: p.CFList ?? Buffer.alloc(0),
     micOk: lora.verifyMIC(p, undefined, appKey),
   };
 }

@@ -102,8 +102,24 @@ export interface UplinkRadio {
   receivedAt: number;
 }
 
-/** Answers (concatenated, for FOpts) to the requests among `commands`. */
+/** Answers (concatenated) to the requests among `commands`. */
 export function answerMac(commands: readonly MacCommand[], radio: UplinkRadio): Buffer {
+  return Buffer.concat(answerMacCommands(commands, radio));
+}
+
+/**
+ * FOpts carry at most 15 bytes (§4.3.1.6) and a MAC command is never split across frames: pick
+ * the longest prefix of whole commands that fits `max` bytes.
+ */
+export function wholeCommands(cmds: readonly Buffer[], max: number): number {
+  let n = 0;
+  let len = 0;
+  while (n < cmds.length && len + cmds[n]!.length <= max) len += cmds[n++]!.length;
+  return n;
+}
+
+/** Answers to the requests among `commands`, one buffer per MAC command. */
+export function answerMacCommands(commands: readonly MacCommand[], radio: UplinkRadio): Buffer[] {
   const out: Buffer[] = [];
   for (const c of commands) {
     if (c.name === "LinkCheckReq") {
@@ -121,5 +137,5 @@ export function answerMac(commands: readonly MacCommand[], radio: UplinkRadio): 
       out.push(b);
     }
   }
-  return Buffer.concat(out);
+  return out;
 }

@@ -7,6 +7,7 @@
 import type { Logger } from "pino";
 import type { DriverContext, DriverEvent, EventSeverity } from "../driver.js";
 import type { LorawanDriverConfig } from "./schema.js";
+import type { EventThrottle } from "./event-throttle.js";
 import type { LorawanState } from "./sessions.js";
 
 /** The network server's counters, in the order the driver status lists them. */
@@ -60,4 +61,6 @@ export interface NetContext {
   readonly log: Logger;
   readonly counters: NetworkCounters;
   readonly event: RaiseEvent;
+  /** For causes that can repeat at will (MIC failures, replays): raised once, then summed up. */
+  readonly throttled: EventThrottle;
 }

@@ -7,6 +7,7 @@
  * dispatches frames and owns the counters: frames and `stat` reports in, queue operations and
  * counters out.
  */
+import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { DriverContext } from "../driver.js";
 import type { CodecRegistry } from "./codecs.js";
@@ -16,6 +17,7 @@ import type { DeviceRuntime } from "./devices.js";
 import type { DownlinkScheduler, UplinkContext } from "./downlink.js";
 import { DownlinkQueue } from "./downlink-queue.js";
 import type { GatewayInfo } from "./gateways.js";
+import { EventThrottle } from "./event-throttle.js";
 import { JoinHandler } from "./join.js";
 import { MType, mtypeOf } from "./lora.js";
 import { eventRaiser, newNetworkCounters, type NetContext } from "./network-context.js";
@@ -33,6 +35,8 @@ export interface NetworkDeps {
   scheduler: DownlinkScheduler;
   ctx: DriverContext;
   log: Logger;
+  /** Shared with the gateway server (refused concentrators); made here when absent. */
+  throttle?: EventThrottle;
 }
 
 export class LorawanNetwork {
@@ -46,12 +50,14 @@ export class LorawanNetwork {
   private readonly readings: ReadingMaker;
 
   constructor(private readonly d: NetworkDeps) {
+    const event = eventRaiser(d.ctx);
     this.net = {
       cfg: d.cfg,
       state: d.state,
       log: d.log,
       counters: this.counters,
-      event: eventRaiser(d.ctx),
+      event,
+      throttled: d.throttle ?? new EventThrottle(d.cfg.event_interval, event),
     };
     this.index = new DeviceIndex(d.devices);
     this.dedup = new Deduplicator(d.cfg.dedup_window, this.counters, (phy, up, gateways) =>
@@ -71,6 +77,7 @@ export class LorawanNetwork {
 
   stop(): void {
     this.dedup.stop();
+    this.net.throttled.flush();
   }
 
   /** One copy of a frame, as a concentrator reported it (PUSH_DATA `rxpk`). */
@@ -85,6 +92,27 @@ export class LorawanNetwork {
 
   queueLength(device: string): number {
     return this.downlinks.length(device);
+  }
+
+  /**
+   * Restart an ABP device's frame counters at 0 (a device that lost its counters: its uplinks are
+   * refused as replays until then). Reopens the replay window for its old frames, which is why
+   * only the command router calls it (writable point `reset_frame_counters`, audited).
+   */
+  resetAbpCounters(dev: DeviceRuntime): { fCntUp: number; fCntDown: number } {
+    const s = this.d.state.session(dev.id);
+    if (!s || s.activation !== "abp")
+      throw new Error(`${dev.id} has no ABP session (an OTAA device gets new counters by joining)`);
+    const { pendingAck: _dropped, ...rest } = s;
+    this.d.state.saveSession(dev.id, {
+      ...rest,
+      sid: randomUUID(),
+      fCntUp: 0,
+      lastFCntUp: -1,
+      fCntDown: 0,
+    });
+    this.d.state.commit();
+    return { fCntUp: s.fCntUp, fCntDown: s.fCntDown };
   }
 
   /** Queue a downlink for the device's next uplink. Returns the queue length. */

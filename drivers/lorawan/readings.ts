@@ -44,7 +44,7 @@ export class ReadingMaker {
     try {
       r = await this.codecs
         .get(dev.codec)
-        .decode({ bytes: payload, fPort, recvTime: new Date(ts) });
+        .decode({ bytes: payload, fPort, recvTime: new Date(ts) }, dev.id);
     } catch (e) {
       r = {
         ok: false as const,

@@ -20,6 +20,13 @@ export const TX_MARGIN_MS = 100;
 
 export const CODING_RATE = "4/5";
 
+/** Maximum MACPayload-less FRMPayload size N per data rate, no repeater (RP002-1.0.4 §2.4.6). */
+const MAX_N = [51, 51, 51, 115, 222, 222, 222, 222];
+
+export function maxPayload(dr: number): number {
+  return MAX_N[dr] ?? 51;
+}
+
 export function datrOfDr(dr: number): string {
   return EU868_DATR[dr] ?? EU868_DATR[0];
 }

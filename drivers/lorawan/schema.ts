@@ -65,6 +65,24 @@ const abp = z.strictObject({
   app_s_key: aesKey("an AppSKey (128-bit AES key)"),
 });
 
+const gatewayEntry = z.strictObject({
+  eui: eui("a gateway EUI"),
+  address: z
+    .union([z.ipv4(), z.ipv6()], { error: "expected an IPv4 or IPv6 address, e.g. 127.0.0.1" })
+    .optional()
+    .describe(
+      "Pin the concentrator to this source address: its EUI from anywhere else is dropped.",
+    ),
+  name: z.string().max(80).optional(),
+});
+
+/** True for 127.0.0.0/8, ::1 and localhost (the concentrator in the box). */
+export function isLoopback(host: string): boolean {
+  return (
+    /^127\./.test(host) || host === "::1" || host === "localhost" || host === "::ffff:127.0.0.1"
+  );
+}
+
 export const lorawanDeviceSchema = z.strictObject({
   ...deviceBase,
   dev_eui: eui("a DevEUI"),
@@ -102,14 +120,45 @@ export const lorawanDriverSchema = z
         host: z
           .string()
           .min(1)
-          .default("0.0.0.0")
-          .describe("Address the packet forwarders send to."),
+          .default("127.0.0.1")
+          .describe(
+            "Address the packet forwarders send to. Loopback by default (the concentrator in the box); a concentrator elsewhere needs 0.0.0.0 (or the box's LAN address) and its EUI in gateways.allow.",
+          ),
         port: intRange(0, 65535)
           .default(1700)
           .describe("UDP port (Semtech default 1700; 0 picks a free port, for tests)."),
       })
       .prefault({})
       .describe("UDP listener for Semtech packet forwarders (protocol v1/v2)."),
+    gateways: z
+      .strictObject({
+        allow: z
+          .array(
+            z.union([eui("a gateway EUI"), gatewayEntry], {
+              error:
+                'expected a gateway EUI (16 hexadecimal digits) or { eui, address, name } with address an IPv4 or IPv6 address, e.g. { eui: aa555a0000000000, address: "127.0.0.1" }',
+            }),
+          )
+          .default([])
+          .describe(
+            "Registered concentrators (as ChirpStack and TTN require): only these EUIs are served; datagrams from others are counted per source address and dropped. Empty: any EUI, up to `max`, and only on a loopback listener.",
+          ),
+        max: intRange(1, 64)
+          .default(16)
+          .describe("Concentrators kept in the table; more are refused (counted, one event)."),
+        rebind_after: duration
+          .prefault("2m")
+          .describe(
+            "A concentrator is bound to the IP address it first speaks from: datagrams with its EUI from another address are dropped, until its own address has been silent this long (a concentrator that moved). An `address` in gateways.allow never moves.",
+          ),
+      })
+      .prefault({})
+      .describe("Which packet forwarders are served, and from where."),
+    event_interval: duration
+      .prefault("1m")
+      .describe(
+        "Security events of one cause and device (wrong MICs, replays, refused concentrators) are raised once, then summed up (with their count) at most once per this interval.",
+      ),
     net_id: hexOf(3, "a NetID")
       .refine((s) => parseInt(s, 16) <= 0x3f, {
         error: "expected a type-0 NetID 000000..00003F (other NetID types are not supported)",
@@ -117,6 +166,21 @@ export const lorawanDriverSchema = z
       .default("000000")
       .describe(
         "NetID given to OTAA devices (type 0: 000000-00003F; 000000/000001 are for private networks). OTAA DevAddrs get its NwkID in their top bits.",
+      ),
+    extra_channels: z
+      .array(
+        z
+          .number({ error: "expected a frequency in MHz, e.g. 867.1" })
+          .min(863, { error: "expected an EU868 frequency 863..870 MHz" })
+          .max(870, { error: "expected an EU868 frequency 863..870 MHz" })
+          .refine((f) => Math.abs(f * 10_000 - Math.round(f * 10_000)) < 1e-6, {
+            error: "expected a frequency in steps of 100 Hz (e.g. 867.1)",
+          }),
+      )
+      .max(5, { error: "a Join Accept's CFList holds at most 5 extra channels" })
+      .default([])
+      .describe(
+        "EU868 channels (MHz) given to OTAA devices in the Join Accept's CFList, beyond the three default ones (868.1, 868.3, 868.5). The concentrator must listen on them too; TTN's plan: [867.1, 867.3, 867.5, 867.7, 867.9].",
       ),
     dedup_window: duration
       .prefault("200ms")
@@ -142,6 +206,11 @@ export const lorawanDriverSchema = z
     codec_memory_mb: intRange(4, 256)
       .default(32)
       .describe("Memory limit of each codec sandbox in MiB."),
+    codec_workers: intRange(1, 8)
+      .default(2)
+      .describe(
+        "Worker threads shared by all codecs (~12 MiB each); a codec that hits its time or memory limit gets one of its own.",
+      ),
     max_queue: intRange(1, 64)
       .default(8)
       .describe("Downlinks queued per device; more are refused."),
@@ -155,6 +224,23 @@ export const lorawanDriverSchema = z
     devices: z.array(lorawanDeviceSchema).default([]),
   })
   .superRefine((cfg, ctx) => {
+    if (cfg.gateways.allow.length === 0 && !isLoopback(cfg.listen.host))
+      ctx.addIssue({
+        code: "custom",
+        path: ["gateways", "allow"],
+        message: `listen.host ${cfg.listen.host} accepts packet forwarders from the network, which the Semtech UDP protocol does not authenticate: list the concentrators' EUIs in gateways.allow, or listen on 127.0.0.1 when the concentrator is in the box`,
+      });
+    const gws = new Set<string>();
+    cfg.gateways.allow.forEach((g, i) => {
+      const e = typeof g === "string" ? g : g.eui;
+      if (gws.has(e))
+        ctx.addIssue({
+          code: "custom",
+          path: ["gateways", "allow", i],
+          message: `gateway ${e} is listed twice`,
+        });
+      gws.add(e);
+    });
     const euis = new Map<string, number>();
     cfg.devices.forEach((d, i) => {
       const here = ["devices", i];
@@ -189,6 +275,12 @@ export const lorawanDriverSchema = z
         });
       const ids = new Set<string>();
       d.points.forEach((p, j) => {
+        if (p.id === "reset_frame_counters")
+          ctx.addIssue({
+            code: "custom",
+            path: [...here, "points", j, "id"],
+            message: `point id "${p.id}" is reserved by the driver (ABP counter reset); rename the point`,
+          });
         if (ids.has(p.id))
           ctx.addIssue({
             code: "custom",

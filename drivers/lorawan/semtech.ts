@@ -145,6 +145,18 @@ function eui(buf: Buffer, at: number): string {
 }
 
 /** Parse one datagram; throws MalformedDatagram. A bad rxpk entry does not spoil its siblings. */
+/**
+ * The gateway EUI of an upstream datagram (PUSH_DATA, PULL_DATA, TX_ACK: bytes 4-11), read
+ * without parsing its JSON, so that refused concentrators cost a header read (gateways.ts).
+ */
+export function peekGatewayEui(buf: Buffer): string | undefined {
+  if (buf.length < 12 || (buf[0] !== 1 && buf[0] !== 2)) return undefined;
+  const id = buf[3];
+  return id === PktType.PushData || id === PktType.PullData || id === PktType.TxAck
+    ? eui(buf, 4)
+    : undefined;
+}
+
 export function parseDatagram(buf: Buffer): Datagram {
   if (buf.length < 4) throw new MalformedDatagram("short", `datagram of ${buf.length} bytes`);
   const version = buf[0]!;

@@ -4,13 +4,15 @@
  * written through before the frame that changed it is acted upon, so a restart never reopens a
  * replay window nor loses a queued command.
  *
- * Keys: `session:<device>`, `devnonce:<device>`, `joinnonce:<device>`, `queue:<device>`, and
- * `fcnt`: the frame counters of every session in one value. A durable write costs an fsync
+ * Keys: `session:<device>`, `devnonce:<device>`, `joinnonce:<device>`, `queue:<device>`,
+ * `gateways` (each concentrator's last PULL_DATA address) and `fcnt`: the frame counters of
+ * every session in one value. A durable write costs an fsync
  * (~5 ms here), so the counters changed by all the frames handled in one event-loop turn are
  * committed together (`commit()`), and the network acts on those frames (readings, downlinks)
  * only after that commit: one fsync per turn instead of one per frame, same guarantee.
  */
 import type { DriverState } from "../driver.js";
+import type { SavedPath } from "./admission.js";
 
 export interface Session {
   /** Identifies this session (a new one per join) so stale counters are never applied to it. */
@@ -125,6 +127,15 @@ export class LorawanState {
       this.queues.set(device, q);
     }
     return [...q];
+  }
+
+  /** The concentrators' last downlink paths (key `gateways`), for downlinks right after a restart. */
+  gatewayPaths(): Record<string, SavedPath> {
+    return this.state.get<Record<string, SavedPath>>("gateways") ?? {};
+  }
+
+  saveGatewayPaths(paths: Record<string, SavedPath>): void {
+    this.state.set("gateways", paths);
   }
 
   saveQueue(device: string, q: readonly QueuedDownlink[]): void {

@@ -19,7 +19,7 @@ import {
   verifyDataMic,
   type LoraPacket,
 } from "./lora.js";
-import { answerMac, parseUplinkMac } from "./mac.js";
+import { answerMacCommands, parseUplinkMac } from "./mac.js";
 import type { NetContext } from "./network-context.js";
 import type { ReadingMaker } from "./readings.js";
 import { parseDatr } from "./semtech.js";
@@ -36,7 +36,7 @@ export class UplinkHandler {
   ) {}
 
   dataUp(phy: Buffer, up: UplinkContext, gateways: number, confirmed: boolean): void {
-    const { state, counters, event } = this.net;
+    const { state, counters, throttled } = this.net;
     const p = parse(phy);
     if (!p.DevAddr || !p.FCnt || p.FCnt.length !== 2)
       throw new Error("data frame without DevAddr/FCnt");
@@ -62,7 +62,8 @@ export class UplinkHandler {
       const old = olderFCnt(s.fCntUp, f16);
       if (old >= 0 && verifyDataMic(p, keysOf(s).nwk, old)) {
         counters.replays++;
-        event(
+        throttled.event(
+          `replay:${dev.id}`,
           "lorawan_replay_rejected",
           "warning",
           `frame refused: counter ${old} is not above the last accepted ${s.lastFCntUp} (replayed frame, or a device that restarted its counters)`,
@@ -74,7 +75,9 @@ export class UplinkHandler {
     }
     counters.mic_failed++;
     const devices = candidates.map((c) => c.id);
-    event(
+    // Forged frames cost nothing to send: one event, then a summary per event_interval.
+    throttled.event(
+      `mic:${addr}`,
       "lorawan_mic_failed",
       "warning",
       `frame for DevAddr ${addr} refused: wrong MIC (wrong keys, corrupted or forged frame)`,
@@ -119,7 +122,7 @@ export class UplinkHandler {
     const answers = this.answerMac(dev, macBuf, up, gateways);
 
     if (retry) this.downlinks.requeueFront(dev.id, retry);
-    const dl = this.downlinks.prepare(dev, s, confirmed, answers);
+    const dl = this.downlinks.prepare(dev, s, confirmed, answers, up);
 
     const ts = up.receivedAt;
     const link = this.readings.link(dev, up);
@@ -137,14 +140,14 @@ export class UplinkHandler {
     macBuf: Buffer,
     up: UplinkContext,
     gateways: number,
-  ): Buffer {
+  ): Buffer[] {
     const { log } = this.net;
     const mac = parseUplinkMac(macBuf);
     if (mac.error) log.warn({ device: dev.id }, `MAC commands: ${mac.error}`);
     if (mac.commands.length)
       log.debug({ device: dev.id, commands: mac.commands.map((c) => c.name) }, "MAC commands");
     const datr = parseDatr(up.rx.datr);
-    return answerMac(mac.commands, {
+    return answerMacCommands(mac.commands, {
       ...(datr ? { sf: datr.sf } : {}),
       snr: up.rx.lsnr,
       gateways,

@@ -143,6 +143,9 @@ export class SimDevice {
     });
   }
 
+  /** Extra channels (MHz) from the last Join Accept's CFList. */
+  extraChannels: number[] = [];
+
   /** OTAA join; resolves true when a valid Join Accept arrived in RX1 or RX2. */
   async join(opts: { devNonce?: number; listen?: boolean } = {}): Promise<boolean> {
     const { devEui, joinEui, appKey } = this.keys;
@@ -184,6 +187,13 @@ export class SimDevice {
         this.fCntUp = 0;
         this.fCntDown = 0;
         this.rx1DelayS = ja.rxDelay || 1;
+        // CFList type 0 (RP002 §2.4.4): five 24-bit LE frequencies in 100 Hz, 0 = unused.
+        this.extraChannels = [];
+        if (ja.cfList.length === 16 && ja.cfList[15] === 0)
+          for (let i = 0; i < 15; i += 3) {
+            const f = ja.cfList.readUIntLE(i, 3);
+            if (f) this.extraChannels.push(f / 10_000);
+          }
         ok = true;
         return true;
       },

@@ -34,6 +34,10 @@ export interface ForwarderOptions {
   gatewayEui: string;
   version?: 1 | 2;
   keepaliveMs?: number;
+  /** Local address to send from (default 127.0.0.1; any 127.x for a second "host" in tests). */
+  bind?: string;
+  /** Send the first PULL_DATA on start (default true). */
+  pullOnStart?: boolean;
   /** Called for every downlink the concentrator puts on the air. */
   onAir?: (f: AirFrame) => void;
 }
@@ -63,10 +67,10 @@ export class SimForwarder {
 
   async start(): Promise<void> {
     const s = createSocket("udp4");
-    await new Promise<void>((resolve) => s.bind(0, "127.0.0.1", () => resolve()));
+    await new Promise<void>((resolve) => s.bind(0, this.opts.bind ?? "127.0.0.1", () => resolve()));
     s.on("message", (m) => this.onMessage(m));
     this.socket = s;
-    await this.pull();
+    if (this.opts.pullOnStart !== false) await this.pull();
     this.keepalive = setInterval(
       () => void this.pull().catch(() => undefined),
       this.opts.keepaliveMs ?? 5000,

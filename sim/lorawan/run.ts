@@ -70,7 +70,8 @@ export function driverBlock(o: SeededFleet & { abp: boolean; port: number }): st
   const block = {
     id: "lorawan",
     driver: "lorawan",
-    listen: { host: "0.0.0.0", port: o.port },
+    // The concentrators of this simulator run on this host: loopback (README, "Concentrators").
+    listen: { host: "127.0.0.1", port: o.port },
     profiles: Object.fromEntries(
       kinds.map((k) => [
         `sim-${k}`,

@@ -58,7 +58,9 @@ describe("lorawan config", () => {
   it("fills defaults", () => {
     const c = lorawanDriverSchema.parse({ id: "l", driver: "lorawan", devices: [dev] });
     expect(c).toMatchObject({
-      listen: { host: "0.0.0.0", port: 1700 },
+      listen: { host: "127.0.0.1", port: 1700 },
+      gateways: { allow: [], max: 16, rebind_after: 120_000 },
+      event_interval: 60_000,
       net_id: "000000",
       rx1_delay_s: 1,
       rx2_dr: 0,
@@ -131,6 +133,27 @@ describe("lorawan config", () => {
     expect(issues({ id: "l", driver: "lorawan", devices: [dev, { ...dev, id: "d2" }] })).toEqual([
       "devices.1.dev_eui: dev_eui 0004a30b001c0530 is already used by devices[0]",
     ]);
+    // A listener open to the network needs registered concentrators (issue 14.4).
+    expect(issues({ id: "l", driver: "lorawan", listen: { host: "0.0.0.0" } })).toEqual([
+      "gateways.allow: listen.host 0.0.0.0 accepts packet forwarders from the network, which the Semtech UDP protocol does not authenticate: list the concentrators' EUIs in gateways.allow, or listen on 127.0.0.1 when the concentrator is in the box",
+    ]);
+    expect(
+      issues({
+        id: "l",
+        driver: "lorawan",
+        listen: { host: "0.0.0.0" },
+        gateways: { allow: ["AA555A0000000000", { eui: "aa555a0000000000", address: "10.1" }] },
+      }),
+    ).toEqual([
+      'gateways.allow.1: expected a gateway EUI (16 hexadecimal digits) or { eui, address, name } with address an IPv4 or IPv6 address, e.g. { eui: aa555a0000000000, address: "127.0.0.1" }',
+    ]);
+    expect(
+      issues({
+        id: "l",
+        driver: "lorawan",
+        gateways: { allow: ["AA555A0000000000", { eui: "aa555a0000000000" }] },
+      }),
+    ).toEqual(["gateways.allow.1: gateway aa555a0000000000 is listed twice"]);
     // Unknown keys are errors (a typo must not be silently ignored).
     expect(issues({ id: "l", driver: "lorawan", dedup: "1s" }).join()).toMatch(/dedup/);
     expect(
