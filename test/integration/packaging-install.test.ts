@@ -107,9 +107,9 @@ async function rebuilt(suffix: string): Promise<string> {
     readFileSync(control, "utf8").replace(/^Version: .*$/m, `Version: ${pkg.version}+${suffix}`),
   );
   writeFileSync(join(dir, "usr/lib/eclor-edge/REBUILT"), `${suffix}\n`);
-  const out = join(root, `tmp/${suffix}.deb`);
+  const out = join(root, `var/tmp/${suffix}.deb`);
   await ok("dpkg-deb", ["--root-owner-group", "-Zgzip", "-b", dir, out]);
-  return `/tmp/${suffix}.deb`;
+  return `/var/tmp/${suffix}.deb`;
 }
 
 /**
@@ -313,8 +313,9 @@ describe("Debian package, image build (chroot: no systemd running)", () => {
   it(
     "installs: user in dialout, state dir, config validated, service not started on the example",
     async () => {
-      copyFileSync(join(tmp, debName), join(root, "tmp", debName));
-      const r = await okInRoot(`apt-get install -y -q --no-install-recommends /tmp/${debName}`);
+      // /var/tmp: the booted Debian 13 mounts a tmpfs on /tmp.
+      copyFileSync(join(tmp, debName), join(root, "var/tmp", debName));
+      const r = await okInRoot(`apt-get install -y -q --no-install-recommends /var/tmp/${debName}`);
       expect(r.stdout).toMatch(/still the example shipped by the package; the service is NOT/);
 
       const v = await okInRoot("eclor-edge --version");
@@ -388,7 +389,7 @@ describe("Debian package, image build (chroot: no systemd running)", () => {
       expect(readFileSync(join(root, "var/lib/eclor-edge/store.db"), "utf8")).toBe("readings");
       expect(existsSync(join(root, "etc/eclor-edge/config.yaml"))).toBe(true);
 
-      const r = await okInRoot("dpkg -i /tmp/rebuild1.deb");
+      const r = await okInRoot("dpkg -i /var/tmp/rebuild1.deb");
       expect(r.stdout).toMatch(/config\.yaml is valid\./);
       expect((await inRoot("systemctl is-enabled eclor-edge.service")).stdout.trim()).toBe(
         "enabled",
@@ -423,7 +424,7 @@ describe("Debian package, image build (chroot: no systemd running)", () => {
         "printf '[Service]\\nEnvironment=ECLOR_MQTT_PASSWORD=from-image-build\\n' > /etc/systemd/system/eclor-edge.service.d/secret.conf";
       // The defect: dpkg asks about the existing file, reads EOF, leaves the package unconfigured.
       await okInRoot(seed);
-      const plain = await inRoot(`dpkg -i /tmp/${debName} </dev/null`);
+      const plain = await inRoot(`dpkg -i /var/tmp/${debName} </dev/null`);
       expect(plain.code).not.toBe(0);
       expect(plain.stdout + plain.stderr).toMatch(/config\.yaml|conffile/);
       const half = await inRoot("dpkg-query -W -f='${Status}' eclor-edge");
@@ -437,7 +438,7 @@ describe("Debian package, image build (chroot: no systemd running)", () => {
       await okInRoot(seed);
       const r = await okInRoot(
         "apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef " +
-          `-o Dpkg::Options::=--force-confold /tmp/${debName} </dev/null`,
+          `-o Dpkg::Options::=--force-confold /var/tmp/${debName} </dev/null`,
       );
       // Validated offline with the drop-in's environment (no systemd running in a chroot).
       expect(r.stdout).toMatch(/config\.yaml is valid\./);
@@ -570,7 +571,7 @@ describe("Debian package on a running systemd (the root booted with systemd-nspa
       await booted!.okSh(
         "systemctl stop eclor-edge && rm -rf /var/lib/eclor-edge && " +
           `cp -a /var/lib/eclor-edge.bak-${pkg.version}+rebuild2 /var/lib/eclor-edge && ` +
-          "apt-get install -y -q --allow-downgrades /tmp/rebuild2.deb",
+          "apt-get install -y -q --allow-downgrades /var/tmp/rebuild2.deb",
       );
       await waitFor(isActive, MIN, "active after the rollback");
       expect((await booted!.okSh("dpkg-query -W -f='${Version}' eclor-edge")).stdout).toBe(
@@ -591,7 +592,7 @@ describe("Debian package on a running systemd (the root booted with systemd-nspa
     "a disabled, stopped service stays stopped across an upgrade (the administrator's choice)",
     async () => {
       await booted!.okSh("systemctl disable --now eclor-edge");
-      const r = await booted!.okSh("dpkg -i /tmp/rebuild3.deb");
+      const r = await booted!.okSh("dpkg -i /var/tmp/rebuild3.deb");
       expect(r.stdout).toMatch(/config\.yaml is valid\./);
       expect(await isActive()).toBe(false);
       expect((await booted!.sh("systemctl is-enabled eclor-edge")).stdout.trim()).toBe("disabled");

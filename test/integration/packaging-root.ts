@@ -114,22 +114,27 @@ export class BootedRoot {
         root,
         `--machine=eclor-${basename(dirname(root)).replace(/[^A-Za-z0-9-]/g, "")}`,
         "--boot",
+        // No machined and no system bus on the host: do not register, and stay in the caller's
+        // unit instead of asking the host's systemd for a scope (nspawn fails otherwise).
         "--register=no",
-        "--console=passive",
+        "--keep-unit",
       ],
       { stdio: ["ignore", "pipe", "pipe"], env: debianEnv },
     );
     let log = "";
     proc.stdout?.on("data", (d: Buffer) => (log += d.toString()));
     proc.stderr?.on("data", (d: Buffer) => (log += d.toString()));
-    // nspawn forks once (its inner child), which execs the container's systemd.
+    // The container's PID 1 is a child of nspawn (in some setups of its inner child).
     const init = await waitFor(
       async () => {
         if (proc.exitCode !== null) throw new Error(`systemd-nspawn exited: ${log}`);
-        for (const inner of await children(proc.pid!)) {
-          for (const pid of await children(inner)) {
-            const comm = readFileSync(`/proc/${pid}/comm`, "utf8").trim();
-            if (comm === "systemd") return pid;
+        const kids = await children(proc.pid!);
+        const grandkids = (await Promise.all(kids.map(children))).flat();
+        for (const pid of [...kids, ...grandkids]) {
+          try {
+            if (readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "systemd") return pid;
+          } catch {
+            // exited meanwhile
           }
         }
         return 0;
