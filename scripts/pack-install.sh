@@ -52,7 +52,28 @@ npm rebuild --no-audit --no-fund --loglevel=error >&2 || {
 find node_modules -type d \( -path '*/build/Release/obj' -o -path '*/build/Release/obj.target' \
   -o -path '*/build/Release/.deps' \) -prune -exec rm -rf {} +
 find node_modules -path '*/build/Release/*' \( -name '*.a' -o -name 'test_extension.node' \) -delete
-rm -rf node_modules/better-sqlite3/deps node_modules/better-sqlite3/src
+rm -rf node_modules/better-sqlite3/deps node_modules/better-sqlite3/src node_modules/@serialport/bindings-cpp/src
+# Prebuilt binaries for other systems (@serialport/bindings-cpp ships Windows, macOS, Android,
+# other CPUs and musl builds; node-gyp-build picks prebuilds/<platform>-<arch> at run time).
+plat=$(node -p 'process.platform + "-" + process.arch')
+glibc=$(node -p 'process.report.getReport().header.glibcVersionRuntime ? "yes" : "no"')
+find node_modules -type d -name prebuilds -prune | while read -r d; do
+  find "$d" -mindepth 1 -maxdepth 1 -type d ! -name "$plat" -exec rm -rf {} +
+  if [ "$glibc" = yes ]; then find "$d" -name '*.musl.node' -delete; fi
+done
+# Native modules without their symbol tables (debugging symbols are of no use on a gateway).
+if command -v strip >/dev/null; then
+  find node_modules -name '*.node' -type f -exec strip --strip-unneeded {} +
+fi
+# Documentation, TypeScript sources/declarations and source maps of the dependencies are not
+# used at run time; licence texts stay (LICENSE.md & co).
+find node_modules -type f \( -name '*.md' -o -name '*.markdown' -o -name '*.ts' -o -name '*.mts' \
+  -o -name '*.cts' -o -name '*.map' \) ! -iname 'licen[cs]e*' ! -iname 'copying*' \
+  ! -iname 'notice*' -delete
+# Nor their development files (linters, VCS, CI, npm's own) and HTML documentation sites.
+find node_modules -type f \( -name '.npmignore' -o -name '.eslintrc*' -o -name '.git*' \
+  -o -name '.travis.yml' -o -name '.editorconfig' -o -name '.prettierrc*' -o -name '.jshintrc' \
+  -o -name '.nycrc*' -o -name '*.html' \) -delete
 # npm marks bins executable when it links them; nothing links ours here (it is the root).
 node -e 'for (const f of Object.values(require("./package.json").bin ?? {})) require("fs").chmodSync(f, 0o755)'
 rm -f package-lock.json

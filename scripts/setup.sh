@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Real broker, ptys, an independent Modbus peer and master, certificates, systemd tools,
-# debootstrap for the package install test, the sd_notify build dependencies.
-want=(mosquitto socat python3-pymodbus python3-serial-asyncio mbpoll openssl systemd debootstrap libsystemd-dev pkg-config dpkg-dev)
+# debootstrap and systemd-nspawn (boots the Debian root) for the package install test, lintian,
+# the sd_notify build dependencies, binutils (strip) and dpkg-dev (dpkg-shlibdeps) for the .deb.
+want=(mosquitto socat python3-pymodbus python3-serial-asyncio mbpoll openssl systemd systemd-container debootstrap lintian libsystemd-dev pkg-config dpkg-dev binutils)
 need=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")

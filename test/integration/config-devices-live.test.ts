@@ -1,9 +1,10 @@
 /**
  * Remote configuration of one device of a Modbus bus, applied in place (Driver.reconfigure):
  * two simulated devices on one TCP simulator, a real Mosquitto, the agent in-process. Changing
- * one device's point map restarts that device only — the other one's poller never stops: its
- * readings keep their 100 ms rhythm and it sends no offline/online event — and the result says
- * so. A change to the bus settings still restarts the whole driver, which the same observations
+ * one device's point map restarts that device only — the other one's poller never stops: it is
+ * the same poller object, still polling, and it sends no offline/online event — and the result
+ * says so. (Whether its rhythm stays even is a timing figure, for bench/, not for a test that must
+ * pass on a loaded machine.) A change to the bus settings still restarts the whole driver, which the same observations
  * detect (they are what would fail if the in-place path restarted everything).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -64,22 +65,23 @@ const onOff = (device: string, since: number) =>
     .filter((e) => e.device === device && e.ts >= since)
     .filter((e) => e.type === "device_online" || e.type === "device_offline");
 
-/** Largest pause between consecutive acquisitions of `device/point` in [from, to]. */
-function longestPause(device: string, point: string, from: number, to: number): number {
-  const ts = readings
-    .filter((r) => r.device === device && r.point === point && r.ts >= from && r.ts <= to)
-    .map((r) => r.ts);
-  expect(ts.length).toBeGreaterThan(5);
-  let max = 0;
-  for (let i = 1; i < ts.length; i++) max = Math.max(max, ts[i]! - ts[i - 1]!);
-  return max;
+/**
+ * The driver's poller object for m1 (ModbusDriver keeps one ModbusDevice per device and creates a
+ * new one when it restarts the device or the driver); private fields, hence the casts.
+ */
+function m1Poller(): unknown {
+  const drivers = (rig.run.agent as unknown as { driverList: { id: string }[] }).driverList;
+  const bus = drivers.find((d) => d.id === "bus") as unknown as { devices: Map<string, unknown> };
+  const p = bus.devices.get("m1");
+  expect(p).toBeDefined();
+  return p;
 }
 
 describe("config/set of one device on a shared bus", () => {
-  it("restarts only the changed device; the other keeps polling without a pause or an event", async () => {
+  it("restarts only the changed device; the other keeps its poller, polling, without an event", async () => {
     await waitFor(() => readings.some((r) => r.device === "m2"), 10_000, "m2 polled");
-    await new Promise((r) => setTimeout(r, 1000)); // a steady rhythm before the change
     const m1Requests = m1Unit.requests;
+    const m1Before = m1Poller();
     const stateBefore = lastBody<{ config_version: string }>("state")!.config_version;
     const t0 = Date.now();
     const r = await rig.hv.request(
@@ -123,19 +125,25 @@ describe("config/set of one device on a shared bus", () => {
     expect(stateAfter).not.toBe(stateBefore);
     // …it was really restarted (a new poller announces itself)…
     expect(onOff("m2", t0).map((e) => e.type)).toEqual(["device_online"]);
-    await new Promise((r) => setTimeout(r, 1000));
-    // …while m1 was never interrupted: same rhythm across the change, no event.
-    expect(longestPause("m1", "r0", t0 - 1000, Date.now())).toBeLessThan(500); // 100 ms polls; slack for a loaded CI machine
-    expect(onOff("m1", t0)).toEqual([]);
-    // …and the simulator saw it: at least 70 % of the polls a 100 ms rhythm gives since t0.
-    expect(m1Unit.requests - m1Requests).toBeGreaterThanOrEqual(
-      Math.floor((0.7 * (Date.now() - t0)) / 100),
+    // …while m1 was never interrupted: the very same poller (a restart creates a new one), never
+    // stopped, still polling the simulator after the change, and no event. Conditions, not a
+    // measured rhythm: a loaded machine delays polls without restarting anything.
+    expect(m1Poller()).toBe(m1Before);
+    expect((m1Before as { stopped: boolean }).stopped).toBe(false);
+    const tDone = Date.now();
+    await waitFor(
+      () => readings.some((x) => x.device === "m1" && x.point === "r0" && x.ts > tDone),
+      10_000,
+      "m1 polled after the change",
     );
+    expect(m1Unit.requests).toBeGreaterThan(m1Requests);
+    expect(onOff("m1", t0)).toEqual([]);
   }, 30_000);
 
   it("a change of the bus settings restarts the whole driver (and the same checks see it)", async () => {
     const next = cfg(3);
     next.drivers[0].timeout_ms = 300;
+    const before = m1Poller();
     const t0 = Date.now();
     const r = await rig.hv.request(
       "config/set",
@@ -148,5 +156,7 @@ describe("config/set of one device on a shared bus", () => {
     });
     await waitFor(() => onOff("m1", t0).length > 0, 5000, "m1 restarted");
     expect(onOff("m1", t0).map((e) => e.type)).toEqual(["device_online"]);
+    // The identity check of the first test sees a restart: m1 has a new poller.
+    expect(m1Poller()).not.toBe(before);
   }, 30_000);
 });

@@ -9,13 +9,14 @@
  * Slow by nature (compiling SQLite, downloading Debian): a few minutes, all in one temp dir that
  * is removed at the end; nothing is mounted into the Debian root.
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import {
   copyFileSync,
   cpSync,
   existsSync,
   lstatSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   readlinkSync,
   rmSync,
@@ -27,6 +28,9 @@ import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildStageInstallStep, repoRoot } from "./packaging-dockerfile.js";
+import { waitFor } from "../helpers/ports.js";
+import { BootedRoot, chrootShell, debianRoot, ok, run } from "./packaging-root.js";
+import { SiteRig } from "./packaging-site.js";
 
 const pkg = JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as {
   version: string;
@@ -37,49 +41,76 @@ const prefix = join(tmp, "install"); // the Dockerfile's $PREFIX
 const root = join(tmp, "trixie");
 const debName = `eclor-edge_${pkg.version}_${arch}.deb`;
 const MIN = 60_000;
+const { inRoot, okInRoot } = chrootShell(root);
 
-/** A clean environment for Debian tools: nothing of this test runner leaks into the chroot. */
-const debianEnv = {
-  PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-  LANG: "C.UTF-8",
-  DEBIAN_FRONTEND: "noninteractive",
-};
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(
-  cmd: string,
-  args: string[],
-  opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
-): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { ...opts, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-async function ok(cmd: string, args: string[], opts: Parameters<typeof run>[2] = {}) {
-  const r = await run(cmd, args, opts);
-  if (r.code !== 0) {
-    throw new Error(`${cmd} ${args.join(" ")} exited ${r.code}\n${r.stdout}\n${r.stderr}`);
+/** Files the code reads at run time besides dist/ (see drivers/modbus/profiles.ts, codecs.ts). */
+function runtimeFiles(): string[] {
+  const out = ["package.json", "config/schema.json"];
+  for (const kind of readdirSync(join(repoRoot, "drivers"), { withFileTypes: true })) {
+    if (!kind.isDirectory()) continue;
+    for (const [sub, ext] of [
+      ["profiles", ".yaml"],
+      ["codecs", ".js"],
+    ] as const) {
+      const dir = join(repoRoot, "drivers", kind.name, sub);
+      if (!existsSync(dir)) continue;
+      for (const f of readdirSync(dir))
+        if (f.endsWith(ext)) out.push(`drivers/${kind.name}/${sub}/${f}`);
+    }
   }
-  return r;
+  return out;
 }
 
-/** A shell command inside the Debian root. */
-const inRoot = (script: string) =>
-  run("chroot", [root, "/bin/sh", "-ec", script], { env: debianEnv });
-const okInRoot = (script: string) =>
-  ok("chroot", [root, "/bin/sh", "-ec", script], { env: debianEnv });
+/** Every shipped example (config/examples/NAME.yaml, drivers/KIND/sample.yaml), relative paths. */
+function shippedExamples(): string[] {
+  const ex = readdirSync(join(repoRoot, "config/examples"))
+    .filter((f) => f.endsWith(".yaml"))
+    .map((f) => `config/examples/${f}`);
+  const samples = readdirSync(join(repoRoot, "drivers"))
+    .map((k) => `drivers/${k}/sample.yaml`)
+    .filter((f) => existsSync(join(repoRoot, f)));
+  return [...ex, ...samples];
+}
+
+/**
+ * `config validate` of every shipped example from an installed tree inside the Debian root,
+ * with the secrets the samples reference provided as an installer would (environment, key file).
+ */
+async function validateExamples(tree: string) {
+  const files = shippedExamples();
+  const r = await inRoot(
+    "mkdir -p /etc/eclor-edge/keys && echo 000102030405060708090a0b0c0d0e0f > /etc/eclor-edge/keys/mediatheque.key;" +
+      `cd ${tree} && /usr/bin/node dist/agent/main.js config validate ${files.join(" ")} && rc=0 || rc=$?;` +
+      "rm -rf /etc/eclor-edge/keys; exit $rc",
+    {
+      LORA_KEY_CO2_ECOLE: "2b7e151628aed2a6abf7158809cf4f3c",
+      LORA_NWKSKEY_STADE: "2b7e151628aed2a6abf7158809cf4f3d",
+      LORA_APPSKEY_STADE: "2b7e151628aed2a6abf7158809cf4f3e",
+    },
+  );
+  expect(r.stderr).toBe("");
+  expect(r.code).toBe(0);
+  for (const f of files) expect(r.stdout).toMatch(new RegExp(`^ok ${f}: `, "m"));
+  // The profiles and codecs were found: the demo's drivers and devices are all there.
+  expect(r.stdout).toMatch(
+    /^ok config\/examples\/demo\.yaml: gateway demo-mairie, 2 driver\(s\), 5 device\(s\)/m,
+  );
+}
+
+/** A rebuilt package (same content, a higher version and a marker file), for upgrades. */
+async function rebuilt(suffix: string): Promise<string> {
+  const dir = join(tmp, suffix);
+  await ok("dpkg-deb", ["-R", join(tmp, debName), dir]);
+  const control = join(dir, "DEBIAN/control");
+  writeFileSync(
+    control,
+    readFileSync(control, "utf8").replace(/^Version: .*$/m, `Version: ${pkg.version}+${suffix}`),
+  );
+  writeFileSync(join(dir, "usr/lib/eclor-edge/REBUILT"), `${suffix}\n`);
+  const out = join(root, `var/tmp/${suffix}.deb`);
+  await ok("dpkg-deb", ["--root-owner-group", "-Zgzip", "-b", dir, out]);
+  return `/var/tmp/${suffix}.deb`;
+}
 
 /**
  * The Docker build context: the repository minus .dockerignore, copied to the temp dir. Building
@@ -115,29 +146,28 @@ async function dockerfileInstallStep(): Promise<void> {
   });
 }
 
-async function debianRoot(): Promise<void> {
-  await ok("debootstrap", ["--variant=minbase", "trixie", root, "http://deb.debian.org/debian"], {
-    env: debianEnv,
-  });
-  // Debian's own Node (20.19 in trixie) and systemd (to verify the unit with Debian 13's systemd
-  // and to let postinst enable it offline, as in an image build).
-  await okInRoot(
-    "apt-get update -qq && apt-get install -y -qq --no-install-recommends nodejs systemd ca-certificates",
-  );
-}
-
 beforeAll(async () => {
   // Independent and slow (compiling vs downloading): side by side.
   // allSettled: on a failure, wait for the other one too, so afterAll never deletes a folder
   // that debootstrap or npm is still writing to.
-  const results = await Promise.allSettled([dockerfileInstallStep(), debianRoot()]);
+  // Debian's own Node (20.19 in trixie) and systemd (to verify the unit with Debian 13's systemd,
+  // to let postinst enable it offline as in an image build, and to boot the root).
+  const results = await Promise.allSettled([
+    dockerfileInstallStep(),
+    debianRoot(root, ["nodejs", "systemd", "systemd-sysv", "ca-certificates"]),
+  ]);
   for (const r of results) if (r.status === "rejected") throw r.reason;
 }, 20 * MIN);
 
-afterAll(() => {
-  // Nothing was mounted inside the root, so removing the folder is safe and complete.
+let booted: BootedRoot | undefined;
+let site: SiteRig | undefined;
+
+afterAll(async () => {
+  await booted?.stop();
+  await site?.dispose();
+  // Nothing was mounted inside the root (nspawn's mounts end with it), so removing is complete.
   rmSync(tmp, { recursive: true, force: true });
-});
+}, 2 * MIN);
 
 describe("npm pack → production install (the Dockerfile build stage)", () => {
   const bin = join(prefix, "dist/agent/main.js");
@@ -152,6 +182,52 @@ describe("npm pack → production install (the Dockerfile build stage)", () => {
       expect(existsSync(join(prefix, "node_modules", dev)), dev).toBe(false);
     }
     expect(existsSync(join(prefix, "test"))).toBe(false);
+  });
+
+  it("carries every file the code loads at run time (profiles, codecs, examples, samples)", () => {
+    const files = [...runtimeFiles(), ...shippedExamples()];
+    expect(files.filter((f) => f.includes("/profiles/")).length).toBeGreaterThan(0);
+    expect(files.filter((f) => f.includes("/codecs/")).length).toBeGreaterThan(0);
+    const missing = files.filter((f) => !existsSync(join(prefix, f)));
+    expect(missing, "missing from the installed tree").toEqual([]);
+    for (const f of files) {
+      expect(readFileSync(join(prefix, f), "utf8"), f).toBe(
+        readFileSync(join(repoRoot, f), "utf8"),
+      );
+    }
+  });
+
+  it("node_modules without docs, TypeScript or source maps; native modules stripped", async () => {
+    const r = await ok("find", [
+      join(prefix, "node_modules"),
+      "-type",
+      "f",
+      "(",
+      "-name",
+      "*.md",
+      "-o",
+      "-name",
+      "*.ts",
+      "-o",
+      "-name",
+      "*.map",
+      ")",
+      "!",
+      "-iname",
+      "licen[cs]e*",
+    ]);
+    expect(r.stdout.trim()).toBe("");
+    const natives = (await ok("find", [join(prefix, "node_modules"), "-name", "*.node"])).stdout
+      .split("\n")
+      .filter(Boolean);
+    expect(natives.length).toBeGreaterThanOrEqual(3); // better-sqlite3, serialport, sd-notify
+    for (const f of natives) {
+      const elf = await ok("readelf", ["-h", "-S", "-W", f]);
+      expect(elf.stdout, `${f}: unstripped`).not.toMatch(/\.symtab/);
+      expect(elf.stdout, `${f}: another machine's binary`).toMatch(
+        arch === "amd64" ? /Machine:\s+Advanced Micro Devices X86-64/ : /Machine:/,
+      );
+    }
   });
 
   it("eclor-edge --version and config validate work from there", async () => {
@@ -178,18 +254,21 @@ describe("npm pack → production install (the Dockerfile build stage)", () => {
     const r = await ok(process.execPath, ["-e", script], { cwd: prefix });
     expect(r.stdout.trim()).toBe("native ok");
   });
+
+  it("every shipped example validates with the image's tree on Debian 13's node", async () => {
+    cpSync(prefix, join(root, "opt/eclor-edge-image"), { recursive: true });
+    await validateExamples("/opt/eclor-edge-image");
+  });
 });
 
-describe("Debian package in a Debian 13 root", () => {
+describe("Debian package, image build (chroot: no systemd running)", () => {
   it(
-    "npm run package:deb builds eclor-edge_<version>_<arch>.deb",
+    "npm run package:deb builds eclor-edge_<version>_<arch>.deb, Depends from dpkg-shlibdeps",
     async () => {
       const r = await ok(
         "npm",
         ["run", "--silent", "package:deb", "--", "--out", tmp, "--from", prefix],
-        {
-          cwd: repoRoot,
-        },
+        { cwd: repoRoot },
       );
       expect(r.stdout.trim()).toBe(join(tmp, debName));
       const info = await ok("dpkg-deb", ["-f", join(tmp, debName)]);
@@ -197,9 +276,36 @@ describe("Debian package in a Debian 13 root", () => {
         new RegExp(`^Version: ${pkg.version.replaceAll(".", "\\.")}$`, "m"),
       );
       expect(info.stdout).toMatch(new RegExp(`^Architecture: ${arch}$`, "m"));
-      expect(info.stdout).toMatch(/^Depends: nodejs \(>= 20\.19\), nodejs \(<< 21\),/m);
-      const ctl = await ok("dpkg-deb", ["--ctrl-tarfile", join(tmp, debName)]);
-      expect(ctl.code).toBe(0);
+      const depends = /^Depends: (.*)$/m.exec(info.stdout)?.[1] ?? "";
+      // The ABI range of the Node that compiled the native modules, then what they link.
+      expect(depends).toMatch(/^nodejs \(>= 20\.19\), nodejs \(<< 21\), /);
+      expect(depends).toMatch(/\blibc6 \(>= 2\.\d+\)/);
+      expect(depends).toMatch(/\blibstdc\+\+6 \(>= \d+/);
+      expect(depends).toMatch(/\blibsystemd0 \(>= \d+\)/);
+      const files = (await ok("dpkg-deb", ["-c", join(tmp, debName)])).stdout;
+      expect(files).toMatch(/ \.\/usr\/share\/doc\/eclor-edge\/changelog\.gz$/m);
+      expect(files).toMatch(/ \.\/usr\/share\/lintian\/overrides\/eclor-edge$/m);
+    },
+    10 * MIN,
+  );
+
+  it(
+    "lintian: no error or warning left unexplained",
+    async () => {
+      // Overridden tags are in packaging/deb/lintian-overrides, each with its reason.
+      const r = await run("lintian", [
+        "--fail-on",
+        "error,warning",
+        "--tag-display-limit",
+        "0",
+        join(tmp, debName),
+      ]);
+      // lintian's own note when run as root (this test runs as root for chroot and nspawn).
+      const tags = `${r.stdout}${r.stderr}`
+        .split("\n")
+        .filter((l) => l && !/running with root privileges is not recommended/.test(l));
+      expect(tags).toEqual([]);
+      expect(r.code).toBe(0);
     },
     10 * MIN,
   );
@@ -207,8 +313,9 @@ describe("Debian package in a Debian 13 root", () => {
   it(
     "installs: user in dialout, state dir, config validated, service not started on the example",
     async () => {
-      copyFileSync(join(tmp, debName), join(root, "tmp", debName));
-      const r = await okInRoot(`apt-get install -y -q --no-install-recommends /tmp/${debName}`);
+      // /var/tmp: the booted Debian 13 mounts a tmpfs on /tmp.
+      copyFileSync(join(tmp, debName), join(root, "var/tmp", debName));
+      const r = await okInRoot(`apt-get install -y -q --no-install-recommends /var/tmp/${debName}`);
       expect(r.stdout).toMatch(/still the example shipped by the package; the service is NOT/);
 
       const v = await okInRoot("eclor-edge --version");
@@ -237,6 +344,10 @@ describe("Debian package in a Debian 13 root", () => {
     10 * MIN,
   );
 
+  it("every shipped example validates from /usr/lib/eclor-edge", async () => {
+    await validateExamples("/usr/lib/eclor-edge");
+  });
+
   it("Debian 13's systemd accepts the installed unit (verify, nothing on stderr)", async () => {
     const r = await inRoot("systemd-analyze verify /usr/lib/systemd/system/eclor-edge.service");
     expect(r.stderr).toBe("");
@@ -251,17 +362,8 @@ describe("Debian package in a Debian 13 root", () => {
         "sed -i 's/id: example-gateway/id: volmerange-mairie/' /etc/eclor-edge/config.yaml;" +
           "printf 'readings' > /var/lib/eclor-edge/store.db; chown eclor-edge: /var/lib/eclor-edge/store.db",
       );
-      const v2 = join(tmp, "v2");
-      await ok("dpkg-deb", ["-R", join(tmp, debName), v2]);
-      const control = join(v2, "DEBIAN/control");
-      writeFileSync(
-        control,
-        readFileSync(control, "utf8").replace(/^Version: .*$/m, `Version: ${pkg.version}+rebuild1`),
-      );
-      writeFileSync(join(v2, "usr/lib/eclor-edge/REBUILT"), "1\n");
-      await ok("dpkg-deb", ["--root-owner-group", "-Zgzip", "-b", v2, join(root, "tmp/v2.deb")]);
-
-      const r = await okInRoot("dpkg -i /tmp/v2.deb");
+      const v2 = await rebuilt("rebuild1");
+      const r = await okInRoot(`dpkg -i ${v2}`);
       expect(r.stdout).toMatch(/config\.yaml is valid\./);
       const q = await okInRoot("dpkg-query -W -f='${Version}' eclor-edge");
       expect(q.stdout).toBe(`${pkg.version}+rebuild1`);
@@ -287,7 +389,7 @@ describe("Debian package in a Debian 13 root", () => {
       expect(readFileSync(join(root, "var/lib/eclor-edge/store.db"), "utf8")).toBe("readings");
       expect(existsSync(join(root, "etc/eclor-edge/config.yaml"))).toBe(true);
 
-      const r = await okInRoot("dpkg -i /tmp/v2.deb");
+      const r = await okInRoot("dpkg -i /var/tmp/rebuild1.deb");
       expect(r.stdout).toMatch(/config\.yaml is valid\./);
       expect((await inRoot("systemctl is-enabled eclor-edge.service")).stdout.trim()).toBe(
         "enabled",
@@ -309,5 +411,192 @@ describe("Debian package in a Debian 13 root", () => {
       expect(q.code).not.toBe(0);
     },
     10 * MIN,
+  );
+
+  it(
+    "a pre-seeded config: a plain non-interactive dpkg stops at the conffile prompt, " +
+      "--force-confdef --force-confold (documented) keeps it; ${VAR} from a drop-in is seen",
+    async () => {
+      site = await SiteRig.start();
+      writeFileSync(join(root, "etc-preseed.yaml"), site.config());
+      const seed =
+        "mkdir -p /etc/eclor-edge /etc/systemd/system/eclor-edge.service.d && cp /etc-preseed.yaml /etc/eclor-edge/config.yaml && " +
+        "printf '[Service]\\nEnvironment=ECLOR_MQTT_PASSWORD=from-image-build\\n' > /etc/systemd/system/eclor-edge.service.d/secret.conf";
+      // The defect: dpkg asks about the existing file, reads EOF, leaves the package unconfigured.
+      await okInRoot(seed);
+      const plain = await inRoot(`dpkg -i /var/tmp/${debName} </dev/null`);
+      expect(plain.code).not.toBe(0);
+      expect(plain.stdout + plain.stderr).toMatch(/config\.yaml|conffile/);
+      const half = await inRoot("dpkg-query -W -f='${Status}' eclor-edge");
+      expect(half.stdout).not.toMatch(/installed$/);
+      // Recovery (documented): configure it, keeping the pre-seeded file.
+      const fixed = await okInRoot("dpkg --configure --force-confdef --force-confold eclor-edge");
+      expect(fixed.stdout).toMatch(/config\.yaml is valid\./);
+      await okInRoot("dpkg --purge eclor-edge");
+
+      // The documented image-build command.
+      await okInRoot(seed);
+      const r = await okInRoot(
+        "apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef " +
+          `-o Dpkg::Options::=--force-confold /var/tmp/${debName} </dev/null`,
+      );
+      // Validated offline with the drop-in's environment (no systemd running in a chroot).
+      expect(r.stdout).toMatch(/config\.yaml is valid\./);
+      expect(readFileSync(join(root, "etc/eclor-edge/config.yaml"), "utf8")).toBe(site.config());
+      expect((await okInRoot("dpkg-query -W -f='${Status}' eclor-edge")).stdout).toBe(
+        "install ok installed",
+      );
+      expect((await inRoot("systemctl is-enabled eclor-edge.service")).stdout.trim()).toBe(
+        "enabled",
+      );
+      rmSync(join(root, "etc-preseed.yaml"));
+    },
+    10 * MIN,
+  );
+});
+
+describe("Debian package on a running systemd (the root booted with systemd-nspawn)", () => {
+  const agentPid = async () =>
+    Number((await booted!.okSh("systemctl show -p MainPID --value eclor-edge")).stdout.trim());
+  const isActive = async () =>
+    (await booted!.sh("systemctl is-active eclor-edge || true")).stdout.trim() === "active";
+
+  it(
+    "boots, the enabled service starts on the demo config: Modbus readings and LoRaWAN codec decodes reach the broker",
+    async () => {
+      booted = await BootedRoot.boot(root);
+      await waitFor(isActive, 2 * MIN, "eclor-edge active after boot");
+      site!.startLorawan();
+      await site!.waitTelemetry(
+        (n, v) => n === "compteur/voltage_l1" && typeof v === "number" && v > 200,
+        "an SDM630 voltage",
+      );
+      await site!.waitTelemetry(
+        (n, v) => n === "co2-salle-conseil/co2" && typeof v === "number",
+        "an AM103 CO2 decoded by its codec",
+      );
+      await site!.waitTelemetry(
+        (n) => n === "passages-mairie/total_in",
+        "a VS350 count decoded by its codec",
+      );
+      const st = await booted.sh("eclor-edge status --json");
+      expect(st.code, st.stdout + st.stderr).toBe(0);
+      expect(booted.log()).not.toMatch(/eclor-edge\.service.*[Ff]ailed/);
+    },
+    5 * MIN,
+  );
+
+  it(
+    "errors reach the journal with their priority: journalctl -p err shows them, not info",
+    async () => {
+      await site!.broker.stop();
+      try {
+        await waitFor(
+          async () =>
+            (await booted!.sh("journalctl -u eclor-edge -p err -o cat --no-pager")).stdout.match(
+              /ECONNREFUSED|connect/i,
+            ),
+          2 * MIN,
+          "the uplink's connection error in journalctl -p err",
+        );
+      } finally {
+        await site!.broker.start();
+      }
+      const err = (await booted!.okSh("journalctl -u eclor-edge -p err -o cat --no-pager")).stdout;
+      for (const line of err.split("\n").filter((l) => l.startsWith("{"))) {
+        expect((JSON.parse(line) as { level: number }).level).toBeGreaterThanOrEqual(50);
+      }
+      const info = (await booted!.okSh("journalctl -u eclor-edge -p info -o cat --no-pager"))
+        .stdout;
+      expect(info).toMatch(/"level":30/);
+    },
+    3 * MIN,
+  );
+
+  it("sandbox: /etc/eclor-edge read-only for the service, the store writable, MemoryMax set", async () => {
+    const pid = await agentPid();
+    const w = await booted!.sh(`nsenter -t ${pid} -m -- touch /etc/eclor-edge/written-by-agent`);
+    expect(w.code).not.toBe(0);
+    expect(w.stderr).toMatch(/Read-only file system/);
+    await booted!.okSh(
+      `nsenter -t ${pid} -m -- touch /var/lib/eclor-edge/written-by-agent && rm /var/lib/eclor-edge/written-by-agent`,
+    );
+    const show = await booted!.okSh("systemctl show -p MemoryMax -p DeviceAllow eclor-edge");
+    expect(show.stdout).toMatch(/^MemoryMax=536870912$/m);
+    expect(show.stdout).toMatch(/char-ttySC rw/);
+  });
+
+  it(
+    "an upgrade of the running service, its ${VAR} secret set by `systemctl edit`: running afterwards",
+    async () => {
+      // The secret now only in the drop-in `systemctl edit` writes (override.conf).
+      await booted!.okSh(
+        "rm /etc/systemd/system/eclor-edge.service.d/secret.conf && " +
+          "printf '[Service]\\nEnvironment=ECLOR_MQTT_PASSWORD=set-by-systemctl-edit\\n' | systemctl edit --stdin eclor-edge && " +
+          "systemctl restart eclor-edge",
+      );
+      await waitFor(isActive, MIN, "active after the restart");
+      const before = await agentPid();
+      const v2 = await rebuilt("rebuild2");
+      const r = await booted!.okSh(`dpkg -i ${v2}`);
+      expect(r.stdout).toMatch(/config\.yaml is valid\./);
+      expect(r.stdout).not.toMatch(/NOT started/);
+      await waitFor(isActive, MIN, "active after the upgrade");
+      expect(await agentPid()).not.toBe(before);
+      expect(readFileSync(join(root, "usr/lib/eclor-edge/REBUILT"), "utf8")).toBe("rebuild2\n");
+      const since = site!.seen();
+      await site!.waitTelemetry(
+        (n) => n === "compteur/voltage_l1",
+        "readings after the upgrade",
+        since,
+      );
+    },
+    5 * MIN,
+  );
+
+  it(
+    "the documented backup (stop, copy), upgrade: running again; rollback (restore, previous package): running",
+    async () => {
+      await booted!.okSh(
+        "touch /var/lib/eclor-edge/before-backup && chown eclor-edge: /var/lib/eclor-edge/before-backup && " +
+          `systemctl stop eclor-edge && cp -a /var/lib/eclor-edge /var/lib/eclor-edge.bak-${pkg.version}+rebuild2`,
+      );
+      const v3 = await rebuilt("rebuild3");
+      const up = await booted!.okSh(`apt-get install -y -q ${v3}`);
+      expect(up.stdout).toMatch(/config\.yaml is valid\./);
+      await waitFor(isActive, MIN, "active after the upgrade that followed the backup");
+      await booted!.okSh("rm /var/lib/eclor-edge/before-backup");
+
+      // Rollback, as docs/operations.md says.
+      await booted!.okSh(
+        "systemctl stop eclor-edge && rm -rf /var/lib/eclor-edge && " +
+          `cp -a /var/lib/eclor-edge.bak-${pkg.version}+rebuild2 /var/lib/eclor-edge && ` +
+          "apt-get install -y -q --allow-downgrades /var/tmp/rebuild2.deb",
+      );
+      await waitFor(isActive, MIN, "active after the rollback");
+      expect((await booted!.okSh("dpkg-query -W -f='${Version}' eclor-edge")).stdout).toBe(
+        `${pkg.version}+rebuild2`,
+      );
+      expect(existsSync(join(root, "var/lib/eclor-edge/before-backup"))).toBe(true);
+      const since = site!.seen();
+      await site!.waitTelemetry(
+        (n) => n === "compteur/voltage_l1",
+        "readings after the rollback",
+        since,
+      );
+    },
+    5 * MIN,
+  );
+
+  it(
+    "a disabled, stopped service stays stopped across an upgrade (the administrator's choice)",
+    async () => {
+      await booted!.okSh("systemctl disable --now eclor-edge");
+      const r = await booted!.okSh("dpkg -i /var/tmp/rebuild3.deb");
+      expect(r.stdout).toMatch(/config\.yaml is valid\./);
+      expect(await isActive()).toBe(false);
+      expect((await booted!.sh("systemctl is-enabled eclor-edge")).stdout.trim()).toBe("disabled");
+    },
+    3 * MIN,
   );
 });

@@ -78,7 +78,11 @@ describe("systemd units", () => {
 
   it("runs node directly as the main PID, Type=notify with watchdog, restarts forever", () => {
     expect(values(notifyUnit, "ExecStart")).toEqual([
-      "/usr/bin/node /usr/lib/eclor-edge/dist/agent/main.js run --config /etc/eclor-edge/config.yaml",
+      "/usr/bin/node --max-old-space-size=256 /usr/lib/eclor-edge/dist/agent/main.js run --config /etc/eclor-edge/config.yaml",
+    ]);
+    // Waits for NTP at most 60 s, never fails the start for it (see the unit's comment).
+    expect(values(notifyUnit, "ExecStartPre")).toEqual([
+      "-+/usr/bin/timeout 60s /usr/lib/systemd/systemd-time-wait-sync",
     ]);
     expect(values(notifyUnit, "Type")).toEqual(["notify"]);
     expect(values(notifyUnit, "NotifyAccess")).toEqual(["main"]);
@@ -95,7 +99,11 @@ describe("systemd units", () => {
       "ProtectSystem=strict",
       "StateDirectory=eclor-edge",
       "RuntimeDirectory=eclor-edge",
-      "ConfigurationDirectory=eclor-edge",
+      "ReadOnlyPaths=/etc/eclor-edge",
+      "MemoryMax=512M",
+      "DeviceAllow=char-ttySC rw",
+      "DeviceAllow=char-ttymxc rw",
+      "DeviceAllow=char-ttyLP rw",
       "NoNewPrivileges=yes",
       "CapabilityBoundingSet=",
       "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK",
@@ -104,6 +112,8 @@ describe("systemd units", () => {
     ]) {
       expect(s).toContain(line);
     }
+    // ConfigurationDirectory= would make /etc/eclor-edge writable under ProtectSystem=strict.
+    expect(s.filter((l) => l.startsWith("ConfigurationDirectory"))).toEqual([]);
   });
 
   it("the Type=exec variant differs only in readiness and watchdog settings", () => {

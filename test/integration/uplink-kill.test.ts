@@ -137,10 +137,11 @@ control: { socket: ${join(dir, "control.sock")} }
   const { proc, log } = spawnAgent(config);
   await waitFor(() => distinct() === N, 90_000, "the whole backlog");
   proc.kill("SIGTERM");
-  const t0 = Date.now();
+  // "Within a few seconds" (issue 3): the daemon bounds its own clean stop (agent/agent.ts: after
+  // 8 s it logs "clean stop took longer than 8 s" and exits 1), so exit 0 means the clean stop
+  // finished within the bound, measured by the agent and not by this loaded test machine.
   expect(await exited(proc), log()).toBe(0);
-  // "Within a few seconds" (issue 3); the bound is loose because CI machines are shared and noisy.
-  expect(Date.now() - t0).toBeLessThan(8000);
+  expect(log()).not.toMatch(/clean stop took longer/);
   await waitFor(
     () => rx.state.some((s) => (s as { reason?: string }).reason === "shutdown"),
     5000,

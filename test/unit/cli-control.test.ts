@@ -218,7 +218,10 @@ describe("control server", () => {
     const s = c.stream<{ line: string }>("logs", { lines: 0, follow: true }, (d) =>
       followed.push(d.line),
     );
-    await new Promise((res) => setTimeout(res, 50));
+    // Write only once the server follows the ring (the handler subscribes after the request
+    // arrives); LogRing keeps its emitter private, hence the cast.
+    const ring = backend.logs as unknown as { emitter: { listenerCount(e: string): number } };
+    await waitFor(() => ring.emitter.listenerCount("line") === 1, 10_000, "log follower");
     backend.logs.write('{"level":30,"time":3,"msg":"three"}\n');
     await waitFor(() => followed.length === 1, 2000, "followed line");
     await s.cancel();
