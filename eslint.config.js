@@ -1,6 +1,6 @@
 // Type-aware lint: typescript-eslint needs the TypeScript JS API, which TypeScript 7 no longer
 // ships, so the project pins TypeScript 5.9 for both tsc and the linter (see README, Development).
-// Import cycles are checked by `npm run lint:cycles` (dpdm, runtime imports only), part of `lint`.
+// Import cycles: `npm run lint:cycles` (dpdm, runtime imports only), run by `npm run lint`.
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 

@@ -29,7 +29,7 @@ import { loadProvisioner, type ProvisionStep } from "./hooks.js";
 import { createLogger } from "./log.js";
 import { Pipeline, rulesFromConfig, type Stage } from "./pipeline/index.js";
 import { Store, type StoredListener } from "./store/index.js";
-import { Uplink, type CommandHandler, type UplinkIdentity } from "./uplink/index.js";
+import { Uplink, type CommandHandler } from "./uplink/index.js";
 import { VERSION } from "./version.js";
 
 export interface AgentOptions {
