@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Real broker, ptys, an independent Modbus peer and master, certificates, systemd tools,
-# debootstrap for the package install test, the sd_notify build dependencies.
-want=(mosquitto socat python3-pymodbus python3-serial-asyncio mbpoll openssl systemd debootstrap libsystemd-dev pkg-config dpkg-dev)
+# debootstrap for the package install test, the sd_notify build dependencies, and the
+# filesystem tools the gateway image is built with (packaging/image/).
+want=(mosquitto socat python3-pymodbus python3-serial-asyncio mbpoll openssl systemd debootstrap libsystemd-dev pkg-config dpkg-dev dosfstools mtools fdisk xz-utils e2fsprogs)
 need=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")

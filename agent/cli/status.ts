@@ -1,5 +1,7 @@
 /** `eclor-edge status`: is the box healthy? Uplink, store, each driver and device. */
+import { readFileSync } from "node:fs";
 import type { Command } from "commander";
+import { EdgeError, ErrorCode, isEdgeError } from "../../core/errors.js";
 import type { StatusView } from "../control/backend.js";
 import { type AgentOptions, withAgent, withAgentOptions } from "./agent-conn.js";
 import { ago, bytes, duration, table, timestamp } from "./format.js";
@@ -85,7 +87,20 @@ export function registerStatusCommand(program: Command): void {
       if (opts.json) printJson(s);
       else process.stdout.write(`${renderStatus(s)}\n`);
     } catch (e) {
-      fail(e, opts.json);
+      const waiting = isEdgeError(e) && e.code === ErrorCode.AgentNotRunning && waitingForBundle();
+      fail(waiting ? new EdgeError(ErrorCode.AgentNotRunning, waiting) : e, opts.json);
     }
   });
+}
+
+/** Written by the gateway image's first-boot unit (packaging/image/firstboot.sh) while it has
+ * no provisioning bundle: the agent is not running yet, on purpose. */
+export const WAITING_FOR_BUNDLE = "/run/eclor-edge/waiting-for-bundle";
+
+function waitingForBundle(): string | undefined {
+  try {
+    return `not enrolled yet: ${readFileSync(WAITING_FOR_BUNDLE, "utf8").trim()}`;
+  } catch {
+    return undefined;
+  }
 }
