@@ -123,6 +123,9 @@ mkdir -p "$esp/EFI/BOOT" "$esp/loader/entries" "$esp/eclor-edge"
 cp "$root/usr/lib/systemd/boot/efi/systemd-boot$efiarch.efi" "$esp/EFI/BOOT/BOOT${efiarch^^}.EFI"
 cp "$root/boot/vmlinuz-$kver" "$esp/vmlinuz"
 cp "$root/boot/initrd.img-$kver" "$esp/initrd.img"
+# The boot loader reads the initrd from the ESP only: no second copy on the root filesystem
+# (the kernel hook installed by configure-root.sh keeps the ESP current on kernel upgrades).
+rm -f "$root/boot/initrd.img-$kver"
 printf 'default eclor.conf\ntimeout 0\n' >"$esp/loader/loader.conf"
 cat >"$esp/loader/entries/eclor.conf" <<ENTRY
 title   eclor-edge gateway ($version, Debian 13, $kver)
@@ -133,18 +136,20 @@ ENTRY
 cp "$here/boot-README.txt" "$esp/eclor-edge/README.txt"
 
 # Sizes: the root filesystem is made with room to spare, shrunk to its minimum, then given
-# 48 MiB of free space; it grows to the whole card on first boot (systemd-repart +
+# 32 MiB of free space; it grows to the whole card on first boot (systemd-repart +
 # x-systemd.growfs, see configure-root.sh), so the image itself carries no empty space.
-esp_mib=128
+esp_mib=96
 mkfs.vfat -C -F 32 -n ECLOR-BOOT "$work/esp.img" $((esp_mib * 1024)) >/dev/null
 mcopy -s -i "$work/esp.img" "$esp"/* ::/
-mke2fs -q -t ext4 -L eclor-root -i 32768 -J size=16 -d "$root" "$work/root.img" \
-  "$(( $(du -sm "$root" | cut -f1) * 3 / 2 + 128 ))M"
+# Inodes for twice the files it holds (the default ratio would spend ~60 MiB on inode tables).
+inodes=$(( $(find "$root" -xdev | wc -l) * 2 + 10000 ))
+mke2fs -q -t ext4 -L eclor-root -N "$inodes" -m 1 -J size=16 -d "$root" "$work/root.img" \
+  "$(( $(du -sm "$root" | cut -f1) * 3 / 2 + 128 ))M" >&2
 e2fsck -fy "$work/root.img" >/dev/null || [ $? -le 1 ]
 resize2fs -M "$work/root.img" >/dev/null 2>&1
 min_blocks=$(dumpe2fs -h "$work/root.img" 2>/dev/null | awk -F: '/^Block count/{gsub(/ /,"",$2); print $2}')
 block_size=$(dumpe2fs -h "$work/root.img" 2>/dev/null | awk -F: '/^Block size/{gsub(/ /,"",$2); print $2}')
-root_mib=$(( (min_blocks * block_size + 1048575) / 1048576 + 48 ))
+root_mib=$(( (min_blocks * block_size + 1048575) / 1048576 + 32 ))
 resize2fs "$work/root.img" "${root_mib}M" >/dev/null 2>&1
 truncate -s "${root_mib}M" "$work/root.img"
 [ -n "$keep" ] && { rm -rf "$keep"; cp -a "$root" "$keep"; }

@@ -69,3 +69,24 @@ install -m 0644 "$here/eclor-edge-firstboot.service" "$here/eclor-edge-firstboot
   "$root/usr/lib/systemd/system/"
 chroot "$root" systemctl disable eclor-edge.service >/dev/null 2>&1 || true
 chroot "$root" systemctl enable eclor-edge-firstboot.service eclor-edge-firstboot.path >/dev/null
+
+# Kernel upgrades: the ESP (boot partition) holds the kernel and initrd the loader boots; keep
+# it current, and keep no second copy of the initrd on the root filesystem.
+for d in /etc/kernel/postinst.d /etc/initramfs/post-update.d; do
+  mkdir -p "$root$d"
+  cat >"$root$d/zz-eclor-edge-esp" <<'HOOK'
+#!/bin/sh
+# eclor-edge image: copy the newest kernel and initrd to the boot partition (systemd-boot entry
+# loader/entries/eclor.conf boots /vmlinuz and /initrd.img from it).
+set -e
+v=${1:-$(ls /boot/vmlinuz-* | sed 's|/boot/vmlinuz-||' | sort -V | tail -n 1)}
+[ -d /boot/firmware/loader ] || exit 0
+[ -f "/boot/vmlinuz-$v" ] && cp "/boot/vmlinuz-$v" /boot/firmware/vmlinuz.new && mv /boot/firmware/vmlinuz.new /boot/firmware/vmlinuz
+if [ -f "/boot/initrd.img-$v" ]; then
+  cp "/boot/initrd.img-$v" /boot/firmware/initrd.img.new && mv /boot/firmware/initrd.img.new /boot/firmware/initrd.img
+  rm -f "/boot/initrd.img-$v"
+fi
+sync
+HOOK
+  chmod 0755 "$root$d/zz-eclor-edge-esp"
+done
