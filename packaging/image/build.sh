@@ -145,12 +145,12 @@ mcopy -s -i "$work/esp.img" "$esp"/* ::/
 inodes=$(( $(find "$root" -xdev | wc -l) * 2 + 10000 ))
 mke2fs -q -t ext4 -L eclor-root -N "$inodes" -m 1 -J size=16 -d "$root" "$work/root.img" \
   "$(( $(du -sm "$root" | cut -f1) * 3 / 2 + 128 ))M" >&2
-e2fsck -fy "$work/root.img" >/dev/null || [ $? -le 1 ]
-resize2fs -M "$work/root.img" >/dev/null 2>&1
+e2fsck -fy "$work/root.img" >&2 || [ $? -le 1 ]
+resize2fs -M "$work/root.img" >&2
 min_blocks=$(dumpe2fs -h "$work/root.img" 2>/dev/null | awk -F: '/^Block count/{gsub(/ /,"",$2); print $2}')
 block_size=$(dumpe2fs -h "$work/root.img" 2>/dev/null | awk -F: '/^Block size/{gsub(/ /,"",$2); print $2}')
 root_mib=$(( (min_blocks * block_size + 1048575) / 1048576 + 32 ))
-resize2fs "$work/root.img" "${root_mib}M" >/dev/null 2>&1
+resize2fs "$work/root.img" "${root_mib}M" >&2
 truncate -s "${root_mib}M" "$work/root.img"
 [ -n "$keep" ] && { rm -rf "$keep"; cp -a "$root" "$keep"; }
 
