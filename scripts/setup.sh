@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 
 # Real broker, ptys, an independent Modbus peer and master, certificates, systemd tools,
 # debootstrap and systemd-nspawn (boots the Debian root) for the package install test, lintian,
-# the sd_notify build dependencies, binutils (strip) and dpkg-dev (dpkg-shlibdeps) for the .deb.
-want=(mosquitto socat python3-pymodbus python3-serial-asyncio mbpoll openssl systemd systemd-container debootstrap lintian libsystemd-dev pkg-config dpkg-dev binutils)
+# the sd_notify build dependencies, binutils (strip) and dpkg-dev (dpkg-shlibdeps) for the .deb,
+# and the filesystem tools the gateway image is built with (packaging/image/).
+want=(mosquitto socat python3-pymodbus python3-serial-asyncio mbpoll openssl systemd systemd-container debootstrap lintian libsystemd-dev pkg-config dpkg-dev binutils dosfstools mtools fdisk xz-utils e2fsprogs)
 need=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")

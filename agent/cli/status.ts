@@ -4,9 +4,12 @@
  * status view (agent/health/schema.ts), the same as the MQTT `status` command's result.
  *
  * Exit codes (the container HEALTHCHECK runs `eclor-edge status --json`): 0 healthy, 1 degraded
- * or failed (the reasons are printed) or the agent cannot be reached, 2 bad usage.
+ * or failed (the reasons are printed) or the agent cannot be reached
+ * (on the gateway image before enrolment: "waiting for a provisioning bundle"), 2 bad usage.
  */
+import { readFileSync } from "node:fs";
 import type { Command } from "commander";
+import { EdgeError, ErrorCode, isEdgeError } from "../../core/errors.js";
 import type { StatusView } from "../control/backend.js";
 import { type AgentOptions, withAgent, withAgentOptions } from "./agent-conn.js";
 import { ago, bytes, duration, table, timestamp } from "./format.js";
@@ -112,7 +115,20 @@ export function registerStatusCommand(program: Command): void {
       else process.stdout.write(`${renderStatus(s)}\n`);
       if (s.status !== "ok") process.exitCode = 1;
     } catch (e) {
-      fail(e, opts.json);
+      const waiting = isEdgeError(e) && e.code === ErrorCode.AgentNotRunning && waitingForBundle();
+      fail(waiting ? new EdgeError(ErrorCode.AgentNotRunning, waiting) : e, opts.json);
     }
   });
+}
+
+/** Written by the gateway image's first-boot unit (packaging/image/firstboot.sh) while it has
+ * no provisioning bundle: the agent is not running yet, on purpose. */
+export const WAITING_FOR_BUNDLE = "/run/eclor-edge/waiting-for-bundle";
+
+function waitingForBundle(): string | undefined {
+  try {
+    return `not enrolled yet: ${readFileSync(WAITING_FOR_BUNDLE, "utf8").trim()}`;
+  } catch {
+    return undefined;
+  }
 }
