@@ -4,31 +4,14 @@
  * view — 64-bit integers exactly, a hint for an address that looks 1-based, and `modbus scan`
  * honours --timeout (a unit answering in 250 ms beside a fast one is found).
  */
-import { execFile, spawn } from "node:child_process";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ModbusSimulator, parseFault, RegisterBank } from "../../sim/modbus/index.js";
+import { cli } from "../helpers/run.js";
 
-const main = join(fileURLToPath(new URL("../..", import.meta.url)), "dist", "agent", "main.js");
 const sim = new ModbusSimulator();
 let port = 0;
-
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [main, ...args], {
-      env: { ...process.env, NO_COLOR: "1", ECLOR_EDGE_SOCKET: "/nonexistent/control.sock" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 /** mbpoll's value lines, `[N]: \tvalue` → `[N]: value` (0-based addresses with -0). */
 async function mbpoll(type: string, address: number, count: number): Promise<string> {

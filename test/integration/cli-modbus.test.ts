@@ -7,13 +7,14 @@
  * - read/write of typed values with word orders, cross-checked with mbpoll (an independent
  *   Modbus master) over TCP.
  */
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ModbusSimulator, RegisterBank } from "../../sim/modbus/index.js";
 import { PtyPair } from "../helpers/socat.js";
+import { run as runProcess, type Run } from "../helpers/run.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const main = join(root, "dist", "agent", "main.js");
@@ -22,25 +23,10 @@ const sim = new ModbusSimulator();
 let pty: PtyPair;
 let tcpPort = 0;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 function run(cmd: string, args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    // No agent runs in this test: point the socket somewhere empty so a box's real agent is not asked.
-    const child = spawn(cmd, args, {
-      env: { ...process.env, NO_COLOR: "1", ECLOR_EDGE_SOCKET: "/nonexistent/control.sock" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  // No agent runs in this test: point the socket somewhere empty so a box's real agent is not asked.
+  return runProcess(cmd, args, {
+    env: { ...process.env, NO_COLOR: "1", ECLOR_EDGE_SOCKET: "/nonexistent/control.sock" },
   });
 }
 const cli = (args: string[]) => run(process.execPath, [main, ...args]);

@@ -2,43 +2,13 @@
  * `eclor-edge tic sniff PORT` over a real serial line (socat pty pair) fed by the TIC meter
  * simulator (sim/tic) in standard mode, and `eclor-edge serial list`. No agent runs here.
  */
-import { spawn } from "node:child_process";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningSim, runTicSim } from "../../sim/tic/run.js";
 import { PtyPair } from "../helpers/socat.js";
+import { cli } from "../helpers/run.js";
 
-const root = fileURLToPath(new URL("../..", import.meta.url));
-const main = join(root, "dist", "agent", "main.js");
 let pty: PtyPair;
 let meter: RunningSim;
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [main, ...args], {
-      env: {
-        ...process.env,
-        NO_COLOR: "1",
-        TZ: "UTC",
-        ECLOR_EDGE_SOCKET: "/nonexistent/control.sock",
-      },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 beforeAll(async () => {
   pty = await PtyPair.open();

@@ -14,25 +14,10 @@ import { waitFor } from "../helpers/ports.js";
 const root = fileURLToPath(new URL("../..", import.meta.url));
 export const mainJs = join(root, "dist", "agent", "main.js");
 
-export interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+export type { Run };
 
 export function cli(args: string[], socket: string): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [mainJs, ...args], {
-      env: { ...process.env, TZ: "UTC", NO_COLOR: "1", ECLOR_EDGE_SOCKET: socket },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
+  return runCli(args, { socket });
 }
 
 export class Daemon {
@@ -89,6 +74,7 @@ while True:
         last = time.monotonic()
     print(json.dumps({"pid": pid, "state": state}), flush=True)
 `;
+import { cli as runCli, type Run } from "../helpers/run.js";
 
 /** A real AF_UNIX datagram receiver (Debian's Python), as systemd's notify socket. */
 export class NotifyReceiver {

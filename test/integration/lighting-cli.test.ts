@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ModbusSimulator, addSimDevice, type SimUnit } from "../../sim/modbus/index.js";
 import { Mosquitto } from "../helpers/mosquitto.js";
 import { waitFor } from "../helpers/ports.js";
+import { cli as runCli, type Run } from "../helpers/run.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const main = join(root, "dist", "agent", "main.js");
@@ -25,25 +26,8 @@ let broker: Mosquitto;
 let agent: ChildProcess;
 let agentLog = "";
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 function cli(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [main, ...args], {
-      env: { ...process.env, TZ: "UTC", NO_COLOR: "1", ECLOR_EDGE_SOCKET: sock },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
+  return runCli(args, { socket: sock });
 }
 
 beforeAll(async () => {

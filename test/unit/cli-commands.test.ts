@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ControlServer } from "../../agent/control/server.js";
 import { waitFor } from "../helpers/ports.js";
 import { FakeBackend, NOW } from "./cli-fixtures.js";
+import { cli as runCli, type Run } from "../helpers/run.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const main = join(root, "dist", "agent", "main.js");
@@ -20,12 +21,6 @@ const dir = mkdtempSync(join(tmpdir(), "eclor-cli-"));
 const sock = join(dir, "control.sock");
 const backend = new FakeBackend();
 const server = new ControlServer(backend);
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 function cli(
   args: string[],
@@ -36,23 +31,7 @@ function cli(
     uid?: number;
   } = {},
 ): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [main, ...args], {
-      env: { ...process.env, TZ: "UTC", NO_COLOR: "1", ECLOR_EDGE_SOCKET: sock, ...opts.env },
-      stdio: ["pipe", "pipe", "pipe"],
-      ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.uid } : {}),
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => {
-      stdout += d;
-      opts.onStdout?.(stdout);
-    });
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(opts.input ?? "");
-  });
+  return runCli(args, { socket: sock, input: "", ...opts });
 }
 
 const json = (r: Run) => JSON.parse(r.stdout) as Record<string, unknown>;
