@@ -231,6 +231,9 @@ class Box {
         "mount -t tmpfs -o mode=755 tmpfs $R/run",
         "mount -t tmpfs tmpfs $R/tmp",
         "mount --rbind /dev $R/dev",
+        // systemd-timesyncd does not run in a container (ConditionVirtualization=!container); the
+        // box's clock is the host's, so say it is synchronised the way timesyncd does on a box.
+        "mkdir -p $R/run/systemd/timesync && touch $R/run/systemd/timesync/synchronized",
         `exec chroot $R env -i container=eclor-test TERM=dumb ${init}`,
       ].join("\n");
       b.child = spawn(
@@ -406,9 +409,10 @@ describe("first boot of the image", () => {
       const seen = telemetry.length;
       box = await Box.boot();
       await waitFor(() => telemetry.length > seen, 5 * MIN, "telemetry after the second boot");
-      expect(box.exec("journalctl", "-b", "-u", "eclor-edge-firstboot", "-o", "cat")).not.toMatch(
-        /enrolling as/,
-      );
+      // The journal is persistent and a container boot keeps the host's boot id, so it holds
+      // both boots: the enrolment appears once, from the first.
+      const journal = box.exec("journalctl", "-u", "eclor-edge-firstboot", "-o", "cat");
+      expect(journal.match(/enrolling as/g)).toHaveLength(1);
       expect(statSync(join(mnt, "var/lib/eclor-edge/provision/cert.pem")).mtimeMs).toBe(certBefore);
       await box.poweroff();
       box = undefined;
