@@ -7,23 +7,9 @@
 import { z } from "zod";
 import { statusViewSchema } from "../health/schema.js";
 import { lightingRequestSchemas, lightingResultSchemas } from "../lighting/wire.js";
+import { requestBase } from "./request-base.js";
 
-const id = z
-  .string({ error: "expected a command id: a string of 1-128 characters, unique per command" })
-  .min(1, { error: "expected a command id: a string of 1-128 characters, unique per command" })
-  .max(128, { error: "expected a command id: a string of 1-128 characters, unique per command" });
-
-/** Fields of a signed request (see signing.ts); allowed on every command. */
-const signed = {
-  ts: z.number().int().optional().describe("Signing time, ms since the epoch (signed commands)."),
-  nonce: z
-    .string()
-    .optional()
-    .describe("Single-use random string, 16-128 chars (signed commands)."),
-  sig: z.string().optional().describe("Base64 Ed25519 signature (signed commands)."),
-};
-
-const base = { id, ...signed };
+const base = requestBase;
 const deviceId = z.string({ error: "expected a device id (string)" }).min(1);
 const pointId = z.string({ error: "expected a point id (string)" }).min(1);
 export const valueSchema = z.union([z.number(), z.boolean(), z.string()], {

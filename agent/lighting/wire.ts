@@ -5,21 +5,9 @@
  */
 import { z } from "zod";
 import { duration } from "../../config/common.js";
+import { requestBase } from "../commands/request-base.js";
 
-const id = z
-  .string({ error: "expected a command id: a string of 1-128 characters, unique per command" })
-  .min(1, { error: "expected a command id: a string of 1-128 characters, unique per command" })
-  .max(128, { error: "expected a command id: a string of 1-128 characters, unique per command" });
-/** Fields of a signed request (agent/commands/signing.ts), as on every command. */
-const signed = {
-  ts: z.number().int().optional().describe("Signing time, ms since the epoch (signed commands)."),
-  nonce: z
-    .string()
-    .optional()
-    .describe("Single-use random string, 16-128 chars (signed commands)."),
-  sig: z.string().optional().describe("Base64 Ed25519 signature (signed commands)."),
-};
-const base = { id, ...signed };
+const base = requestBase;
 const groupId = z.string({ error: "expected a group id (string)" }).min(1);
 const date = z
   .string({ error: 'expected a date "YYYY-MM-DD"' })
