@@ -5,33 +5,22 @@
  * a burst of refusals becomes a few events plus one aggregated `commands_refused` event.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ModbusSimulator, addSimDevice } from "../../sim/modbus/index.js";
-import { Mosquitto } from "../helpers/mosquitto.js";
 import { waitFor } from "../helpers/ports.js";
-import { Hypervisor, baseConfig } from "./commands-fixtures.js";
-import { Daemon, open } from "./security-daemon.js";
+import type { Hypervisor } from "./commands-fixtures.js";
+import { type Daemon, type SecurityRig, open, startSecurityRig } from "./security-daemon.js";
 
 const GW = "gw-sec-audit";
-let broker: Mosquitto;
-let sim: ModbusSimulator;
+let rig: SecurityRig;
 let hv: Hypervisor;
 let daemon: Daemon;
 
 beforeAll(async () => {
-  broker = await Mosquitto.start();
-  sim = new ModbusSimulator();
-  addSimDevice(sim, 3, "dali-gateway");
-  const port = await sim.listenTcp(0);
-  daemon = new Daemon(GW, baseConfig(GW, broker.url, port));
-  hv = await Hypervisor.connect(broker.url, GW);
-  await daemon.start(hv);
+  rig = await startSecurityRig(GW);
+  ({ hv, daemon } = rig);
 }, 90_000);
 
 afterAll(async () => {
-  await hv?.close();
-  await daemon?.dispose();
-  await sim?.close();
-  await broker?.dispose();
+  await rig?.dispose();
 });
 
 interface Row {

@@ -11,7 +11,13 @@ import { join, resolve } from "node:path";
 import { type Socket, connect } from "node:net";
 import { stringify } from "yaml";
 import { waitFor } from "../helpers/ports.js";
-import type { Hypervisor } from "./commands-fixtures.js";
+import { ModbusSimulator, addSimDevice } from "../../sim/modbus/index.js";
+import { Mosquitto } from "../helpers/mosquitto.js";
+import {
+  baseConfig,
+  Hypervisor as HypervisorClient,
+  type Hypervisor,
+} from "./commands-fixtures.js";
 
 export const cli = resolve(import.meta.dirname, "../../dist/agent/main.js");
 
@@ -116,4 +122,35 @@ export function open(path: string): Promise<{
     sock.once("error", reject);
     sock.once("connect", () => resolve({ sock, lines, closed: () => closed }));
   });
+}
+
+/** The daemon polling a simulated DALI gateway (unit 3), a real Mosquitto and a hypervisor. */
+export interface SecurityRig {
+  broker: Mosquitto;
+  sim: ModbusSimulator;
+  hv: Hypervisor;
+  daemon: Daemon;
+  dispose(): Promise<void>;
+}
+
+export async function startSecurityRig(gw: string): Promise<SecurityRig> {
+  const broker = await Mosquitto.start();
+  const sim = new ModbusSimulator();
+  addSimDevice(sim, 3, "dali-gateway");
+  const port = await sim.listenTcp(0);
+  const daemon = new Daemon(gw, baseConfig(gw, broker.url, port));
+  const hv = await HypervisorClient.connect(broker.url, gw);
+  await daemon.start(hv);
+  return {
+    broker,
+    sim,
+    hv,
+    daemon,
+    async dispose() {
+      await hv.close();
+      await daemon.dispose();
+      await sim.close();
+      await broker.dispose();
+    },
+  };
 }
